@@ -1,0 +1,14 @@
+//! sipreg: a SIP registrar built as a sans-I/O protocol core inside a thin I/O shell.
+//!
+//! - [`sip`]: message syntax. Parsing, typed header access and response writing over borrowed
+//!   bytes; no I/O, no clock, no allocation on the hot path.
+//! - [`auth`]: digest authentication: credentials, stateless nonces, nonce-count replay checks.
+//! - [`location`]: the location shard: AOR to bindings, expiry timers, events.
+//!
+//! The I/O shell (sockets, threads, clock) drives these with received bytes and the time; see the
+//! README for the architecture.
+#![deny(unsafe_code)]
+
+pub mod auth;
+pub mod location;
+pub mod sip;

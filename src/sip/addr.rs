@@ -1,0 +1,255 @@
+//! `name-addr` and `addr-spec` values (From, To, Contact, Route, Record-Route, Path), and the
+//! Contact specifics: wildcard, q, expires, `+sip.instance` and `reg-id`.
+//!
+//! The one subtle rule lives here: in the `addr-spec` form (no angle brackets) everything after
+//! the first `;` is a header parameter, never a URI parameter (RFC 3261 20, RFC 4475 cparam01);
+//! such a URI may not carry `?` headers or commas (RFC 4475 regbadct).
+
+use super::chars::{self, TOKEN};
+use super::error::ErrorKind;
+use super::params::{self, Params};
+use super::uri::Uri;
+
+/// A parsed `name-addr` or `addr-spec` with its header parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct NameAddr<'a> {
+    /// The display name as written: a quoted-string with its quotes, or tokens.
+    pub display: Option<&'a [u8]>,
+    pub uri: Uri<'a>,
+    /// True when the URI was written inside `<` `>`.
+    pub bracketed: bool,
+    pub params: Params<'a>,
+}
+
+impl<'a> NameAddr<'a> {
+    /// Parses one element; the caller has already split comma lists.
+    pub fn parse(value: &'a [u8]) -> Option<NameAddr<'a>> {
+        let s = chars::trim(value);
+        let (display, bracketed_rest) = if s.first() == Some(&b'"') {
+            let (inner, rest) = chars::split_quoted(s)?;
+            let display = s.get(..inner.len() + 2)?;
+            let rest = chars::trim_start(rest);
+            (Some(display), Some(rest.strip_prefix(b"<")?))
+        } else {
+            // display-name = *(token LWS); a '<' after only tokens and LWS starts a name-addr.
+            let n = s
+                .iter()
+                .take_while(|&&b| chars::is(b, TOKEN) || chars::is_lws(b))
+                .count();
+            match s.get(n) {
+                Some(b'<') => {
+                    let display = chars::trim(s.get(..n)?);
+                    (
+                        (!display.is_empty()).then_some(display),
+                        Some(s.get(n + 1..)?),
+                    )
+                }
+                _ => (None, None),
+            }
+        };
+        let (uri_raw, after, bracketed) = match bracketed_rest {
+            Some(rest) => {
+                let close = memchr::memchr(b'>', rest)?;
+                (rest.get(..close)?, rest.get(close + 1..)?, true)
+            }
+            None => {
+                let end = memchr::memchr(b';', s).unwrap_or(s.len());
+                let uri = chars::trim_end(s.get(..end)?);
+                // RFC 3261 20: "if the URI contains a comma, question mark or semicolon, the URI
+                // MUST be enclosed in angle brackets".
+                if uri
+                    .iter()
+                    .any(|&b| matches!(b, b'?' | b',' | b'<' | b'>' | b'"'))
+                {
+                    return None;
+                }
+                (uri, s.get(end..)?, false)
+            }
+        };
+        let uri = Uri::parse(uri_raw)?;
+        let after = chars::trim_start(after);
+        let params = match after {
+            [] => Params::EMPTY,
+            [b';', rest @ ..] => Params::header(rest)?,
+            _ => return None,
+        };
+        Some(NameAddr {
+            display,
+            uri,
+            bracketed,
+            params,
+        })
+    }
+
+    /// The `tag` parameter (From and To).
+    pub fn tag(&self) -> Option<&'a [u8]> {
+        self.params.get(b"tag").flatten()
+    }
+}
+
+/// A Contact header set: the wildcard `*` or a list of addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContactKind {
+    Wildcard,
+    Address,
+}
+
+/// One Contact element with its registrar-relevant parameters decoded.
+#[derive(Clone, Copy, Debug)]
+pub struct Contact<'a> {
+    pub addr: NameAddr<'a>,
+    /// q-value in thousandths (0..=1000).
+    pub q: Option<u16>,
+    /// The `expires` parameter, saturated at 2^32-1 (RFC 3261 20.19 delta-seconds).
+    pub expires: Option<u32>,
+    /// `+sip.instance` content without its quotes (RFC 5626 4.1).
+    pub instance: Option<&'a [u8]>,
+    /// `reg-id` (RFC 5626 4.2).
+    pub reg_id: Option<u32>,
+}
+
+impl<'a> Contact<'a> {
+    /// Parses one Contact element (not `*`).
+    pub fn parse(value: &'a [u8]) -> Result<Contact<'a>, ErrorKind> {
+        let addr = NameAddr::parse(value).ok_or(ErrorKind::BadContact)?;
+        let mut contact = Contact {
+            addr,
+            q: None,
+            expires: None,
+            instance: None,
+            reg_id: None,
+        };
+        for p in addr.params.iter() {
+            let name = p.name;
+            if name.eq_ignore_ascii_case(b"q") {
+                contact.q = Some(parse_qvalue(p.value.ok_or(ErrorKind::BadContact)?)?);
+            } else if name.eq_ignore_ascii_case(b"expires") {
+                let v = p.value.ok_or(ErrorKind::BadContact)?;
+                let n = chars::parse_decimal_saturating(v, u64::from(u32::MAX))
+                    .ok_or(ErrorKind::BadContact)?;
+                contact.expires = Some(n as u32);
+            } else if name.eq_ignore_ascii_case(b"+sip.instance") {
+                let v = p.value.ok_or(ErrorKind::BadContact)?;
+                contact.instance = Some(params::unquote(v));
+            } else if name.eq_ignore_ascii_case(b"reg-id") {
+                let v = p.value.ok_or(ErrorKind::BadContact)?;
+                // RFC 5626 4.2: reg-id = 1*DIGIT, 1 to 2^31-1.
+                let n = chars::parse_decimal(v, (1 << 31) - 1).ok_or(ErrorKind::BadContact)?;
+                if n == 0 {
+                    return Err(ErrorKind::BadContact);
+                }
+                contact.reg_id = Some(n as u32);
+            }
+        }
+        Ok(contact)
+    }
+}
+
+/// `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )`, in thousandths.
+pub fn parse_qvalue(s: &[u8]) -> Result<u16, ErrorKind> {
+    let (int, frac) = match memchr::memchr(b'.', s) {
+        Some(i) => (s.get(..i).unwrap_or_default(), s.get(i + 1..)),
+        None => (s, None),
+    };
+    let whole: u16 = match int {
+        b"0" => 0,
+        b"1" => 1000,
+        _ => return Err(ErrorKind::BadContact),
+    };
+    let mut thousandths = 0u16;
+    if let Some(frac) = frac {
+        if frac.len() > 3 || !frac.iter().all(u8::is_ascii_digit) {
+            return Err(ErrorKind::BadContact);
+        }
+        let mut scale = 100;
+        for &d in frac {
+            thousandths += u16::from(d - b'0') * scale;
+            scale /= 10;
+        }
+    }
+    if whole == 1000 && thousandths != 0 {
+        return Err(ErrorKind::BadContact);
+    }
+    Ok(whole + thousandths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        let a = NameAddr::parse(
+            br#""J Rosenberg \\\""       <sip:jdrosen@example.com>
+  ;
+  tag = 98asjd8"#,
+        )
+        .unwrap();
+        assert_eq!(a.display, Some(&br#""J Rosenberg \\\"""#[..]));
+        assert_eq!(a.tag(), Some(&b"98asjd8"[..]));
+        assert!(a.bracketed);
+
+        let a =
+            NameAddr::parse(b"Alice Smith <sip:alice@atlanta.com;transport=tcp>;tag=1").unwrap();
+        assert_eq!(a.display, Some(&b"Alice Smith"[..]));
+        assert_eq!(a.uri.sip().unwrap().transport(), Some(&b"tcp"[..]));
+
+        // RFC 4475 cparam01 / cparam02: where a contact parameter ends and a URI parameter begins.
+        let a = NameAddr::parse(b"sip:+19725552222@gw1.example.net;unknownparam").unwrap();
+        assert!(a.uri.sip().unwrap().params.is_empty());
+        assert_eq!(a.params.get(b"unknownparam"), Some(None));
+        let a = NameAddr::parse(b"<sip:+19725552222@gw1.example.net;unknownparam>").unwrap();
+        assert_eq!(a.uri.sip().unwrap().params.get(b"unknownparam"), Some(None));
+        assert!(a.params.is_empty());
+    }
+
+    #[test]
+    fn rejects() {
+        for bad in [
+            &b"Bell, Alexander <sip:a.g.bell@example.com>;tag=43"[..],
+            b"\"Watson, Thomas\" < sip:t.watson@example.org >",
+            b"\"Mr. J. User <sip:j.user@example.com>",
+            b"sip:user@example.com?Route=%3Csip:sip.example.com%3E",
+            b"<sip:a@b",
+            b"<sip:a@b> junk",
+            b"<sip:a@b>;=x",
+        ] {
+            assert!(
+                NameAddr::parse(bad).is_none(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn contact_params() {
+        let c = Contact::parse(
+            br#"<sip:alice@192.0.2.1>;q=0.7;expires=3600;+sip.instance="<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>";reg-id=1"#,
+        )
+        .unwrap();
+        assert_eq!(c.q, Some(700));
+        assert_eq!(c.expires, Some(3600));
+        assert_eq!(
+            c.instance,
+            Some(&b"<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>"[..])
+        );
+        assert_eq!(c.reg_id, Some(1));
+        let c = Contact::parse(b"<sip:a@b>;expires=280297596632815").unwrap();
+        assert_eq!(c.expires, Some(u32::MAX));
+        assert!(Contact::parse(b"<sip:a@b>;q=1.5").is_err());
+        assert!(Contact::parse(b"<sip:a@b>;expires=soon").is_err());
+        assert!(Contact::parse(b"<sip:a@b>;reg-id=0").is_err());
+    }
+
+    #[test]
+    fn qvalues() {
+        assert_eq!(parse_qvalue(b"0"), Ok(0));
+        assert_eq!(parse_qvalue(b"0.33"), Ok(330));
+        assert_eq!(parse_qvalue(b"1.000"), Ok(1000));
+        assert_eq!(parse_qvalue(b"0.001"), Ok(1));
+        assert!(parse_qvalue(b"1.001").is_err());
+        assert!(parse_qvalue(b"0.0001").is_err());
+        assert!(parse_qvalue(b".5").is_err());
+    }
+}

@@ -1,0 +1,621 @@
+//! Framing: turns received bytes into a start line, header lines and a body, all borrowed.
+//!
+//! A UDP datagram is one message (RFC 3261 18.3: octets after Content-Length are ignored); on a
+//! stream the parser reports a complete message and its length, a need for more bytes, or an
+//! error (httparse's `Status`). Header values are not interpreted here beyond Content-Length; the
+//! typed accessors in [`Headers`] parse them on demand. Nothing here allocates.
+
+use super::chars::{self, TOKEN};
+use super::error::{Error, ErrorKind};
+use super::header::{Header, HeaderName};
+
+/// Size limits applied while framing; every limit violation is a clear error, not a truncation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest message, head and body, in octets.
+    pub max_message: usize,
+    /// Longest start line or header line (folded continuations included), in octets.
+    pub max_line: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // 65,535 is the largest UDP payload; no legitimate REGISTER comes near it.
+        Limits {
+            max_message: 65_535,
+            max_line: 8_192,
+        }
+    }
+}
+
+/// A request method. RFC 3261 7.1: "The method names are case-sensitive."
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    Register,
+    Invite,
+    Ack,
+    Bye,
+    Cancel,
+    Options,
+    Subscribe,
+    Notify,
+    Refer,
+    Message,
+    Info,
+    Prack,
+    Update,
+    Publish,
+    /// An extension method; the raw token is in [`Request::raw_method`].
+    Other,
+}
+
+impl Method {
+    pub fn classify(token: &[u8]) -> Method {
+        match token {
+            b"REGISTER" => Method::Register,
+            b"INVITE" => Method::Invite,
+            b"ACK" => Method::Ack,
+            b"BYE" => Method::Bye,
+            b"CANCEL" => Method::Cancel,
+            b"OPTIONS" => Method::Options,
+            b"SUBSCRIBE" => Method::Subscribe,
+            b"NOTIFY" => Method::Notify,
+            b"REFER" => Method::Refer,
+            b"MESSAGE" => Method::Message,
+            b"INFO" => Method::Info,
+            b"PRACK" => Method::Prack,
+            b"UPDATE" => Method::Update,
+            b"PUBLISH" => Method::Publish,
+            _ => Method::Other,
+        }
+    }
+}
+
+/// The header lines of a message, in received order. Typed accessors live in `typed.rs`.
+#[derive(Clone, Copy, Debug)]
+pub struct Headers<'a, 'h> {
+    pub lines: &'h [Header<'a>],
+}
+
+impl<'a, 'h> Headers<'a, 'h> {
+    /// The first line with this name.
+    pub fn get(&self, name: HeaderName) -> Option<&'h Header<'a>> {
+        self.lines.iter().find(|h| h.name == name)
+    }
+
+    /// Every line with this name, in order.
+    pub fn all(&self, name: HeaderName) -> impl Iterator<Item = &'h Header<'a>> + 'h {
+        self.lines.iter().filter(move |h| h.name == name)
+    }
+
+    /// The one line with this name: `Ok(None)` when absent, `Err(Repeated)` when repeated.
+    pub fn single(&self, name: HeaderName) -> Result<Option<&'h Header<'a>>, Repeated> {
+        let mut found = None;
+        for h in self.lines.iter().filter(|h| h.name == name) {
+            if found.is_some() {
+                return Err(Repeated);
+            }
+            found = Some(h);
+        }
+        Ok(found)
+    }
+
+    /// Lines whose name is not one sipreg knows, compared case-insensitively.
+    pub fn other(&self, raw_name: &[u8]) -> Option<&'h Header<'a>> {
+        self.lines
+            .iter()
+            .find(|h| h.name == HeaderName::Other && h.raw_name.eq_ignore_ascii_case(raw_name))
+    }
+}
+
+/// A single-valued header appeared more than once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Repeated;
+
+/// A request, borrowed from the received bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a, 'h> {
+    pub method: Method,
+    pub raw_method: &'a [u8],
+    /// The Request-URI, unparsed; see [`super::uri::Uri::parse`].
+    pub uri: &'a [u8],
+    pub headers: Headers<'a, 'h>,
+    pub body: &'a [u8],
+}
+
+/// A response, borrowed from the received bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Response<'a, 'h> {
+    pub code: u16,
+    pub reason: &'a [u8],
+    pub headers: Headers<'a, 'h>,
+    pub body: &'a [u8],
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Message<'a, 'h> {
+    Request(Request<'a, 'h>),
+    Response(Response<'a, 'h>),
+}
+
+impl<'a, 'h> Message<'a, 'h> {
+    pub fn headers(&self) -> Headers<'a, 'h> {
+        match self {
+            Message::Request(r) => r.headers,
+            Message::Response(r) => r.headers,
+        }
+    }
+}
+
+/// The outcome of parsing from a stream.
+#[derive(Clone, Copy, Debug)]
+pub enum Status<T> {
+    /// A whole message, and how many octets of the buffer it used (leading CRLFs included).
+    Complete(T, usize),
+    /// The buffer holds the beginning of a message; read more.
+    Partial,
+}
+
+enum StartLine<'a> {
+    Request { method: &'a [u8], uri: &'a [u8] },
+    Response { code: u16, reason: &'a [u8] },
+}
+
+struct Head<'a> {
+    start: StartLine<'a>,
+    count: usize,
+    body_offset: usize,
+    content_length: Option<usize>,
+}
+
+/// Parses one UDP datagram.
+///
+/// RFC 3261 18.3: without Content-Length the body runs to the end of the datagram; octets beyond
+/// Content-Length are discarded; a Content-Length larger than the datagram is an error.
+pub fn parse_datagram<'a, 'h>(
+    buf: &'a [u8],
+    storage: &'h mut [Header<'a>],
+    limits: &Limits,
+) -> Result<Message<'a, 'h>, Error> {
+    if buf.len() > limits.max_message {
+        return Err(Error {
+            kind: ErrorKind::MessageTooLarge,
+            in_response: looks_like_response(skip_crlf(buf)),
+        });
+    }
+    let head = parse_head(buf, storage, limits)?;
+    let after = buf.get(head.body_offset..).unwrap_or_default();
+    let body = match head.content_length {
+        None => after,
+        Some(n) => after.get(..n).ok_or(Error {
+            kind: ErrorKind::ContentLengthExceedsMessage,
+            in_response: matches!(head.start, StartLine::Response { .. }),
+        })?,
+    };
+    Ok(assemble(head, storage, body))
+}
+
+/// Parses the next message from a stream buffer.
+///
+/// Leading CRLFs (RFC 3261 7.5; RFC 5626 keep-alives) are skipped and counted in the consumed
+/// length. Content-Length is mandatory on streams (RFC 3261 18.3).
+pub fn parse_stream<'a, 'h>(
+    buf: &'a [u8],
+    storage: &'h mut [Header<'a>],
+    limits: &Limits,
+) -> Result<Status<Message<'a, 'h>>, Error> {
+    let skipped = buf.len() - skip_crlf(buf).len();
+    let rest = skip_crlf(buf);
+    let response = looks_like_response(rest);
+    let fail = |kind| Error {
+        kind,
+        in_response: response,
+    };
+    let Some(end) = memchr::memmem::find(rest, b"\r\n\r\n") else {
+        return if rest.len() > limits.max_message {
+            Err(fail(ErrorKind::MessageTooLarge))
+        } else {
+            Ok(Status::Partial)
+        };
+    };
+    if end + 4 > limits.max_message {
+        return Err(fail(ErrorKind::MessageTooLarge));
+    }
+    let head_bytes = rest.get(..end + 4).unwrap_or_default();
+    let head = parse_head(head_bytes, storage, limits)?;
+    let Some(length) = head.content_length else {
+        return Err(fail(ErrorKind::MissingContentLength));
+    };
+    let total = head.body_offset + length;
+    if total > limits.max_message {
+        return Err(fail(ErrorKind::MessageTooLarge));
+    }
+    let Some(body) = rest.get(head.body_offset..total) else {
+        return Ok(Status::Partial);
+    };
+    Ok(Status::Complete(
+        assemble(head, storage, body),
+        skipped + total,
+    ))
+}
+
+fn assemble<'a, 'h>(
+    head: Head<'a>,
+    storage: &'h mut [Header<'a>],
+    body: &'a [u8],
+) -> Message<'a, 'h> {
+    let lines: &'h [Header<'a>] = storage.get(..head.count).unwrap_or_default();
+    let headers = Headers { lines };
+    match head.start {
+        StartLine::Request { method, uri } => Message::Request(Request {
+            method: Method::classify(method),
+            raw_method: method,
+            uri,
+            headers,
+            body,
+        }),
+        StartLine::Response { code, reason } => Message::Response(Response {
+            code,
+            reason,
+            headers,
+            body,
+        }),
+    }
+}
+
+fn skip_crlf(buf: &[u8]) -> &[u8] {
+    let n = buf
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    buf.get(n..).unwrap_or_default()
+}
+
+fn looks_like_response(buf: &[u8]) -> bool {
+    buf.get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+}
+
+/// Finds the end of the line starting at `from`: returns (end of content, start of next line).
+/// Accepts CRLF and, leniently, a bare LF.
+#[inline]
+fn line_end(buf: &[u8], from: usize) -> Option<(usize, usize)> {
+    let lf = from + memchr::memchr(b'\n', buf.get(from..)?)?;
+    let end = if lf > from && buf.get(lf - 1) == Some(&b'\r') {
+        lf - 1
+    } else {
+        lf
+    };
+    Some((end, lf + 1))
+}
+
+fn parse_head<'a>(
+    buf: &'a [u8],
+    storage: &mut [Header<'a>],
+    limits: &Limits,
+) -> Result<Head<'a>, Error> {
+    let lead = buf.len() - skip_crlf(buf).len();
+    let response = looks_like_response(buf.get(lead..).unwrap_or_default());
+    let fail = |kind| Error {
+        kind,
+        in_response: response,
+    };
+
+    let (end, mut pos) = line_end(buf, lead).ok_or_else(|| {
+        if buf.len() - lead > limits.max_line {
+            fail(ErrorKind::LineTooLong)
+        } else {
+            fail(ErrorKind::Truncated)
+        }
+    })?;
+    if end - lead > limits.max_line {
+        return Err(fail(ErrorKind::LineTooLong));
+    }
+    let line = buf.get(lead..end).unwrap_or_default();
+    let start = if response {
+        parse_status_line(line).map_err(fail)?
+    } else {
+        parse_request_line(line).map_err(fail)?
+    };
+
+    let mut count = 0;
+    let mut content_length = None;
+    loop {
+        let rest = buf.get(pos..).unwrap_or_default();
+        if rest.starts_with(b"\r\n") {
+            pos += 2;
+            break;
+        }
+        if rest.starts_with(b"\n") {
+            pos += 1;
+            break;
+        }
+        if rest.is_empty() {
+            return Err(fail(ErrorKind::Truncated));
+        }
+        let name_len = rest.iter().take_while(|&&b| chars::is(b, TOKEN)).count();
+        if name_len == 0 {
+            return Err(fail(ErrorKind::BadHeaderLine));
+        }
+        let raw_name = rest.get(..name_len).unwrap_or_default();
+        // RFC 3261 25.1: HCOLON = *( SP / HTAB ) ":" SWS
+        let mut colon = name_len;
+        while matches!(rest.get(colon), Some(b' ' | b'\t')) {
+            colon += 1;
+        }
+        if rest.get(colon) != Some(&b':') {
+            return Err(fail(ErrorKind::BadHeaderLine));
+        }
+        let value_start = pos + colon + 1;
+        let mut search = value_start;
+        let (value_end, next) = loop {
+            let Some((end, next)) = line_end(buf, search) else {
+                return Err(fail(if buf.len() - pos > limits.max_line {
+                    ErrorKind::LineTooLong
+                } else {
+                    ErrorKind::Truncated
+                }));
+            };
+            // A line that begins with SP or HT continues the previous one (folding).
+            if matches!(buf.get(next), Some(b' ' | b'\t')) {
+                search = next;
+            } else {
+                break (end, next);
+            }
+        };
+        if value_end - pos > limits.max_line {
+            return Err(fail(ErrorKind::LineTooLong));
+        }
+        let value = chars::trim(buf.get(value_start..value_end).unwrap_or_default());
+        let name = HeaderName::classify(raw_name);
+        if name == HeaderName::ContentLength {
+            if content_length.is_some() {
+                return Err(fail(ErrorKind::DuplicateContentLength));
+            }
+            let n = chars::parse_decimal(value, limits.max_message as u64)
+                .ok_or(fail(ErrorKind::BadContentLength))?;
+            content_length = Some(n as usize);
+        }
+        let slot = storage
+            .get_mut(count)
+            .ok_or(fail(ErrorKind::TooManyHeaders))?;
+        *slot = Header {
+            name,
+            raw_name,
+            value,
+        };
+        count += 1;
+        pos = next;
+    }
+    Ok(Head {
+        start,
+        count,
+        body_offset: pos,
+        content_length,
+    })
+}
+
+/// `Request-Line = Method SP Request-URI SP SIP-Version CRLF`, with single spaces exactly.
+fn parse_request_line(line: &[u8]) -> Result<StartLine<'_>, ErrorKind> {
+    let first = memchr::memchr(b' ', line).ok_or(ErrorKind::BadStartLine)?;
+    let last = memchr::memrchr(b' ', line).ok_or(ErrorKind::BadStartLine)?;
+    if last <= first {
+        return Err(ErrorKind::BadStartLine);
+    }
+    let method = line.get(..first).unwrap_or_default();
+    let uri = line.get(first + 1..last).unwrap_or_default();
+    let version = line.get(last + 1..).unwrap_or_default();
+    if !chars::is_token(method) {
+        return Err(ErrorKind::BadStartLine);
+    }
+    // The Request-URI contains no white space or control characters (RFC 4475 3.1.2.12, lwsruri).
+    if uri.is_empty() || uri.iter().any(|&b| b <= b' ' || b == 0x7f) {
+        return Err(ErrorKind::BadStartLine);
+    }
+    check_version(version)?;
+    Ok(StartLine::Request { method, uri })
+}
+
+/// `Status-Line = SIP-Version SP Status-Code SP Reason-Phrase CRLF`
+fn parse_status_line(line: &[u8]) -> Result<StartLine<'_>, ErrorKind> {
+    let sp = memchr::memchr(b' ', line).ok_or(ErrorKind::BadStartLine)?;
+    check_version(line.get(..sp).unwrap_or_default())?;
+    let rest = line.get(sp + 1..).unwrap_or_default();
+    let code_bytes = rest.get(..3).ok_or(ErrorKind::BadStatusCode)?;
+    let code = chars::parse_decimal(code_bytes, 699).ok_or(ErrorKind::BadStatusCode)?;
+    if code < 100 {
+        return Err(ErrorKind::BadStatusCode);
+    }
+    let reason = match rest.get(3) {
+        None => &[][..],
+        Some(b' ') => rest.get(4..).unwrap_or_default(),
+        // A fourth digit, as in RFC 4475 bigcode: not a 3DIGIT status code.
+        Some(_) => return Err(ErrorKind::BadStatusCode),
+    };
+    if reason.iter().any(|&b| b < b' ' && b != b'\t') {
+        return Err(ErrorKind::BadStartLine);
+    }
+    Ok(StartLine::Response {
+        code: code as u16,
+        reason,
+    })
+}
+
+/// `SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT`; only 2.0 is supported (RFC 3261 8.2.2.x, 505).
+fn check_version(v: &[u8]) -> Result<(), ErrorKind> {
+    let Some(rest) = v
+        .get(..4)
+        .filter(|p| p.eq_ignore_ascii_case(b"SIP/"))
+        .and_then(|_| v.get(4..))
+    else {
+        return Err(ErrorKind::BadStartLine);
+    };
+    let dot = memchr::memchr(b'.', rest).ok_or(ErrorKind::BadStartLine)?;
+    let major = chars::parse_decimal_saturating(rest.get(..dot).unwrap_or_default(), 1000)
+        .ok_or(ErrorKind::BadStartLine)?;
+    let minor = chars::parse_decimal_saturating(rest.get(dot + 1..).unwrap_or_default(), 1000)
+        .ok_or(ErrorKind::BadStartLine)?;
+    if (major, minor) == (2, 0) {
+        Ok(())
+    } else {
+        Err(ErrorKind::UnsupportedVersion)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REGISTER: &[u8] = b"REGISTER sip:example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:alice@example.com>\r\n\
+From: <sip:alice@example.com>;tag=456248\r\n\
+Call-ID: 843817637684230@998sdasdh09\r\n\
+CSeq: 1826 REGISTER\r\n\
+Contact: <sip:alice@192.0.2.1:5060>\r\n\
+Expires: 7200\r\n\
+Content-Length: 0\r\n\r\n";
+
+    fn parse(buf: &[u8]) -> Result<Message<'_, '_>, Error> {
+        let storage = Box::leak(Box::new([Header::EMPTY; 32]));
+        parse_datagram(buf, storage, &Limits::default())
+    }
+
+    #[test]
+    fn register_frames() {
+        let Message::Request(r) = parse(REGISTER).unwrap() else {
+            panic!("not a request")
+        };
+        assert_eq!(r.method, Method::Register);
+        assert_eq!(r.uri, b"sip:example.com");
+        assert_eq!(r.headers.lines.len(), 9);
+        assert_eq!(r.headers.get(HeaderName::Expires).unwrap().value, b"7200");
+        assert!(r.body.is_empty());
+    }
+
+    #[test]
+    fn verdicts() {
+        let cases: &[(&[u8], ErrorKind)] = &[
+            (b"INVITE  sip:a@b SIP/2.0\r\n\r\n", ErrorKind::BadStartLine),
+            (
+                b"OPTIONS sip:a@b SIP/2.0  \r\n\r\n",
+                ErrorKind::BadStartLine,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/7.0\r\n\r\n",
+                ErrorKind::UnsupportedVersion,
+            ),
+            (b"OPTIONS sip:a@b\r\n\r\n", ErrorKind::BadStartLine),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nFoo bar\r\n\r\n",
+                ErrorKind::BadHeaderLine,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nl: -1\r\n\r\n",
+                ErrorKind::BadContentLength,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nl: 1\r\nl: 1\r\n\r\nx",
+                ErrorKind::DuplicateContentLength,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nl: 5\r\n\r\nabc",
+                ErrorKind::ContentLengthExceedsMessage,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nTo: x\r\n",
+                ErrorKind::Truncated,
+            ),
+            (b"", ErrorKind::Truncated),
+        ];
+        for (input, kind) in cases {
+            let err = parse(input).unwrap_err();
+            assert_eq!(err.kind, *kind, "{}", String::from_utf8_lossy(input));
+            assert!(!err.in_response);
+        }
+    }
+
+    #[test]
+    fn malformed_response_is_dropped() {
+        let err = parse(b"SIP/2.0 4294967301 big\r\n\r\n").unwrap_err();
+        assert!(err.in_response);
+        assert_eq!(err.disposition(), super::super::error::Disposition::Drop);
+    }
+
+    #[test]
+    fn responses() {
+        let Message::Response(r) = parse(b"SIP/2.0 100 \r\nl: 0\r\n\r\n").unwrap() else {
+            panic!()
+        };
+        assert_eq!((r.code, r.reason), (100, &b""[..]));
+    }
+
+    #[test]
+    fn folding_and_trailing_octets() {
+        let buf = b"OPTIONS sip:a@b SIP/2.0\r\nSubject: one\r\n two\r\nl: 2\r\n\r\nabcdef";
+        let Message::Request(r) = parse(buf).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.headers.lines[0].value, b"one\r\n two");
+        assert_eq!(r.body, b"ab");
+    }
+
+    #[test]
+    fn too_many_headers_and_long_lines() {
+        let mut storage = [Header::EMPTY; 2];
+        let err = parse_datagram(
+            b"OPTIONS sip:a@b SIP/2.0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n",
+            &mut storage,
+            &Limits::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::TooManyHeaders);
+        let limits = Limits {
+            max_line: 20,
+            ..Limits::default()
+        };
+        let mut storage = [Header::EMPTY; 4];
+        let err = parse_datagram(
+            b"OPTIONS sip:a@b SIP/2.0\r\nSubject: a long subject line\r\n\r\n",
+            &mut storage,
+            &limits,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::LineTooLong);
+    }
+
+    #[test]
+    fn stream_framing() {
+        let limits = Limits::default();
+        let mut storage = [Header::EMPTY; 32];
+        let mut two = b"\r\n\r\n".to_vec();
+        two.extend_from_slice(REGISTER);
+        two.extend_from_slice(REGISTER);
+        match parse_stream(&two, &mut storage, &limits).unwrap() {
+            Status::Complete(_, n) => assert_eq!(n, 4 + REGISTER.len()),
+            Status::Partial => panic!("complete message reported partial"),
+        }
+        for cut in 0..REGISTER.len() {
+            let mut storage = [Header::EMPTY; 32];
+            assert!(matches!(
+                parse_stream(&REGISTER[..cut], &mut storage, &limits),
+                Ok(Status::Partial)
+            ));
+        }
+        let mut storage = [Header::EMPTY; 32];
+        let err = parse_stream(
+            b"OPTIONS sip:a@b SIP/2.0\r\nTo: x\r\n\r\n",
+            &mut storage,
+            &limits,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::MissingContentLength);
+        let mut storage = [Header::EMPTY; 32];
+        let body = b"OPTIONS sip:a@b SIP/2.0\r\nl: 4\r\n\r\nab";
+        assert!(matches!(
+            parse_stream(body, &mut storage, &limits),
+            Ok(Status::Partial)
+        ));
+    }
+}

@@ -1,0 +1,281 @@
+//! Typed access to header values, parsed on demand from the borrowed lines.
+//!
+//! Each accessor parses only what it is asked for and reports a defect as the [`ErrorKind`] a
+//! server answers with. Single-valued headers that appear twice are defects (RFC 4475 multi01).
+
+use super::addr::{Contact, NameAddr};
+use super::auth::Credentials;
+use super::chars::{self, WORD};
+use super::error::ErrorKind;
+use super::header::{Header, HeaderName};
+use super::message::{Headers, Method};
+use super::via::Via;
+
+/// `CSeq = 1*DIGIT LWS Method`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CSeq<'a> {
+    /// RFC 3261 8.1.1.5: "The sequence number MUST be expressible as a 32-bit unsigned integer
+    /// and MUST be less than 2**31."
+    pub number: u32,
+    pub method: Method,
+    pub raw_method: &'a [u8],
+}
+
+impl<'a> CSeq<'a> {
+    pub fn parse(value: &'a [u8]) -> Option<CSeq<'a>> {
+        let s = chars::trim(value);
+        let n = s.iter().take_while(|b| b.is_ascii_digit()).count();
+        let (digits, rest) = s.split_at_checked(n)?;
+        let number = chars::parse_decimal(digits, (1 << 31) - 1)? as u32;
+        let method = chars::trim_start(rest);
+        if method.len() == rest.len() || !chars::is_token(method) {
+            return None;
+        }
+        Some(CSeq {
+            number,
+            method: Method::classify(method),
+            raw_method: method,
+        })
+    }
+}
+
+/// `callid = word [ "@" word ]`
+pub fn parse_call_id(value: &[u8]) -> Option<&[u8]> {
+    let mut parts = value.splitn(2, |&b| b == b'@');
+    let left = parts.next()?;
+    let word = |w: &[u8]| !w.is_empty() && w.iter().all(|&b| chars::is(b, WORD));
+    (word(left) && parts.next().is_none_or(word)).then_some(value)
+}
+
+/// Iterator over the comma-separated elements of every line with one name.
+#[derive(Clone, Debug)]
+pub struct Elements<'a, 'h> {
+    lines: core::slice::Iter<'h, Header<'a>>,
+    name: HeaderName,
+    current: Option<chars::CommaList<'a>>,
+}
+
+impl<'a> Iterator for Elements<'a, '_> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        loop {
+            if let Some(e) = self.current.as_mut().and_then(Iterator::next) {
+                return Some(e);
+            }
+            let line = self.lines.find(|h| h.name == self.name)?;
+            self.current = Some(chars::CommaList::new(line.value));
+        }
+    }
+}
+
+/// The Contact headers of a message.
+#[derive(Clone, Debug)]
+pub enum Contacts<'a, 'h> {
+    /// No Contact header: for REGISTER, a query (RFC 3261 10.3 step 6 reads none).
+    Absent,
+    /// `Contact: *`, alone (RFC 3261 10.2.2).
+    Wildcard,
+    /// Contact addresses; iterating yields each parsed element.
+    List(ContactIter<'a, 'h>),
+}
+
+/// Iterator over parsed Contact elements.
+#[derive(Clone, Debug)]
+pub struct ContactIter<'a, 'h> {
+    elements: Elements<'a, 'h>,
+}
+
+impl<'a> Iterator for ContactIter<'a, '_> {
+    type Item = Result<Contact<'a>, ErrorKind>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.elements.next().map(Contact::parse)
+    }
+}
+
+fn single<'a>(
+    h: &Headers<'a, '_>,
+    name: HeaderName,
+    err: ErrorKind,
+) -> Result<Option<&'a [u8]>, ErrorKind> {
+    h.single(name)
+        .map(|o| o.map(|line| line.value))
+        .map_err(|_| err)
+}
+
+impl<'a, 'h> Headers<'a, 'h> {
+    /// Every comma-separated element of every line with this name, in order.
+    pub fn elements(&self, name: HeaderName) -> Elements<'a, 'h> {
+        Elements {
+            lines: self.lines.iter(),
+            name,
+            current: None,
+        }
+    }
+
+    /// Every Via value, top first.
+    pub fn vias(&self) -> impl Iterator<Item = Result<Via<'a>, ErrorKind>> + 'h {
+        self.elements(HeaderName::Via)
+            .map(|v| Via::parse(v).ok_or(ErrorKind::BadVia))
+    }
+
+    /// The topmost Via value.
+    pub fn top_via(&self) -> Result<Via<'a>, ErrorKind> {
+        self.vias().next().unwrap_or(Err(ErrorKind::BadVia))
+    }
+
+    fn name_addr(&self, name: HeaderName, err: ErrorKind) -> Result<NameAddr<'a>, ErrorKind> {
+        let value = single(self, name, err)?.ok_or(err)?;
+        NameAddr::parse(value).ok_or(err)
+    }
+
+    pub fn from(&self) -> Result<NameAddr<'a>, ErrorKind> {
+        self.name_addr(HeaderName::From, ErrorKind::BadFrom)
+    }
+
+    pub fn to(&self) -> Result<NameAddr<'a>, ErrorKind> {
+        self.name_addr(HeaderName::To, ErrorKind::BadTo)
+    }
+
+    pub fn call_id(&self) -> Result<&'a [u8], ErrorKind> {
+        let v =
+            single(self, HeaderName::CallId, ErrorKind::BadCallId)?.ok_or(ErrorKind::BadCallId)?;
+        parse_call_id(v).ok_or(ErrorKind::BadCallId)
+    }
+
+    pub fn cseq(&self) -> Result<CSeq<'a>, ErrorKind> {
+        let v = single(self, HeaderName::CSeq, ErrorKind::BadCSeq)?.ok_or(ErrorKind::BadCSeq)?;
+        CSeq::parse(v).ok_or(ErrorKind::BadCSeq)
+    }
+
+    /// Max-Forwards, 0 to 255 (RFC 4475 scalar02 treats larger values as defects).
+    pub fn max_forwards(&self) -> Result<Option<u8>, ErrorKind> {
+        single(self, HeaderName::MaxForwards, ErrorKind::BadMaxForwards)?
+            .map(|v| {
+                chars::parse_decimal(v, 255)
+                    .map(|n| n as u8)
+                    .ok_or(ErrorKind::BadMaxForwards)
+            })
+            .transpose()
+    }
+
+    fn delta_seconds(&self, name: HeaderName) -> Result<Option<u32>, ErrorKind> {
+        single(self, name, ErrorKind::BadExpires)?
+            .map(|v| {
+                // RFC 3261 20.19 via 25.1 delta-seconds: values past 2^32-1 are taken as 2^32-1.
+                chars::parse_decimal_saturating(v, u64::from(u32::MAX))
+                    .map(|n| n as u32)
+                    .ok_or(ErrorKind::BadExpires)
+            })
+            .transpose()
+    }
+
+    pub fn expires(&self) -> Result<Option<u32>, ErrorKind> {
+        self.delta_seconds(HeaderName::Expires)
+    }
+
+    pub fn min_expires(&self) -> Result<Option<u32>, ErrorKind> {
+        self.delta_seconds(HeaderName::MinExpires)
+    }
+
+    pub fn content_length(&self) -> Option<usize> {
+        let v = self.get(HeaderName::ContentLength)?.value;
+        chars::parse_decimal(v, u64::from(u32::MAX)).map(|n| n as usize)
+    }
+
+    pub fn user_agent(&self) -> Option<&'a [u8]> {
+        self.get(HeaderName::UserAgent).map(|h| h.value)
+    }
+
+    /// The Contact headers: absent, a lone wildcard, or a list. A `*` mixed with other contacts
+    /// is a defect (RFC 3261 10.3 step 6).
+    pub fn contacts(&self) -> Result<Contacts<'a, 'h>, ErrorKind> {
+        let mut all = self.elements(HeaderName::Contact);
+        let Some(first) = all.next() else {
+            return Ok(Contacts::Absent);
+        };
+        let mut wildcard = first == b"*";
+        let mut count = 1;
+        for e in all {
+            wildcard |= e == b"*";
+            count += 1;
+        }
+        match (wildcard, count) {
+            (true, 1) => Ok(Contacts::Wildcard),
+            (true, _) => Err(ErrorKind::BadContact),
+            (false, _) => Ok(Contacts::List(ContactIter {
+                elements: self.elements(HeaderName::Contact),
+            })),
+        }
+    }
+
+    /// Every Authorization value (one per realm may be present), parsed.
+    pub fn authorizations(&self) -> impl Iterator<Item = Result<Credentials<'a>, ErrorKind>> + 'h {
+        self.all(HeaderName::Authorization)
+            .map(|h| Credentials::parse(h.value).ok_or(ErrorKind::BadAuthorization))
+    }
+
+    /// Every Proxy-Authorization value, parsed.
+    pub fn proxy_authorizations(
+        &self,
+    ) -> impl Iterator<Item = Result<Credentials<'a>, ErrorKind>> + 'h {
+        self.all(HeaderName::ProxyAuthorization)
+            .map(|h| Credentials::parse(h.value).ok_or(ErrorKind::BadAuthorization))
+    }
+
+    /// The option tags of Require, Proxy-Require, Supported or Unsupported.
+    pub fn option_tags(
+        &self,
+        name: HeaderName,
+    ) -> impl Iterator<Item = Result<&'a [u8], ErrorKind>> + 'h {
+        self.elements(name).map(|t| {
+            if chars::is_token(t) {
+                Ok(t)
+            } else {
+                Err(ErrorKind::BadOptionTags)
+            }
+        })
+    }
+
+    /// The name-addr values of Path, Route or Record-Route, in order.
+    pub fn routes(
+        &self,
+        name: HeaderName,
+    ) -> impl Iterator<Item = Result<NameAddr<'a>, ErrorKind>> + 'h {
+        self.elements(name).map(|v| {
+            NameAddr::parse(v)
+                .filter(|a| a.bracketed)
+                .ok_or(ErrorKind::BadRoute)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cseq() {
+        let c = CSeq::parse(b"0009\r\n  INVITE").unwrap();
+        assert_eq!((c.number, c.method), (9, Method::Invite));
+        assert_eq!(
+            CSeq::parse(b"2147483647 REGISTER").unwrap().number,
+            2_147_483_647
+        );
+        assert!(CSeq::parse(b"2147483648 REGISTER").is_none());
+        assert!(CSeq::parse(b"36893488147419103232 REGISTER").is_none());
+        assert!(CSeq::parse(b"1REGISTER").is_none());
+        assert!(CSeq::parse(b"REGISTER").is_none());
+        assert!(CSeq::parse(b"1 REG ISTER").is_none());
+    }
+
+    #[test]
+    fn call_ids() {
+        assert!(parse_call_id(b"f81d4fae-7dec-11d0-a765-00a0c91e6bf6@foo.bar.com").is_some());
+        assert!(parse_call_id(b"wsinv.ndaksdj@192.0.2.1").is_some());
+        assert!(parse_call_id(b"a@b@c").is_none());
+        assert!(parse_call_id(b"has space").is_none());
+        assert!(parse_call_id(b"").is_none());
+    }
+}

@@ -1,0 +1,446 @@
+//! Builds responses into a caller buffer, with no heap allocation.
+//!
+//! [`ResponseBuilder::start`] writes the status line and the headers copied from the request (RFC
+//! 3261 8.2.6.2: every Via in order, From, To with a tag, Call-ID, CSeq), filling `received` and
+//! `rport` in the top Via per RFC 3581. The caller then adds what the response needs and calls
+//! [`ResponseBuilder::finish`]. A buffer too small is reported, never a partial message.
+
+use core::net::{IpAddr, SocketAddr};
+
+use super::addr::NameAddr;
+use super::header::HeaderName;
+use super::message::Request;
+use super::uri::Host;
+use super::via::{Rport, Via};
+
+/// The buffer was too small for the response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Overflow;
+
+impl core::fmt::Display for Overflow {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("response does not fit the output buffer")
+    }
+}
+
+impl std::error::Error for Overflow {}
+
+/// An append-only writer over a byte buffer that remembers overflow instead of panicking.
+pub struct Writer<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+    overflow: bool,
+}
+
+impl<'b> Writer<'b> {
+    pub fn new(buf: &'b mut [u8]) -> Self {
+        Writer {
+            buf,
+            len: 0,
+            overflow: false,
+        }
+    }
+
+    #[inline]
+    pub fn put(&mut self, bytes: &[u8]) {
+        match self.buf.get_mut(self.len..self.len + bytes.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            None => self.overflow = true,
+        }
+    }
+
+    pub fn put_u64(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.put(digits.get(i..).unwrap_or_default());
+    }
+
+    /// Writes a header value received from the network: folded line breaks become one space and
+    /// control characters are dropped, so a defect is never forwarded.
+    pub fn put_value(&mut self, v: &[u8]) {
+        let mut start = 0;
+        let mut i = 0;
+        while let Some(&b) = v.get(i) {
+            if b < b' ' && b != b'\t' || b == 0x7f {
+                self.put(v.get(start..i).unwrap_or_default());
+                // Collapse a CRLF + WSP fold into one space.
+                if b == b'\r' || b == b'\n' {
+                    while matches!(v.get(i + 1), Some(b'\r' | b'\n' | b' ' | b'\t')) {
+                        i += 1;
+                    }
+                    self.put(b" ");
+                }
+                start = i + 1;
+            }
+            i += 1;
+        }
+        self.put(v.get(start..).unwrap_or_default());
+    }
+
+    /// Writes bytes as the content of a quoted-string, escaping `"` and `\`.
+    pub fn put_quoted(&mut self, v: &[u8]) {
+        self.put(b"\"");
+        for chunk in v.split_inclusive(|&b| b == b'"' || b == b'\\') {
+            match chunk.split_last() {
+                Some((&last, head)) if last == b'"' || last == b'\\' => {
+                    self.put_value(head);
+                    self.put(&[b'\\', last]);
+                }
+                _ => self.put_value(chunk),
+            }
+        }
+        self.put(b"\"");
+    }
+
+    pub fn put_ip(&mut self, ip: IpAddr) {
+        // 39 bytes hold the longest IPv6 text form; 45 with an embedded IPv4.
+        let mut tmp = [0u8; 48];
+        let mut cursor = std::io::Cursor::new(&mut tmp[..]);
+        if std::io::Write::write_fmt(&mut cursor, format_args!("{ip}")).is_ok() {
+            let n = cursor.position() as usize;
+            self.put(tmp.get(..n).unwrap_or_default());
+        } else {
+            self.overflow = true;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn finish(self) -> Result<usize, Overflow> {
+        if self.overflow {
+            Err(Overflow)
+        } else {
+            Ok(self.len)
+        }
+    }
+}
+
+/// A Digest challenge for WWW-Authenticate or Proxy-Authenticate (RFC 7616 3.3).
+#[derive(Clone, Copy, Debug)]
+pub struct Challenge<'a> {
+    pub realm: &'a [u8],
+    pub nonce: &'a [u8],
+    pub opaque: &'a [u8],
+    /// `MD5`, `SHA-256`, `SHA-512-256`.
+    pub algorithm: &'a str,
+    /// The qop-options offered, such as `auth,auth-int`; empty for none.
+    pub qop: &'a str,
+    pub stale: bool,
+}
+
+/// Writes a response to a request into a buffer.
+pub struct ResponseBuilder<'b> {
+    w: Writer<'b>,
+}
+
+impl<'b> ResponseBuilder<'b> {
+    /// Writes the status line and the headers copied from `req`.
+    ///
+    /// `source` is where the request came from: it fills `received` and `rport` in the top Via.
+    /// `to_tag` is added to To when the request's To has no tag (RFC 3261 8.2.6.2).
+    pub fn start(
+        buf: &'b mut [u8],
+        code: u16,
+        reason: &str,
+        req: &Request<'_, '_>,
+        source: SocketAddr,
+        to_tag: Option<&[u8]>,
+    ) -> Self {
+        let mut w = Writer::new(buf);
+        w.put(b"SIP/2.0 ");
+        w.put_u64(u64::from(code));
+        w.put(b" ");
+        w.put(reason.as_bytes());
+        w.put(b"\r\n");
+        let h = &req.headers;
+        for (i, value) in h.elements(HeaderName::Via).enumerate() {
+            w.put(b"Via: ");
+            match Via::parse(value) {
+                Some(via) if i == 0 => write_top_via(&mut w, value, &via, source),
+                _ => w.put_value(value),
+            }
+            w.put(b"\r\n");
+        }
+        if let Some(from) = h.get(HeaderName::From) {
+            w.put(b"From: ");
+            w.put_value(from.value);
+            w.put(b"\r\n");
+        }
+        if let Some(to) = h.get(HeaderName::To) {
+            w.put(b"To: ");
+            w.put_value(to.value);
+            let has_tag = NameAddr::parse(to.value).is_none_or(|a| a.tag().is_some());
+            if let (false, Some(tag)) = (has_tag, to_tag) {
+                w.put(b";tag=");
+                w.put(tag);
+            }
+            w.put(b"\r\n");
+        }
+        for name in [HeaderName::CallId, HeaderName::CSeq] {
+            if let Some(line) = h.get(name) {
+                w.put(name.as_str().as_bytes());
+                w.put(b": ");
+                w.put_value(line.value);
+                w.put(b"\r\n");
+            }
+        }
+        ResponseBuilder { w }
+    }
+
+    /// Any header, value written as given (folds collapsed, control characters dropped).
+    pub fn header(&mut self, name: &str, value: &[u8]) -> &mut Self {
+        self.w.put(name.as_bytes());
+        self.w.put(b": ");
+        self.w.put_value(value);
+        self.w.put(b"\r\n");
+        self
+    }
+
+    fn number(&mut self, name: &str, n: u64) -> &mut Self {
+        self.w.put(name.as_bytes());
+        self.w.put(b": ");
+        self.w.put_u64(n);
+        self.w.put(b"\r\n");
+        self
+    }
+
+    /// `Contact: <uri>;params;expires=N`. `params` is raw header-parameter text starting with
+    /// `;` (or empty), such as a stored `+sip.instance` and `reg-id`.
+    pub fn contact(&mut self, uri: &[u8], params: &[u8], expires: u32) -> &mut Self {
+        self.w.put(b"Contact: <");
+        self.w.put_value(uri);
+        self.w.put(b">");
+        self.w.put_value(params);
+        self.w.put(b";expires=");
+        self.w.put_u64(u64::from(expires));
+        self.w.put(b"\r\n");
+        self
+    }
+
+    pub fn expires(&mut self, seconds: u32) -> &mut Self {
+        self.number("Expires", u64::from(seconds))
+    }
+
+    /// RFC 3261 10.3 step 7: the 423 carries Min-Expires.
+    pub fn min_expires(&mut self, seconds: u32) -> &mut Self {
+        self.number("Min-Expires", u64::from(seconds))
+    }
+
+    pub fn retry_after(&mut self, seconds: u32) -> &mut Self {
+        self.number("Retry-After", u64::from(seconds))
+    }
+
+    /// `Date` in RFC 1123 form, from seconds since the Unix epoch (the caller owns the clock).
+    pub fn date(&mut self, unix_seconds: u64) -> &mut Self {
+        self.w.put(b"Date: ");
+        write_http_date(&mut self.w, unix_seconds);
+        self.w.put(b"\r\n");
+        self
+    }
+
+    pub fn www_authenticate(&mut self, c: &Challenge<'_>) -> &mut Self {
+        self.challenge("WWW-Authenticate", c)
+    }
+
+    pub fn proxy_authenticate(&mut self, c: &Challenge<'_>) -> &mut Self {
+        self.challenge("Proxy-Authenticate", c)
+    }
+
+    fn challenge(&mut self, name: &str, c: &Challenge<'_>) -> &mut Self {
+        let w = &mut self.w;
+        w.put(name.as_bytes());
+        w.put(b": Digest realm=");
+        w.put_quoted(c.realm);
+        w.put(b", nonce=");
+        w.put_quoted(c.nonce);
+        w.put(b", opaque=");
+        w.put_quoted(c.opaque);
+        w.put(b", algorithm=");
+        w.put(c.algorithm.as_bytes());
+        if !c.qop.is_empty() {
+            w.put(b", qop=");
+            w.put_quoted(c.qop.as_bytes());
+        }
+        if c.stale {
+            w.put(b", stale=true");
+        }
+        w.put(b"\r\n");
+        self
+    }
+
+    /// `Unsupported` listing option tags (RFC 3261 8.2.2.3, for a 420).
+    pub fn unsupported<'t>(&mut self, tags: impl IntoIterator<Item = &'t [u8]>) -> &mut Self {
+        self.w.put(b"Unsupported: ");
+        for (i, tag) in tags.into_iter().enumerate() {
+            if i > 0 {
+                self.w.put(b", ");
+            }
+            self.w.put_value(tag);
+        }
+        self.w.put(b"\r\n");
+        self
+    }
+
+    pub fn server(&mut self, product: &str) -> &mut Self {
+        self.header("Server", product.as_bytes())
+    }
+
+    /// Writes Content-Length and the blank line; returns the message length.
+    pub fn finish(mut self) -> Result<usize, Overflow> {
+        self.w.put(b"Content-Length: 0\r\n\r\n");
+        self.w.finish()
+    }
+
+    /// Writes Content-Type, Content-Length, the blank line and the body.
+    pub fn finish_with_body(mut self, content_type: &str, body: &[u8]) -> Result<usize, Overflow> {
+        self.header("Content-Type", content_type.as_bytes());
+        self.number("Content-Length", body.len() as u64);
+        self.w.put(b"\r\n");
+        self.w.put(body);
+        self.w.finish()
+    }
+}
+
+/// Writes the top Via with `received` and `rport` filled in.
+///
+/// RFC 3261 18.2.1: "the server MUST add a received parameter to that header field value" when the
+/// sent-by host differs from the packet's source address. RFC 3581 4: with `rport` present and no
+/// value, "the server MUST set the value of the parameter to the source port of the request" and
+/// "MUST insert a received parameter containing the source IP address ... even if it is
+/// identical to the value of the host component".
+fn write_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAddr) {
+    let params_raw = via.params.raw();
+    // The sent-protocol and sent-by part is everything before the parameters' ';'.
+    let head = if params_raw.is_empty() {
+        raw
+    } else {
+        let offset = params_raw.as_ptr() as usize - raw.as_ptr() as usize;
+        raw.get(..offset.saturating_sub(1)).unwrap_or(raw)
+    };
+    w.put_value(crate::sip::chars::trim_end(head));
+    for p in via.params.iter() {
+        let is = |n: &[u8]| p.name.eq_ignore_ascii_case(n);
+        if is(b"received") || (is(b"rport") && via.rport == Rport::Requested) {
+            continue;
+        }
+        w.put(b";");
+        w.put_value(p.raw);
+    }
+    let source_ip = source.ip().to_canonical();
+    let rport = via.rport == Rport::Requested;
+    let sent_by_is_source = match via.host {
+        Host::Domain(_) => false,
+        host => host.ip().is_some_and(|ip| ip.to_canonical() == source_ip),
+    };
+    if rport || !sent_by_is_source {
+        w.put(b";received=");
+        w.put_ip(source_ip);
+    } else if let Some(received) = via.received {
+        // The client's own received parameter is kept when we have no better knowledge.
+        w.put(b";received=");
+        w.put_ip(received);
+    }
+    if rport {
+        w.put(b";rport=");
+        w.put_u64(u64::from(source.port()));
+    }
+}
+
+/// RFC 1123 date, as RFC 3261 20.17 requires: `Sat, 13 Nov 2010 23:29:00 GMT`.
+fn write_http_date(w: &mut Writer<'_>, unix_seconds: u64) {
+    const DAYS: [&[u8]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    const MONTHS: [&[u8]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let days = unix_seconds / 86_400;
+    let secs = unix_seconds % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    w.put(DAYS.get((days % 7) as usize).copied().unwrap_or_default());
+    w.put(b", ");
+    put_2(w, day);
+    w.put(b" ");
+    w.put(MONTHS.get(month as usize - 1).copied().unwrap_or_default());
+    w.put(b" ");
+    w.put_u64(year);
+    w.put(b" ");
+    put_2(w, secs / 3600);
+    w.put(b":");
+    put_2(w, secs / 60 % 60);
+    w.put(b":");
+    put_2(w, secs % 60);
+    w.put(b" GMT");
+}
+
+fn put_2(w: &mut Writer<'_>, n: u64) {
+    w.put(&[b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8]);
+}
+
+/// Days since 1970-01-01 to (year, month 1-12, day 1-31), proleptic Gregorian (H. Hinnant's
+/// algorithm).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        let mut buf = [0u8; 64];
+        let mut w = Writer::new(&mut buf);
+        write_http_date(&mut w, 1_289_690_940);
+        let n = w.finish().unwrap();
+        assert_eq!(&buf[..n], b"Sat, 13 Nov 2010 23:29:00 GMT");
+        let mut buf = [0u8; 64];
+        let mut w = Writer::new(&mut buf);
+        write_http_date(&mut w, 951_782_400); // leap day
+        let n = w.finish().unwrap();
+        assert_eq!(&buf[..n], b"Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+
+    #[test]
+    fn values_are_sanitised() {
+        let mut buf = [0u8; 64];
+        let mut w = Writer::new(&mut buf);
+        w.put_value(b"a\r\n  b\0c");
+        w.put_quoted(br#"x"y\z"#);
+        let n = w.finish().unwrap();
+        assert_eq!(&buf[..n], br#"a bc"x\"y\\z""#);
+    }
+
+    #[test]
+    fn overflow_is_reported() {
+        let mut buf = [0u8; 4];
+        let mut w = Writer::new(&mut buf);
+        w.put(b"hello");
+        assert_eq!(w.finish(), Err(Overflow));
+    }
+}
