@@ -11,4 +11,5 @@
 
 pub mod auth;
 pub mod location;
+pub mod registrar;
 pub mod sip;

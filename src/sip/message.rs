@@ -195,6 +195,49 @@ pub fn parse_datagram<'a, 'h>(
     Ok(assemble(head, storage, body))
 }
 
+/// Recovers the header lines of a request that failed to parse, so that it can still be answered
+/// (a 400 needs the Via, From, To, Call-ID and CSeq of the request it answers).
+///
+/// Lines that are not `token ":" value` are skipped; the scan stops at the blank line, the end of
+/// the buffer or the end of `storage`. Only for the error path: nothing here is validated.
+pub fn salvage<'a, 'h>(buf: &'a [u8], storage: &'h mut [Header<'a>]) -> Headers<'a, 'h> {
+    let rest = skip_crlf(buf);
+    let mut count = 0;
+    let mut pos = line_end(rest, 0).map_or(rest.len(), |(_, next)| next);
+    while count < storage.len() {
+        let Some((end, mut next)) = line_end(rest, pos) else {
+            break;
+        };
+        if end == pos {
+            break; // the blank line
+        }
+        while matches!(rest.get(next), Some(b' ' | b'\t')) {
+            match line_end(rest, next) {
+                Some((_, n)) => next = n,
+                None => next = rest.len(),
+            }
+        }
+        let line = rest.get(pos..next).unwrap_or_default();
+        let name_len = line.iter().take_while(|&&b| chars::is(b, TOKEN)).count();
+        let raw_name = line.get(..name_len).unwrap_or_default();
+        let after = chars::trim_start(line.get(name_len..).unwrap_or_default());
+        if let (true, Some(value)) = (name_len > 0, after.strip_prefix(b":"))
+            && let Some(slot) = storage.get_mut(count)
+        {
+            *slot = Header {
+                name: HeaderName::classify(raw_name),
+                raw_name,
+                value: chars::trim(value),
+            };
+            count += 1;
+        }
+        pos = next;
+    }
+    Headers {
+        lines: storage.get(..count).unwrap_or_default(),
+    }
+}
+
 /// Parses the next message from a stream buffer.
 ///
 /// Leading CRLFs (RFC 3261 7.5; RFC 5626 keep-alives) are skipped and counted in the consumed

@@ -39,6 +39,7 @@ pub use error::{Disposition, Error, ErrorKind};
 pub use header::{Header, HeaderName};
 pub use message::{
     Headers, Limits, Message, Method, Request, Response, Status, parse_datagram, parse_stream,
+    salvage,
 };
 pub use params::{Param, Params};
 pub use typed::{CSeq, Contacts};

@@ -9,7 +9,7 @@ use core::net::{IpAddr, SocketAddr};
 
 use super::addr::NameAddr;
 use super::header::HeaderName;
-use super::message::Request;
+use super::message::Headers;
 use super::uri::Host;
 use super::via::{Rport, Via};
 
@@ -151,7 +151,7 @@ pub struct ResponseBuilder<'b> {
 }
 
 impl<'b> ResponseBuilder<'b> {
-    /// Writes the status line and the headers copied from `req`.
+    /// Writes the status line and the headers copied from the request's `request` headers.
     ///
     /// `source` is where the request came from: it fills `received` and `rport` in the top Via.
     /// `to_tag` is added to To when the request's To has no tag (RFC 3261 8.2.6.2).
@@ -159,7 +159,7 @@ impl<'b> ResponseBuilder<'b> {
         buf: &'b mut [u8],
         code: u16,
         reason: &str,
-        req: &Request<'_, '_>,
+        request: &Headers<'_, '_>,
         source: SocketAddr,
         to_tag: Option<&[u8]>,
     ) -> Self {
@@ -169,7 +169,7 @@ impl<'b> ResponseBuilder<'b> {
         w.put(b" ");
         w.put(reason.as_bytes());
         w.put(b"\r\n");
-        let h = &req.headers;
+        let h = request;
         for (i, value) in h.elements(HeaderName::Via).enumerate() {
             w.put(b"Via: ");
             match Via::parse(value) {
