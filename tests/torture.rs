@@ -198,8 +198,8 @@ fn tcp_framing_verdicts() {
         ("rfc4475/mcl01", ErrorKind::DuplicateContentLength),
     ] {
         let mut storage = [Header::EMPTY; 64];
-        let err = sip::parse_stream(load(&format!("{name}.dat")), &mut storage, &limits)
-            .expect_err(name);
+        let err =
+            sip::parse_stream(load(&format!("{name}.dat")), &mut storage, &limits).expect_err(name);
         assert_eq!(err.kind, kind, "{name}");
     }
 }

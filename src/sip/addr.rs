@@ -24,6 +24,14 @@ pub struct NameAddr<'a> {
 impl<'a> NameAddr<'a> {
     /// Parses one element; the caller has already split comma lists.
     pub fn parse(value: &'a [u8]) -> Option<NameAddr<'a>> {
+        Self::parse_visit(value, |_| Some(()))
+    }
+
+    /// Parses one element, handing each header parameter to `visit` while validating it.
+    pub fn parse_visit(
+        value: &'a [u8],
+        visit: impl FnMut(&super::params::Param<'a>) -> Option<()>,
+    ) -> Option<NameAddr<'a>> {
         let s = chars::trim(value);
         let (display, bracketed_rest) = if s.first() == Some(&b'"') {
             let (inner, rest) = chars::split_quoted(s)?;
@@ -70,7 +78,7 @@ impl<'a> NameAddr<'a> {
         let after = chars::trim_start(after);
         let params = match after {
             [] => Params::EMPTY,
-            [b';', rest @ ..] => Params::header(rest)?,
+            [b';', rest @ ..] => Params::header_visit(rest, visit)?,
             _ => return None,
         };
         Some(NameAddr {
@@ -111,37 +119,34 @@ pub struct Contact<'a> {
 impl<'a> Contact<'a> {
     /// Parses one Contact element (not `*`).
     pub fn parse(value: &'a [u8]) -> Result<Contact<'a>, ErrorKind> {
-        let addr = NameAddr::parse(value).ok_or(ErrorKind::BadContact)?;
-        let mut contact = Contact {
-            addr,
-            q: None,
-            expires: None,
-            instance: None,
-            reg_id: None,
-        };
-        for p in addr.params.iter() {
-            let name = p.name;
-            if name.eq_ignore_ascii_case(b"q") {
-                contact.q = Some(parse_qvalue(p.value.ok_or(ErrorKind::BadContact)?)?);
-            } else if name.eq_ignore_ascii_case(b"expires") {
-                let v = p.value.ok_or(ErrorKind::BadContact)?;
-                let n = chars::parse_decimal_saturating(v, u64::from(u32::MAX))
-                    .ok_or(ErrorKind::BadContact)?;
-                contact.expires = Some(n as u32);
-            } else if name.eq_ignore_ascii_case(b"+sip.instance") {
-                let v = p.value.ok_or(ErrorKind::BadContact)?;
-                contact.instance = Some(params::unquote(v));
-            } else if name.eq_ignore_ascii_case(b"reg-id") {
-                let v = p.value.ok_or(ErrorKind::BadContact)?;
+        let mut q = None;
+        let mut expires = None;
+        let mut instance = None;
+        let mut reg_id = None;
+        let addr = NameAddr::parse_visit(value, |p| {
+            let is = |n: &[u8]| p.name.eq_ignore_ascii_case(n);
+            if is(b"q") {
+                q = Some(parse_qvalue(p.value?).ok()?);
+            } else if is(b"expires") {
+                let n = chars::parse_decimal_saturating(p.value?, u64::from(u32::MAX))?;
+                expires = Some(n as u32);
+            } else if is(b"+sip.instance") {
+                instance = Some(params::unquote(p.value?));
+            } else if is(b"reg-id") {
                 // RFC 5626 4.2: reg-id = 1*DIGIT, 1 to 2^31-1.
-                let n = chars::parse_decimal(v, (1 << 31) - 1).ok_or(ErrorKind::BadContact)?;
-                if n == 0 {
-                    return Err(ErrorKind::BadContact);
-                }
-                contact.reg_id = Some(n as u32);
+                let n = chars::parse_decimal(p.value?, (1 << 31) - 1)?;
+                reg_id = Some(u32::try_from(n).ok().filter(|&n| n > 0)?);
             }
-        }
-        Ok(contact)
+            Some(())
+        })
+        .ok_or(ErrorKind::BadContact)?;
+        Ok(Contact {
+            addr,
+            q,
+            expires,
+            instance,
+            reg_id,
+        })
     }
 }
 

@@ -181,39 +181,35 @@ pub fn parse_decimal_saturating(s: &[u8], max: u64) -> Option<u64> {
 pub fn split_quoted(s: &[u8]) -> Option<(&[u8], &[u8])> {
     let body = s.strip_prefix(b"\"")?;
     let mut i = 0;
-    while let Some(&b) = body.get(i) {
-        match b {
+    loop {
+        i += memchr::memchr2(b'"', b'\\', body.get(i..)?)?;
+        match body.get(i)? {
             b'"' => return Some((body.get(..i)?, body.get(i + 1..)?)),
             // RFC 3261 25.1: quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F); CR and LF excluded.
-            b'\\' => match body.get(i + 1) {
+            _ => match body.get(i + 1) {
                 Some(&n) if n <= 0x7f && n != b'\r' && n != b'\n' => i += 2,
                 _ => return None,
             },
-            _ => i += 1,
         }
     }
-    None
 }
 
-/// Finds the first `sep` in `s` that is outside quoted strings and angle brackets.
+/// Finds the first `sep` in `s` that is outside quoted strings and angle brackets. `None` also
+/// when a quote or bracket is left open before any separator.
 pub fn find_unquoted(s: &[u8], sep: u8) -> Option<usize> {
     let mut i = 0;
-    let mut angle = false;
-    while let Some(&b) = s.get(i) {
-        match b {
-            b'"' if !angle => {
-                let (inner, _) = split_quoted(s.get(i..)?)?;
-                i += inner.len() + 2;
-                continue;
+    loop {
+        // Jump between the only three bytes that matter; header values are mostly plain text.
+        let at = i + memchr::memchr3(sep, b'"', b'<', s.get(i..)?)?;
+        match s.get(at)? {
+            b'"' => {
+                let (inner, _) = split_quoted(s.get(at..)?)?;
+                i = at + inner.len() + 2;
             }
-            b'<' => angle = true,
-            b'>' => angle = false,
-            _ if b == sep && !angle => return Some(i),
-            _ => {}
+            b'<' => i = at + 1 + memchr::memchr(b'>', s.get(at + 1..)?)? + 1,
+            _ => return Some(at),
         }
-        i += 1;
     }
-    None
 }
 
 /// Iterates over the comma-separated elements of a header value (commas inside quoted strings and

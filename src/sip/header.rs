@@ -43,6 +43,7 @@ pub enum HeaderName {
 impl HeaderName {
     /// Recognises a header name in any letter case, including RFC 3261 section 7.3.3 compact
     /// forms and the compact forms registered since (`o` Event, `u` Allow-Events is `Other`).
+    /// `name` is a token, as the framer guarantees; other bytes may be misclassified.
     pub fn classify(name: &[u8]) -> HeaderName {
         use HeaderName::*;
         if let [c] = name {
@@ -61,52 +62,50 @@ impl HeaderName {
                 _ => Other,
             };
         }
-        // Dispatch on length first: one comparison selects at most a few candidates.
-        let candidates: &[(&[u8], HeaderName)] = match name.len() {
-            2 => &[(b"to", To)],
-            3 => &[(b"via", Via)],
-            4 => &[
-                (b"from", From),
-                (b"cseq", CSeq),
-                (b"date", Date),
-                (b"path", Path),
-            ],
-            5 => &[(b"allow", Allow), (b"route", Route), (b"event", Event)],
-            6 => &[(b"accept", Accept), (b"server", Server)],
+        let Some(key) = fold(name) else {
+            return Other;
+        };
+        // Dispatch on length first; then compare three folded words per candidate.
+        let candidates: &[([u64; 3], HeaderName)] = match name.len() {
+            2 => &[(TO, To)],
+            3 => &[(VIA, Via)],
+            4 => &[(FROM, From), (CSEQ, CSeq), (DATE, Date), (PATH, Path)],
+            5 => &[(ALLOW, Allow), (ROUTE, Route), (EVENT, Event)],
+            6 => &[(ACCEPT, Accept), (SERVER, Server)],
             7 => &[
-                (b"call-id", CallId),
-                (b"contact", Contact),
-                (b"expires", Expires),
-                (b"require", Require),
-                (b"subject", Subject),
+                (CALL_ID, CallId),
+                (CONTACT, Contact),
+                (EXPIRES, Expires),
+                (REQUIRE, Require),
+                (SUBJECT, Subject),
             ],
-            9 => &[(b"supported", Supported)],
-            10 => &[(b"user-agent", UserAgent)],
+            9 => &[(SUPPORTED, Supported)],
+            10 => &[(USER_AGENT, UserAgent)],
             11 => &[
-                (b"min-expires", MinExpires),
-                (b"retry-after", RetryAfter),
-                (b"unsupported", Unsupported),
+                (MIN_EXPIRES, MinExpires),
+                (RETRY_AFTER, RetryAfter),
+                (UNSUPPORTED, Unsupported),
             ],
             12 => &[
-                (b"max-forwards", MaxForwards),
-                (b"content-type", ContentType),
-                (b"record-route", RecordRoute),
+                (MAX_FORWARDS, MaxForwards),
+                (CONTENT_TYPE, ContentType),
+                (RECORD_ROUTE, RecordRoute),
             ],
             13 => &[
-                (b"authorization", Authorization),
-                (b"proxy-require", ProxyRequire),
+                (AUTHORIZATION, Authorization),
+                (PROXY_REQUIRE, ProxyRequire),
             ],
-            14 => &[(b"content-length", ContentLength)],
+            14 => &[(CONTENT_LENGTH, ContentLength)],
             16 => &[
-                (b"content-encoding", ContentEncoding),
-                (b"www-authenticate", WwwAuthenticate),
+                (CONTENT_ENCODING, ContentEncoding),
+                (WWW_AUTHENTICATE, WwwAuthenticate),
             ],
-            18 => &[(b"proxy-authenticate", ProxyAuthenticate)],
-            19 => &[(b"proxy-authorization", ProxyAuthorization)],
+            18 => &[(PROXY_AUTHENTICATE, ProxyAuthenticate)],
+            19 => &[(PROXY_AUTHORIZATION, ProxyAuthorization)],
             _ => &[],
         };
-        for (text, header) in candidates {
-            if name.eq_ignore_ascii_case(text) {
+        for (k, header) in candidates {
+            if *k == key {
                 return *header;
             }
         }
@@ -152,6 +151,66 @@ impl HeaderName {
         }
     }
 }
+
+/// Folds a header name of up to 24 bytes into three little-endian words with every byte OR-ed
+/// with 0x20, padding included. Among token characters only the letters A-Z and `_` lack that
+/// bit: letters become lowercase and `_` becomes DEL, which no known name contains. So two tokens
+/// fold alike exactly when they are equal ignoring case.
+#[inline]
+fn fold(name: &[u8]) -> Option<[u64; 3]> {
+    let mut buf = [0u8; 24];
+    buf.get_mut(..name.len())?.copy_from_slice(name);
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(buf.get(i * 8..i * 8 + 8).unwrap_or(&[0; 8]));
+        u64::from_le_bytes(w) | 0x2020_2020_2020_2020
+    };
+    Some([word(0), word(1), word(2)])
+}
+
+/// The same folding at compile time, for the known names.
+const fn key(name: &str) -> [u64; 3] {
+    let bytes = name.as_bytes();
+    let mut words = [0x2020_2020_2020_2020u64; 3];
+    let mut i = 0;
+    while i < bytes.len() {
+        words[i / 8] |= (bytes[i] as u64) << ((i % 8) * 8);
+        i += 1;
+    }
+    words
+}
+
+const TO: [u64; 3] = key("to");
+const VIA: [u64; 3] = key("via");
+const FROM: [u64; 3] = key("from");
+const CSEQ: [u64; 3] = key("cseq");
+const DATE: [u64; 3] = key("date");
+const PATH: [u64; 3] = key("path");
+const ALLOW: [u64; 3] = key("allow");
+const ROUTE: [u64; 3] = key("route");
+const EVENT: [u64; 3] = key("event");
+const ACCEPT: [u64; 3] = key("accept");
+const SERVER: [u64; 3] = key("server");
+const CALL_ID: [u64; 3] = key("call-id");
+const CONTACT: [u64; 3] = key("contact");
+const EXPIRES: [u64; 3] = key("expires");
+const REQUIRE: [u64; 3] = key("require");
+const SUBJECT: [u64; 3] = key("subject");
+const SUPPORTED: [u64; 3] = key("supported");
+const USER_AGENT: [u64; 3] = key("user-agent");
+const MIN_EXPIRES: [u64; 3] = key("min-expires");
+const RETRY_AFTER: [u64; 3] = key("retry-after");
+const UNSUPPORTED: [u64; 3] = key("unsupported");
+const MAX_FORWARDS: [u64; 3] = key("max-forwards");
+const CONTENT_TYPE: [u64; 3] = key("content-type");
+const RECORD_ROUTE: [u64; 3] = key("record-route");
+const AUTHORIZATION: [u64; 3] = key("authorization");
+const PROXY_REQUIRE: [u64; 3] = key("proxy-require");
+const CONTENT_LENGTH: [u64; 3] = key("content-length");
+const CONTENT_ENCODING: [u64; 3] = key("content-encoding");
+const WWW_AUTHENTICATE: [u64; 3] = key("www-authenticate");
+const PROXY_AUTHENTICATE: [u64; 3] = key("proxy-authenticate");
+const PROXY_AUTHORIZATION: [u64; 3] = key("proxy-authorization");
 
 /// One header line as borrowed slices of the received bytes.
 ///

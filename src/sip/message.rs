@@ -323,13 +323,35 @@ fn looks_like_response(buf: &[u8]) -> bool {
 /// Accepts CRLF and, leniently, a bare LF.
 #[inline]
 fn line_end(buf: &[u8], from: usize) -> Option<(usize, usize)> {
-    let lf = from + memchr::memchr(b'\n', buf.get(from..)?)?;
+    let lf = find_lf(buf, from)?;
     let end = if lf > from && buf.get(lf - 1) == Some(&b'\r') {
         lf - 1
     } else {
         lf
     };
     Some((end, lf + 1))
+}
+
+/// Finds the next LF at or after `from`. Header lines are short (tens of bytes), where a
+/// word-at-a-time scan beats a SIMD search's set-up cost.
+#[inline]
+fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const LF: u64 = 0x0a0a_0a0a_0a0a_0a0a;
+    let mut i = from;
+    while let Some(chunk) = buf.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w) ^ LF;
+        // A zero byte in x is an LF; the lowest flagged byte is always exact.
+        let found = x.wrapping_sub(ONES) & !x & HIGH;
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    Some(i + buf.get(i..)?.iter().position(|&b| b == b'\n')?)
 }
 
 fn parse_head<'a>(

@@ -26,8 +26,18 @@ impl<'a> Params<'a> {
     /// Wraps header parameters after checking
     /// `generic-param = token [ EQUAL gen-value ]`, `gen-value = token / host / quoted-string`.
     pub fn header(raw: &'a [u8]) -> Option<Self> {
+        Self::header_visit(raw, |_| Some(()))
+    }
+
+    /// Like [`Params::header`], handing each parameter to `visit` in the same pass; `visit`
+    /// returning `None` rejects the list.
+    pub fn header_visit(
+        raw: &'a [u8],
+        mut visit: impl FnMut(&Param<'a>) -> Option<()>,
+    ) -> Option<Self> {
         let p = Params { raw };
         for param in p.iter() {
+            visit(&param)?;
             if !chars::is_token(param.name) {
                 return None;
             }

@@ -104,6 +104,15 @@ impl<'b> Writer<'b> {
     }
 
     pub fn put_ip(&mut self, ip: IpAddr) {
+        if let IpAddr::V4(v4) = ip {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    self.put(b".");
+                }
+                self.put_u64(u64::from(octet));
+            }
+            return;
+        }
         // 39 bytes hold the longest IPv6 text form; 45 with an embedded IPv4.
         let mut tmp = [0u8; 48];
         let mut cursor = std::io::Cursor::new(&mut tmp[..]);

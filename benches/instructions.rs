@@ -1,0 +1,102 @@
+//! Runs one operation N times, for `valgrind --tool=callgrind` instruction counts that do not
+//! drift with machine load. Run it twice (N and 0) and divide the difference by N:
+//!
+//! ```sh
+//! cargo bench --bench instructions --no-run
+//! valgrind --tool=callgrind target/release/deps/instructions-* parse_frame 10000
+//! ```
+//!
+//! Operations: `parse_frame`, `parse_typed`, `parse_typed_auth`, `write_401`, `write_200`.
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+
+use sipreg::sip::{self, Challenge, Contacts, Header, Limits, Message, ResponseBuilder};
+
+mod common;
+use common::{REGISTER, REGISTER_AUTH};
+
+fn typed(bytes: &[u8]) -> usize {
+    let mut storage = [Header::EMPTY; 32];
+    let Ok(Message::Request(req)) = sip::parse_datagram(bytes, &mut storage, &Limits::default())
+    else {
+        return 0;
+    };
+    let Ok(e) = sip::check_request(&req) else {
+        return 0;
+    };
+    let mut n = e.cseq.number as usize;
+    if let Ok(Contacts::List(list)) = req.headers.contacts() {
+        for c in list.flatten() {
+            n += c.expires.unwrap_or(0) as usize;
+        }
+    }
+    n += req.headers.expires().ok().flatten().unwrap_or(0) as usize;
+    for c in req.headers.authorizations().flatten() {
+        if let sip::Credentials::Digest(d) = c {
+            n += d.nc.unwrap_or(0) as usize;
+        }
+    }
+    n
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (Some(op), Some(n)) = (args.next(), args.next().and_then(|n| n.parse::<u64>().ok())) else {
+        // `cargo bench` runs every bench target with its own flags; nothing to do then.
+        return;
+    };
+    let source: SocketAddr = "192.0.2.14:5060".parse().expect("literal address");
+    let mut out = [0u8; 2048];
+    let mut storage = [Header::EMPTY; 32];
+    let Ok(Message::Request(req)) = sip::parse_datagram(REGISTER, &mut storage, &Limits::default())
+    else {
+        panic!("bench input must parse")
+    };
+    let mut sink = 0usize;
+    for _ in 0..n {
+        sink += match op.as_str() {
+            "parse_frame" => {
+                let mut storage = [Header::EMPTY; 32];
+                sip::parse_datagram(black_box(REGISTER), &mut storage, &Limits::default())
+                    .map_or(0, |m| m.headers().lines.len())
+            }
+            "parse_typed" => typed(black_box(REGISTER)),
+            "parse_typed_auth" => typed(black_box(REGISTER_AUTH)),
+            "write_401" => {
+                let mut r = ResponseBuilder::start(
+                    &mut out,
+                    401,
+                    "Unauthorized",
+                    black_box(&req.headers),
+                    source,
+                    Some(b"a1b2c3d4"),
+                );
+                r.www_authenticate(&Challenge {
+                    realm: b"example.com",
+                    nonce: b"AAAAAGcz4wABAAAAAAAAAQ8r2Yw7mF0aYb3xK1dQ",
+                    opaque: b"5ccc069c403ebaf9f0171e9517f40e41",
+                    algorithm: "SHA-256",
+                    qop: "auth,auth-int",
+                    stale: false,
+                });
+                r.finish().unwrap_or(0)
+            }
+            "write_200" => {
+                let mut r = ResponseBuilder::start(
+                    &mut out,
+                    200,
+                    "OK",
+                    black_box(&req.headers),
+                    source,
+                    Some(b"a1b2c3d4"),
+                );
+                r.contact(b"sip:u012345@192.0.2.14:5060;transport=udp", b"", 3600);
+                r.date(1_795_000_000);
+                r.finish().unwrap_or(0)
+            }
+            other => panic!("unknown operation {other}"),
+        };
+    }
+    println!("{sink}");
+}
