@@ -168,7 +168,7 @@ fn write(c: &mut Criterion) {
             );
             r.contact(
                 b"sip:u012345@192.0.2.14:5060;transport=udp",
-                b";+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-0004f2a1b2c3>\";reg-id=1",
+                b"+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-0004f2a1b2c3>\";reg-id=1",
                 3600,
             );
             r.date(1_795_000_000);

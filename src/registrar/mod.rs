@@ -1,7 +1,245 @@
 //! The registrar element: what sipreg does with a request once its bytes have arrived.
 //!
-//! Sans-I/O: functions here take the received bytes, the source address and `now`, and produce
-//! the bytes of the answer. [`screen`] applies the checks every request passes before any element
-//! logic (RFC 3261 8.2) and writes rejections.
+//! Sans-I/O, in the manner of quinn-proto: [`Registrar::handle`] takes the time, the source
+//! address, the transport and the received bytes, and writes the answer into a caller buffer;
+//! changes to the location table come out of [`Registrar::poll_event`]. Nothing here reads a
+//! clock, a socket or a file, so tests drive it with a virtual clock.
+//!
+//! - [`screen`]: the checks every request passes first (RFC 3261 8.2) and the rejections.
+//! - `register`: RFC 3261 section 10.3, step by step, with digest authentication.
 
+mod register;
 pub mod screen;
+
+use core::net::SocketAddr;
+
+use crate::auth::{Algorithm, NcTracker, NonceKeys, UserDb};
+use crate::location::{Event, Shard};
+use crate::sip::{self, Header, Limits, Method, ResponseBuilder, SipUri, Transport};
+
+use screen::Screened;
+
+/// A domain sipreg is the registrar for, with the realm its challenges name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Domain {
+    /// Lowercase host name (or address literal) as it appears in Request-URIs and AORs.
+    pub name: String,
+    pub realm: String,
+}
+
+/// What to do when a REGISTER would leave an AOR with more bindings than allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContactPolicy {
+    /// Refuse the REGISTER with 503 and Retry-After; nothing changes.
+    Reject,
+    /// Accept it and remove the least recently updated bindings the request did not touch.
+    ReplaceOldest,
+}
+
+/// Expiry and contact policy (RFC 3261 10.2.1.1, 10.3 step 7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Below this (and above zero), 423 Interval Too Brief with Min-Expires.
+    pub min_expires: u32,
+    /// Above this, the granted expiry is lowered to it.
+    pub max_expires: u32,
+    /// When neither the contact nor the request says.
+    pub default_expires: u32,
+    /// Bindings per AOR.
+    pub max_contacts: usize,
+    pub contact_policy: ContactPolicy,
+    /// Retry-After of a 503 for the contact limit.
+    pub retry_after: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            min_expires: 60,
+            max_expires: 7200,
+            default_expires: 3600,
+            max_contacts: 10,
+            contact_policy: ContactPolicy::ReplaceOldest,
+            retry_after: 30,
+        }
+    }
+}
+
+/// Digest authentication settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// Algorithms offered in 401s, one challenge each, most preferred first (RFC 8760 2.4).
+    pub algorithms: Vec<Algorithm>,
+    /// Seconds a nonce stays fresh; an older one with correct credentials gets `stale=true`.
+    /// Longer than the usual refresh interval, so that phones refreshing with pre-emptive
+    /// credentials are not challenged each time; the nonce-count check stops replays meanwhile.
+    pub nonce_lifetime: u64,
+    /// Entries of the nonce-count table (20 bytes each). A phone that refreshes with its nonce
+    /// holds one entry, so size it to the phones one registrar serves within a nonce lifetime;
+    /// when it overflows, clients get `stale=true` and re-authenticate, never a replay through.
+    pub nc_entries: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            algorithms: vec![Algorithm::Sha512_256, Algorithm::Sha256, Algorithm::Md5],
+            nonce_lifetime: 3600,
+            // 20 MiB.
+            nc_entries: 1 << 20,
+        }
+    }
+}
+
+/// Everything the registrar element is configured with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub domains: Vec<Domain>,
+    pub policy: Policy,
+    pub auth: AuthConfig,
+    /// The Server header value.
+    pub server: String,
+    pub limits: Limits,
+}
+
+impl Config {
+    /// Defaults for these domains, each its own realm.
+    pub fn with_domains(names: &[String]) -> Config {
+        Config {
+            domains: names
+                .iter()
+                .map(|n| Domain {
+                    name: n.to_ascii_lowercase(),
+                    realm: n.to_ascii_lowercase(),
+                })
+                .collect(),
+            policy: Policy::default(),
+            auth: AuthConfig::default(),
+            server: concat!("sipreg/", env!("CARGO_PKG_VERSION")).to_string(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Where a request came from, as the I/O shell knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub source: SocketAddr,
+    pub transport: Transport,
+    /// The shell's id of the stream connection, if any (RFC 5626 flows).
+    pub connection: Option<u64>,
+}
+
+/// The registrar element: credentials, nonce keys, the nonce-count table and one location
+/// shard. One worker owns one `Registrar`.
+pub struct Registrar {
+    config: Config,
+    users: UserDb,
+    keys: NonceKeys,
+    counts: NcTracker,
+    shard: Shard,
+    /// Nonce sequence number, so two challenges in the same second differ.
+    seq: u64,
+    /// The To tag of this element's responses (RFC 3261 8.2.6.2), derived from the secret.
+    tag: [u8; 16],
+    /// Reused buffer for canonical AOR bytes.
+    aor_buf: Vec<u8>,
+}
+
+impl Registrar {
+    /// A registrar with no users yet. `secret` keys the nonces; the shell draws it at random.
+    pub fn new(config: Config, secret: [u8; 32]) -> Registrar {
+        let counts = NcTracker::with_capacity(config.auth.nc_entries, config.auth.nonce_lifetime);
+        let keys = NonceKeys::new(0, &secret);
+        let mut tag = [0u8; 16];
+        let digest = crate::auth::hash_hex(Algorithm::Sha256, &secret);
+        for (t, h) in tag.iter_mut().zip(digest.as_bytes()) {
+            *t = *h;
+        }
+        Registrar {
+            config,
+            users: UserDb::new(),
+            keys,
+            counts,
+            shard: Shard::new(),
+            seq: 0,
+            tag,
+            aor_buf: Vec::with_capacity(128),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn users(&self) -> &UserDb {
+        &self.users
+    }
+
+    pub fn users_mut(&mut self) -> &mut UserDb {
+        &mut self.users
+    }
+
+    /// The location table, for routing lookups and snapshots.
+    pub fn shard(&self) -> &Shard {
+        &self.shard
+    }
+
+    /// The next change to the location table (added, refreshed, removed, expired).
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.shard.poll_event()
+    }
+
+    /// Expires due bindings; the shell calls it at [`Registrar::next_deadline`] or periodically.
+    pub fn tick(&mut self, now_ms: u64) -> usize {
+        self.shard.expire(now_ms)
+    }
+
+    /// When the next binding expires, in milliseconds.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.shard.next_deadline()
+    }
+
+    /// Handles one received message and writes the answer into `out`; returns its length, or
+    /// `None` when nothing is to be sent.
+    pub fn handle(
+        &mut self,
+        now_ms: u64,
+        peer: Peer,
+        bytes: &[u8],
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let mut storage = [Header::EMPTY; 64];
+        let parsed = sip::parse_datagram(bytes, &mut storage, &self.config.limits);
+        match screen::screen(parsed) {
+            Screened::Ignore => None,
+            Screened::Reject(r) => screen::write_rejection(r, bytes, peer.source, &self.tag, out),
+            Screened::Accept(req, e) => match req.method {
+                Method::Register => self.register(now_ms, peer, &req, &e, out),
+                Method::Options => self.options(peer, &req, out),
+                // Screening lets only REGISTER and OPTIONS through.
+                _ => None,
+            },
+        }
+    }
+
+    /// RFC 3261 11.2: OPTIONS is answered as an INVITE would be, here with 200 and what the
+    /// registrar supports.
+    fn options(&self, peer: Peer, req: &sip::Request<'_, '_>, out: &mut [u8]) -> Option<usize> {
+        let mut r =
+            ResponseBuilder::start(out, 200, "OK", &req.headers, peer.source, Some(&self.tag));
+        r.header("Allow", screen::ALLOW);
+        r.header("Supported", b"path");
+        r.server(&self.config.server);
+        r.finish().ok()
+    }
+
+    /// The served domain a URI's host names, if any.
+    fn domain_of(&self, uri: &SipUri<'_>) -> Option<usize> {
+        let host = uri.host_raw;
+        self.config
+            .domains
+            .iter()
+            .position(|d| d.name.as_bytes().eq_ignore_ascii_case(host))
+    }
+}

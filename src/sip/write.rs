@@ -10,6 +10,7 @@ use core::net::{IpAddr, SocketAddr};
 use super::addr::NameAddr;
 use super::header::HeaderName;
 use super::message::Headers;
+use super::params::Params;
 use super::uri::Host;
 use super::via::{Rport, Via};
 
@@ -230,13 +231,21 @@ impl<'b> ResponseBuilder<'b> {
         self
     }
 
-    /// `Contact: <uri>;params;expires=N`. `params` is raw header-parameter text starting with
-    /// `;` (or empty), such as a stored `+sip.instance` and `reg-id`.
+    /// `Contact: <uri>;params;expires=N`. `params` is raw header-parameter text as stored from
+    /// a request's Contact (without the leading `;`, for instance `+sip.instance="<urn:..>";reg-id=1`);
+    /// an `expires` among them is dropped, since the granted value is the one written.
     pub fn contact(&mut self, uri: &[u8], params: &[u8], expires: u32) -> &mut Self {
         self.w.put(b"Contact: <");
         self.w.put_value(uri);
         self.w.put(b">");
-        self.w.put_value(params);
+        if let Some(params) = Params::header(params) {
+            for p in params.iter() {
+                if !p.name.eq_ignore_ascii_case(b"expires") {
+                    self.w.put(b";");
+                    self.w.put_value(p.raw);
+                }
+            }
+        }
         self.w.put(b";expires=");
         self.w.put_u64(u64::from(expires));
         self.w.put(b"\r\n");

@@ -1,0 +1,138 @@
+//! Base64url without padding (RFC 4648 section 5), into and out of caller-provided buffers.
+//!
+//! What it does: the small encoder and strict decoder the nonce and opaque tokens need. The
+//! decoder accepts only the canonical encoding (no padding, no whitespace, unused trailing bits
+//! zero), so every token has exactly one spelling. What it does not do: padding, the `+/`
+//! alphabet, or streaming.
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Value of each byte in the alphabet; 0xFF for bytes outside it.
+const DECODE: [u8; 256] = {
+    let mut table = [0xFF; 256];
+    let mut i = 0;
+    while i < 64 {
+        table[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// Characters needed for `n` bytes.
+pub const fn encoded_len(n: usize) -> usize {
+    (n * 4).div_ceil(3)
+}
+
+/// Writes `input` into the front of `out`; `None` if `out` is shorter than
+/// [`encoded_len`]`(input.len())`.
+pub fn encode(input: &[u8], out: &mut [u8]) -> Option<usize> {
+    let len = encoded_len(input.len());
+    let out = out.get_mut(..len)?;
+    for (group, chars) in input.chunks(3).zip(out.chunks_mut(4)) {
+        let b = |i: usize| u32::from(group.get(i).copied().unwrap_or(0));
+        let n = b(0) << 16 | b(1) << 8 | b(2);
+        for (k, c) in chars.iter_mut().enumerate() {
+            // A 6-bit value: always inside the 64-entry alphabet.
+            *c = ALPHABET[(n >> (18 - 6 * k)) as usize & 63];
+        }
+    }
+    Some(len)
+}
+
+/// Decodes `input` into the front of `out` and returns the byte count; `None` for a character
+/// outside the alphabet, an impossible length, non-zero unused bits, or `out` too short.
+pub fn decode(input: &[u8], out: &mut [u8]) -> Option<usize> {
+    if input.len() % 4 == 1 {
+        return None;
+    }
+    let len = input.len() * 3 / 4;
+    let out = out.get_mut(..len)?;
+    for (chars, group) in input.chunks(4).zip(out.chunks_mut(3)) {
+        let mut n = 0u32;
+        for &c in chars {
+            let v = DECODE[usize::from(c)];
+            if v == 0xFF {
+                return None;
+            }
+            n = n << 6 | u32::from(v);
+        }
+        // Left-align a short final group as if it had been padded with zero characters.
+        let missing = 4 - chars.len();
+        n <<= 6 * missing;
+        // The bits past the last whole byte must be zero, else two texts decode alike.
+        let unused = (0xFF_FFFF >> (8 * group.len())) & n;
+        if unused != 0 {
+            return None;
+        }
+        for (k, b) in group.iter_mut().enumerate() {
+            *b = (n >> (16 - 8 * k)) as u8;
+        }
+    }
+    Some(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 4648 section 10 vectors, padding stripped.
+    #[test]
+    fn rfc4648_vectors() {
+        let cases: [(&[u8], &[u8]); 7] = [
+            (b"", b""),
+            (b"f", b"Zg"),
+            (b"fo", b"Zm8"),
+            (b"foo", b"Zm9v"),
+            (b"foob", b"Zm9vYg"),
+            (b"fooba", b"Zm9vYmE"),
+            (b"foobar", b"Zm9vYmFy"),
+        ];
+        for (plain, text) in cases {
+            let mut buf = [0u8; 16];
+            let n = encode(plain, &mut buf).unwrap();
+            assert_eq!(&buf[..n], text);
+            let mut back = [0u8; 16];
+            let n = decode(text, &mut back).unwrap();
+            assert_eq!(&back[..n], plain);
+        }
+    }
+
+    #[test]
+    fn url_alphabet_and_round_trip() {
+        let mut text = [0u8; 4];
+        encode(&[0xFB, 0xFF, 0xBF], &mut text).unwrap();
+        assert_eq!(&text, b"-_-_");
+        let all: Vec<u8> = (0..=255).collect();
+        for len in 0..=all.len() {
+            let mut text = [0u8; 344];
+            let n = encode(&all[..len], &mut text).unwrap();
+            assert_eq!(n, encoded_len(len));
+            let mut back = [0u8; 256];
+            let m = decode(&text[..n], &mut back).unwrap();
+            assert_eq!(&back[..m], &all[..len]);
+        }
+    }
+
+    #[test]
+    fn rejects_non_canonical_and_short_buffers() {
+        let cases: [&[u8]; 7] = [
+            b"Zg==", // padding
+            b"Z",    // a lone character carries no whole byte
+            b"Zh",   // unused bits set: 'h' leaves a 1 in the low four bits
+            b"Zm8",  // canonical "fo": the one that decodes
+            b"Zm+v", // the standard alphabet, not the URL one
+            b"Zm9 ", // whitespace
+            b"Zm/v",
+        ];
+        for text in cases {
+            let mut out = [0u8; 8];
+            let ok = decode(text, &mut out).is_some();
+            assert_eq!(ok, text == b"Zm8", "{text:?}");
+        }
+        // "Zm9" also spells "fo" if the two unused bits are ignored; they are not.
+        assert!(decode(b"Zm9", &mut [0u8; 8][..]).is_none());
+        assert_eq!(decode(b"Zm8", &mut [0u8; 2][..]), Some(2));
+        assert!(decode(b"Zm9v", &mut [0u8; 2][..]).is_none());
+        assert!(encode(b"foo", &mut [0u8; 3][..]).is_none());
+    }
+}

@@ -1,0 +1,634 @@
+//! The digest computation: algorithms, HA1 and response verification (RFC 7616 3.4.1,
+//! RFC 2617 3.2.2, RFC 8760).
+//!
+//! What it does: names the supported algorithms, computes and parses HA1 (the stored
+//! password-equivalent), computes the `response` a client should send and checks a received one
+//! in constant time, without touching the heap.
+//!
+//! What it does not do: decide whether the nonce is genuine or fresh ([`super::nonce`]), whether
+//! the nonce-count is a replay ([`super::nc`]), find the user ([`super::users`]), or compare the
+//! `uri` parameter with the Request-URI (that needs SIP URI equality and is the registrar's job).
+//! `-sess` algorithms and `userhash=true` are not supported.
+
+use core::fmt;
+
+use md5::Md5;
+use sha2::{Digest, Sha256, Sha512_256};
+
+use crate::sip::{DigestResponse, Quoted};
+
+/// A digest algorithm (RFC 7616 3.3 `algorithm`, RFC 8760 for SHA-512-256).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    Md5,
+    Sha256,
+    Sha512_256,
+}
+
+impl Algorithm {
+    /// Every supported algorithm, strongest first (the order to offer challenges in).
+    pub const ALL: [Algorithm; 3] = [Algorithm::Sha512_256, Algorithm::Sha256, Algorithm::Md5];
+
+    /// The algorithm named by an `algorithm` token, case-insensitively. `-sess` variants and
+    /// unknown names are `None`.
+    pub fn from_token(token: &[u8]) -> Option<Algorithm> {
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| token.eq_ignore_ascii_case(a.name().as_bytes()))
+    }
+
+    /// The algorithm a response was computed with.
+    pub fn of(resp: &DigestResponse<'_>) -> Option<Algorithm> {
+        match resp.algorithm {
+            // RFC 7616 3.3: "If this is not present, it is assumed to be "MD5"."
+            None => Some(Algorithm::Md5),
+            Some(token) => Algorithm::from_token(token),
+        }
+    }
+
+    /// The name to write in a challenge's `algorithm` parameter.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Algorithm::Md5 => "MD5",
+            Algorithm::Sha256 => "SHA-256",
+            Algorithm::Sha512_256 => "SHA-512-256",
+        }
+    }
+
+    /// Length of a digest in lowercase hex: 32 for MD5, 64 for the SHA-2 variants.
+    pub const fn hex_len(self) -> usize {
+        self.raw_len() * 2
+    }
+
+    const fn raw_len(self) -> usize {
+        match self {
+            Algorithm::Md5 => 16,
+            Algorithm::Sha256 | Algorithm::Sha512_256 => 32,
+        }
+    }
+
+    /// A dense index, for per-algorithm tables.
+    pub(crate) const fn index(self) -> usize {
+        match self {
+            Algorithm::Md5 => 0,
+            Algorithm::Sha256 => 1,
+            Algorithm::Sha512_256 => 2,
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A digest written as lowercase hex, on the stack (at most 64 characters).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Hex {
+    buf: [u8; 64],
+    len: u8,
+}
+
+impl Hex {
+    fn encode(raw: &[u8]) -> Hex {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = Hex {
+            buf: [0; 64],
+            len: 0,
+        };
+        for (pair, &b) in hex.buf.chunks_exact_mut(2).zip(raw) {
+            // Both indices are 4-bit values, inside the 16-entry table.
+            pair.copy_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]]);
+            hex.len += 2;
+        }
+        hex
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..usize::from(self.len)).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Hex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_bytes()
+            .iter()
+            .try_for_each(|&b| fmt::Write::write_char(f, char::from(b)))
+    }
+}
+
+impl fmt::Debug for Hex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hex({self})")
+    }
+}
+
+/// An incremental hash over one of the supported algorithms.
+enum Hasher {
+    Md5(Md5),
+    Sha256(Sha256),
+    Sha512_256(Sha512_256),
+}
+
+impl Hasher {
+    fn new(alg: Algorithm) -> Hasher {
+        match alg {
+            Algorithm::Md5 => Hasher::Md5(Md5::new()),
+            Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),
+            Algorithm::Sha512_256 => Hasher::Sha512_256(Sha512_256::new()),
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> &mut Hasher {
+        match self {
+            Hasher::Md5(h) => h.update(bytes),
+            Hasher::Sha256(h) => h.update(bytes),
+            Hasher::Sha512_256(h) => h.update(bytes),
+        }
+        self
+    }
+
+    /// Feeds `unq(value)`: the quoted-string content with quoted-pairs resolved.
+    fn put_quoted(&mut self, q: Quoted<'_>) -> &mut Hasher {
+        for chunk in q.chunks() {
+            self.put(chunk);
+        }
+        self
+    }
+
+    /// The raw digest, left-aligned in 32 bytes (MD5 fills the first 16).
+    fn finish_raw(self) -> [u8; 32] {
+        let mut raw = [0; 32];
+        match self {
+            Hasher::Md5(h) => raw[..16].copy_from_slice(&h.finalize()),
+            Hasher::Sha256(h) => raw.copy_from_slice(&h.finalize()),
+            Hasher::Sha512_256(h) => raw.copy_from_slice(&h.finalize()),
+        }
+        raw
+    }
+
+    fn finish(self, alg: Algorithm) -> Hex {
+        let raw = self.finish_raw();
+        Hex::encode(raw.get(..alg.raw_len()).unwrap_or_default())
+    }
+}
+
+/// `H(data)` as lowercase hex.
+pub fn hash_hex(alg: Algorithm, data: &[u8]) -> Hex {
+    let mut h = Hasher::new(alg);
+    h.put(data);
+    h.finish(alg)
+}
+
+/// HA1 = H(username ":" realm ":" password) (RFC 7616 3.4.2, A1 for the non-`-sess` algorithms).
+///
+/// A password equivalent: whoever holds it can answer any challenge in its realm, so it is never
+/// printed by `Debug` and compared only in constant time (it has no `PartialEq`). Kept as the raw
+/// digest (33 bytes with the algorithm, no heap) and written as hex when a response is computed,
+/// which halves the size of a user table compared with storing the hex text.
+#[derive(Clone, Copy)]
+pub struct Ha1 {
+    alg: Algorithm,
+    raw: [u8; 32],
+}
+
+impl Ha1 {
+    /// HA1 of a plaintext password, for provisioning tools; the registrar only stores the result.
+    pub fn from_password(alg: Algorithm, username: &[u8], realm: &[u8], password: &[u8]) -> Ha1 {
+        let mut h = Hasher::new(alg);
+        h.put(username).put(b":").put(realm).put(b":").put(password);
+        Ha1 {
+            alg,
+            raw: h.finish_raw(),
+        }
+    }
+
+    /// HA1 from its hex text (a stored credentials file); either case, exactly
+    /// [`Algorithm::hex_len`] digits.
+    pub fn from_hex(alg: Algorithm, hex: &[u8]) -> Option<Ha1> {
+        if hex.len() != alg.hex_len() {
+            return None;
+        }
+        let mut raw = [0; 32];
+        for (out, pair) in raw.iter_mut().zip(hex.chunks_exact(2)) {
+            let [hi, lo] = pair else { return None };
+            *out = hex_digit(*hi)? << 4 | hex_digit(*lo)?;
+        }
+        Some(Ha1 { alg, raw })
+    }
+
+    /// An HA1 nobody's password produces in practice, for the unknown-user path.
+    pub(crate) const fn dummy(alg: Algorithm) -> Ha1 {
+        Ha1 { alg, raw: [0; 32] }
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The lowercase hex form, as written in a credentials file and fed to the response hash.
+    pub fn to_hex(&self) -> Hex {
+        Hex::encode(self.raw.get(..self.alg.raw_len()).unwrap_or_default())
+    }
+}
+
+impl fmt::Debug for Ha1 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Ha1({}, <redacted>)", self.alg)
+    }
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The `qop` a response was computed under.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Qop {
+    Auth,
+    AuthInt,
+}
+
+/// The `response` value a client holding `ha1` sends for this request, as lowercase hex.
+///
+/// Uses `resp`'s nonce, uri, qop, nc and cnonce; ignores its `response`. `None` when a parameter
+/// the computation needs is missing, the qop is neither `auth` nor `auth-int`, or `resp` names an
+/// algorithm other than `ha1`'s. The load generator and tests use this as the client side.
+pub fn compute_response(
+    ha1: &Ha1,
+    method: &[u8],
+    resp: &DigestResponse<'_>,
+    body: &[u8],
+) -> Option<Hex> {
+    let alg = ha1.alg;
+    if Algorithm::of(resp)? != alg {
+        return None;
+    }
+    let nonce = resp.nonce?;
+    let uri = resp.uri?;
+    let qop = match resp.qop {
+        None => None,
+        Some(q) if q.eq_ignore_ascii_case(b"auth") => Some(Qop::Auth),
+        Some(q) if q.eq_ignore_ascii_case(b"auth-int") => Some(Qop::AuthInt),
+        Some(_) => return None,
+    };
+
+    // RFC 2617 3.2.2.3 (kept by RFC 7616 3.4.3): "If the "qop" directive's value is "auth" or is
+    // unspecified, then A2 is: A2 = Method ":" digest-uri-value". "If the "qop" value is
+    // "auth-int", then A2 is: A2 = Method ":" digest-uri-value ":" H(entity-body)".
+    let mut a2 = Hasher::new(alg);
+    a2.put(method).put(b":").put_quoted(uri);
+    if qop == Some(Qop::AuthInt) {
+        a2.put(b":").put(hash_hex(alg, body).as_bytes());
+    }
+    let ha2 = a2.finish(alg);
+
+    let mut kd = Hasher::new(alg);
+    kd.put(ha1.to_hex().as_bytes()).put(b":").put_quoted(nonce);
+    if qop.is_some() {
+        // RFC 7616 3.4.1: response = KD(H(A1), unq(nonce) ":" nc ":" unq(cnonce) ":" unq(qop)
+        // ":" H(A2)). The nc is 8LHEX on the wire; the parser kept its value, so write it back
+        // the way RFC 2617 3.2.2 defines it: "8LHEX", lowercase.
+        let nc = Hex::encode(&resp.nc?.to_be_bytes());
+        let qop_text = resp.qop?;
+        kd.put(b":")
+            .put(nc.as_bytes())
+            .put(b":")
+            .put_quoted(resp.cnonce?)
+            .put(b":")
+            .put(qop_text);
+    }
+    // Without qop, RFC 2617 3.2.2.1 keeps RFC 2069 compatibility:
+    // request-digest = KD(H(A1), unq(nonce-value) ":" H(A2)).
+    kd.put(b":").put(ha2.as_bytes());
+    Some(kd.finish(alg))
+}
+
+/// Whether `resp.response` is the digest a holder of `ha1` computes for this request.
+///
+/// `method` is the request method (`REGISTER`), `body` the message body (used for
+/// `qop=auth-int` only). The hex digits may come in either case (some clients send uppercase);
+/// the comparison with the expected value takes the same time wherever they differ. No heap.
+///
+/// A response without `qop` (RFC 2069 style) verifies if correct, but carries no nonce-count and
+/// so no replay protection: a registrar that offers `qop` should refuse such responses.
+pub fn verify(ha1: &Ha1, method: &[u8], resp: &DigestResponse<'_>, body: &[u8]) -> bool {
+    let Some(got) = resp.response else {
+        return false;
+    };
+    let Some(expected) = compute_response(ha1, method, resp, body) else {
+        return false;
+    };
+    // The length is public (it follows from the algorithm), so returning early leaks nothing.
+    if got.len() != expected.as_bytes().len() {
+        return false;
+    }
+    // Lowercase the client's digits: the input is public, only the expected value is secret.
+    let mut lower = [0u8; 64];
+    for (l, g) in lower.iter_mut().zip(got) {
+        *l = g.to_ascii_lowercase();
+    }
+    ct_eq(
+        lower.get(..got.len()).unwrap_or_default(),
+        expected.as_bytes(),
+    )
+}
+
+/// Equality whose time depends on the length only, not on where the bytes differ.
+///
+/// `black_box` keeps the optimizer from turning the accumulated difference back into an early
+/// exit; this is best effort, as in every pure-Rust constant-time comparison.
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    core::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::Credentials;
+
+    fn digest(value: &[u8]) -> DigestResponse<'_> {
+        match Credentials::parse(value) {
+            Some(Credentials::Digest(d)) => d,
+            other => panic!("not digest credentials: {other:?}"),
+        }
+    }
+
+    /// RFC 7616 3.9.1 (MD5 and SHA-256) and RFC 2617 3.5, byte for byte.
+    #[test]
+    fn rfc_examples() {
+        let rfc7616 = |alg: &str, response: &str| {
+            format!(
+                "Digest username=\"Mufasa\", realm=\"http-auth@example.org\", \
+                 uri=\"/dir/index.html\", algorithm={alg}, \
+                 nonce=\"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v\", nc=00000001, \
+                 cnonce=\"f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ\", qop=auth, \
+                 response=\"{response}\", \
+                 opaque=\"FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS\""
+            )
+        };
+        let rfc2617 = "Digest username=\"Mufasa\", realm=\"testrealm@host.com\", \
+                       nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", uri=\"/dir/index.html\", \
+                       qop=auth, nc=00000001, cnonce=\"0a4f113b\", \
+                       response=\"6629fae49393a05397450978507c4ef1\", \
+                       opaque=\"5ccc069c403ebaf9f0171e9517f40e41\""
+            .to_string();
+        let cases: [(String, Algorithm, &str, &str, &str); 3] = [
+            (
+                rfc7616("MD5", "8ca523f5e9506fed4657c9700eebdbec"),
+                Algorithm::Md5,
+                "http-auth@example.org",
+                "Circle of Life",
+                "8ca523f5e9506fed4657c9700eebdbec",
+            ),
+            (
+                rfc7616(
+                    "SHA-256",
+                    "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",
+                ),
+                Algorithm::Sha256,
+                "http-auth@example.org",
+                "Circle of Life",
+                "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",
+            ),
+            (
+                rfc2617,
+                Algorithm::Md5,
+                "testrealm@host.com",
+                "Circle Of Life",
+                "6629fae49393a05397450978507c4ef1",
+            ),
+        ];
+        for (header, alg, realm, password, response) in &cases {
+            let d = digest(header.as_bytes());
+            assert_eq!(Algorithm::of(&d), Some(*alg));
+            let ha1 = Ha1::from_password(*alg, b"Mufasa", realm.as_bytes(), password.as_bytes());
+            let computed = compute_response(&ha1, b"GET", &d, b"").unwrap();
+            assert_eq!(computed.to_string(), *response, "{header}");
+            assert!(verify(&ha1, b"GET", &d, b""), "{header}");
+            // The same request under another method, or with the wrong password, fails.
+            assert!(!verify(&ha1, b"POST", &d, b""));
+            let wrong = Ha1::from_password(*alg, b"Mufasa", realm.as_bytes(), b"circle of life");
+            assert!(!verify(&wrong, b"GET", &d, b""));
+            // Uppercase hex from the client is accepted.
+            let upper = header.replace(response, &response.to_ascii_uppercase());
+            assert!(verify(&ha1, b"GET", &digest(upper.as_bytes()), b""));
+        }
+        // The RFC 2617 3.5 HA1 as it would sit in a credentials file.
+        let ha1 = Ha1::from_password(
+            Algorithm::Md5,
+            b"Mufasa",
+            b"testrealm@host.com",
+            b"Circle Of Life",
+        );
+        assert_eq!(ha1.to_hex().to_string(), "939e7578ed9e3c518a452acee763bce9");
+    }
+
+    #[test]
+    fn algorithm_tokens() {
+        let cases: [(&[u8], Option<Algorithm>); 9] = [
+            (b"MD5", Some(Algorithm::Md5)),
+            (b"md5", Some(Algorithm::Md5)),
+            (b"SHA-256", Some(Algorithm::Sha256)),
+            (b"sha-256", Some(Algorithm::Sha256)),
+            (b"SHA-512-256", Some(Algorithm::Sha512_256)),
+            (b"MD5-sess", None),
+            (b"SHA-256-sess", None),
+            (b"SHA-512/256", None),
+            (b"", None),
+        ];
+        for (token, want) in cases {
+            assert_eq!(Algorithm::from_token(token), want, "{token:?}");
+        }
+        assert_eq!(
+            Algorithm::of(&DigestResponse::default()),
+            Some(Algorithm::Md5)
+        );
+        for alg in Algorithm::ALL {
+            assert_eq!(Algorithm::from_token(alg.name().as_bytes()), Some(alg));
+            assert_eq!(hash_hex(alg, b"").as_bytes().len(), alg.hex_len());
+        }
+        assert_eq!(Algorithm::Md5.hex_len(), 32);
+        assert_eq!(Algorithm::Sha512_256.hex_len(), 64);
+        // FIPS 180-4 SHA-512/256("abc"): the real truncated variant, not SHA-512 cut short.
+        assert_eq!(
+            hash_hex(Algorithm::Sha512_256, b"abc").to_string(),
+            "53048e2681941ef99b2e29b76b4c7dabe4c2d0c634fc6d46e0e2f13107e7af23"
+        );
+    }
+
+    #[test]
+    fn ha1_hex_round_trip() {
+        for alg in Algorithm::ALL {
+            let ha1 = Ha1::from_password(alg, b"alice", b"example.com", b"secret");
+            let hex = ha1.to_hex();
+            let back = Ha1::from_hex(alg, hex.as_bytes()).unwrap();
+            assert_eq!(back.to_hex(), hex);
+            let upper = hex.to_string().to_ascii_uppercase();
+            assert_eq!(Ha1::from_hex(alg, upper.as_bytes()).unwrap().to_hex(), hex);
+        }
+        let bad: [(&[u8], Algorithm); 4] = [
+            (b"939e7578ed9e3c518a452acee763bce", Algorithm::Md5),
+            (b"939e7578ed9e3c518a452acee763bce9", Algorithm::Sha256),
+            (b"939e7578ed9e3c518a452acee763bceg", Algorithm::Md5),
+            (b"", Algorithm::Md5),
+        ];
+        for (hex, alg) in bad {
+            assert!(Ha1::from_hex(alg, hex).is_none(), "{hex:?}");
+        }
+        let shown = format!("{:?}", Ha1::from_password(Algorithm::Md5, b"a", b"b", b"c"));
+        assert_eq!(shown, "Ha1(MD5, <redacted>)");
+    }
+
+    #[test]
+    fn sha512_256_round_trip() {
+        let header = b"Digest username=\"alice\", realm=\"example.com\", uri=\"sip:example.com\", \
+            algorithm=SHA-512-256, nonce=\"abc\", nc=0000002a, cnonce=\"xyz\", qop=auth, \
+            response=\"00\"";
+        let d = digest(header);
+        let ha1 = Ha1::from_password(Algorithm::Sha512_256, b"alice", b"example.com", b"pw");
+        let response = compute_response(&ha1, b"REGISTER", &d, b"").unwrap();
+        assert_eq!(response.as_bytes().len(), 64);
+        let good = DigestResponse {
+            response: Some(response.as_bytes()),
+            ..d
+        };
+        assert!(verify(&ha1, b"REGISTER", &good, b""));
+        // A different nc, or an HA1 for another algorithm, does not verify.
+        assert!(!verify(
+            &ha1,
+            b"REGISTER",
+            &DigestResponse {
+                nc: Some(43),
+                ..good
+            },
+            b""
+        ));
+        let sha256 = Ha1::from_password(Algorithm::Sha256, b"alice", b"example.com", b"pw");
+        assert!(!verify(&sha256, b"REGISTER", &good, b""));
+    }
+
+    /// auth-int and the RFC 2069 form, against the formulas written out with the hash directly.
+    #[test]
+    fn auth_int_and_no_qop() {
+        let md5 = |s: &[u8]| hash_hex(Algorithm::Md5, s).to_string();
+        let ha1 = Ha1::from_password(Algorithm::Md5, b"bob", b"example.com", b"pw");
+        let ha1_hex = ha1.to_hex().to_string();
+        let body = b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\n";
+
+        let ha2 = md5(format!("REGISTER:sip:example.com:{}", md5(body)).as_bytes());
+        let want = md5(format!("{ha1_hex}:n1:0000000a:c1:auth-int:{ha2}").as_bytes());
+        let header = format!(
+            "Digest username=\"bob\", realm=\"example.com\", uri=\"sip:example.com\", \
+             nonce=\"n1\", nc=0000000a, cnonce=\"c1\", qop=auth-int, response=\"{want}\""
+        );
+        let d = digest(header.as_bytes());
+        assert!(verify(&ha1, b"REGISTER", &d, body));
+        assert!(!verify(&ha1, b"REGISTER", &d, b"tampered"));
+        assert!(!verify(&ha1, b"REGISTER", &d, b""));
+
+        let ha2 = md5(b"REGISTER:sip:example.com");
+        let want = md5(format!("{ha1_hex}:n1:{ha2}").as_bytes());
+        let header = format!(
+            "Digest username=\"bob\", realm=\"example.com\", uri=\"sip:example.com\", \
+             nonce=\"n1\", response=\"{want}\""
+        );
+        assert!(verify(&ha1, b"REGISTER", &digest(header.as_bytes()), b""));
+    }
+
+    /// Quoted-pairs are resolved before hashing: `"a\"b"` hashes as `a"b`.
+    #[test]
+    fn quoted_pairs_hash_unescaped() {
+        let ha1 = Ha1::from_password(Algorithm::Md5, b"bob", b"example.com", b"pw");
+        let ha1_hex = ha1.to_hex().to_string();
+        let md5 = |s: &[u8]| hash_hex(Algorithm::Md5, s).to_string();
+        let ha2 = md5(b"REGISTER:sip:example.com");
+        let want = md5(format!("{ha1_hex}:n\"1:00000001:c\\1:auth:{ha2}").as_bytes());
+        let header = format!(
+            "Digest username=\"bob\", realm=\"example.com\", uri=\"sip:example.com\", \
+             nonce=\"n\\\"1\", nc=00000001, cnonce=\"c\\\\1\", qop=auth, response=\"{want}\""
+        );
+        assert!(verify(&ha1, b"REGISTER", &digest(header.as_bytes()), b""));
+    }
+
+    #[test]
+    fn incomplete_responses_fail() {
+        let ha1 = Ha1::from_password(Algorithm::Md5, b"bob", b"example.com", b"pw");
+        let full = b"Digest username=\"bob\", realm=\"example.com\", uri=\"sip:example.com\", \
+            nonce=\"n1\", nc=00000001, cnonce=\"c1\", qop=auth, \
+            response=\"00000000000000000000000000000000\"";
+        let d = digest(full);
+        // (what is wrong, the response, whether the expected digest can still be computed)
+        let cases: [(&str, DigestResponse<'_>, bool); 8] = [
+            (
+                "no response",
+                DigestResponse {
+                    response: None,
+                    ..d
+                },
+                true,
+            ),
+            (
+                "short response",
+                DigestResponse {
+                    response: Some(b"00"),
+                    ..d
+                },
+                true,
+            ),
+            ("no nonce", DigestResponse { nonce: None, ..d }, false),
+            ("no uri", DigestResponse { uri: None, ..d }, false),
+            ("qop without nc", DigestResponse { nc: None, ..d }, false),
+            (
+                "qop without cnonce",
+                DigestResponse { cnonce: None, ..d },
+                false,
+            ),
+            (
+                "unknown qop",
+                DigestResponse {
+                    qop: Some(b"auth-conf"),
+                    ..d
+                },
+                false,
+            ),
+            (
+                "sess",
+                DigestResponse {
+                    algorithm: Some(b"MD5-sess"),
+                    ..d
+                },
+                false,
+            ),
+        ];
+        for (name, case, computable) in cases {
+            let computed = compute_response(&ha1, b"REGISTER", &case, b"");
+            assert_eq!(computed.is_some(), computable, "{name}");
+            assert!(!verify(&ha1, b"REGISTER", &case, b""), "{name}");
+        }
+    }
+
+    #[test]
+    fn constant_time_eq() {
+        let cases: [(&[u8], &[u8], bool); 5] = [
+            (b"", b"", true),
+            (b"abc", b"abc", true),
+            (b"abc", b"abd", false),
+            (b"abc", b"ab", false),
+            (b"\x00", b"\x80", false),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(ct_eq(a, b), want, "{a:?} {b:?}");
+        }
+    }
+}

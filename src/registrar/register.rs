@@ -1,0 +1,541 @@
+//! REGISTER processing, RFC 3261 section 10.3 step by step, with digest authentication
+//! (RFC 3261 22, RFC 7616, RFC 8760), RFC 5626 instance/reg-id and RFC 3327 Path.
+//!
+//! Every check runs before anything changes: a request is applied whole or not at all. The
+//! location shard stores; this module decides.
+
+use crate::auth::{Algorithm, NcTracker, NcVerdict, NonceCheck, NonceKeys, UserDb};
+use crate::location::{Aor, BindingId, Registration};
+use crate::sip::{
+    Challenge, Contacts, Credentials, Essentials, HeaderName, Quoted, Request, ResponseBuilder,
+    SipUri, Uri,
+};
+
+use super::{AuthConfig, ContactPolicy, Peer, Registrar};
+
+/// Contacts one REGISTER may carry; more is refused rather than processed partly.
+const MAX_CONTACTS_PER_REQUEST: usize = 16;
+/// Path values one REGISTER may carry.
+const MAX_PATH: usize = 8;
+/// The qop values offered in challenges.
+const QOP: &str = "auth,auth-int";
+
+/// The outcome of authentication.
+enum Auth<'a> {
+    /// The credentials prove this user name (as received, quoted-pairs unresolved).
+    User(Quoted<'a>),
+    /// Challenge (again); `stale` when the credentials were right but the nonce had expired.
+    Challenge { stale: bool },
+    /// A correct digest whose nonce-count was seen already: a retransmission or a replay.
+    Replay(Quoted<'a>),
+}
+
+/// One change a REGISTER asks for, decided before any is applied.
+#[derive(Clone, Copy)]
+enum Op<'a> {
+    Insert(Registration<'a>),
+    Refresh(BindingId, Registration<'a>),
+    Remove(BindingId),
+}
+
+/// Checks the credentials of `req` against `realm`.
+#[allow(clippy::too_many_arguments)] // the fields of Registrar borrowed apart
+fn authenticate<'a>(
+    keys: &NonceKeys,
+    users: &UserDb,
+    counts: &mut NcTracker,
+    cfg: &AuthConfig,
+    realm: &[u8],
+    now_s: u64,
+    req: &Request<'a, '_>,
+    e: &Essentials<'a>,
+) -> Auth<'a> {
+    // RFC 3261 22.4: the credentials for our realm; other schemes (RFC 4475 regaut01) and other
+    // realms are not ours, and earn a fresh challenge.
+    let digest = req.headers.authorizations().find_map(|c| match c {
+        Ok(Credentials::Digest(d)) if d.realm.is_some_and(|r| r.eq_bytes(realm)) => Some(d),
+        _ => None,
+    });
+    let Some(d) = digest else {
+        return Auth::Challenge { stale: false };
+    };
+    let (Some(username), Some(nonce)) = (d.username, d.nonce.and_then(|n| n.plain())) else {
+        return Auth::Challenge { stale: false };
+    };
+    // Only the algorithms offered are accepted (no downgrade to one the operator turned off).
+    if !Algorithm::of(&d).is_some_and(|a| cfg.algorithms.contains(&a)) {
+        return Auth::Challenge { stale: false };
+    }
+    // RFC 7616 3.4: qop is required; without it there is no nonce-count to stop a replay.
+    if d.qop.is_none() || d.nc.is_none() || d.cnonce.is_none() {
+        return Auth::Challenge { stale: false };
+    }
+    // RFC 2617 3.2.2.5: the digest-uri must name the same resource as the Request-URI.
+    let uri_ok = d
+        .uri
+        .and_then(|u| u.plain())
+        .and_then(Uri::parse)
+        .is_some_and(|u| match (u, Uri::Sip(e.uri)) {
+            (Uri::Sip(a), Uri::Sip(b)) => a.host.matches(&b.host) && a.user == b.user,
+            _ => false,
+        });
+    if !uri_ok {
+        return Auth::Challenge { stale: false };
+    }
+    let body = req.body;
+    match keys.check(nonce, now_s, realm, cfg.nonce_lifetime) {
+        NonceCheck::Invalid => Auth::Challenge { stale: false },
+        // RFC 7616 3.3: stale "indicating that the previous request from the client was
+        // rejected because the nonce value was stale" -- only when the digest itself was right.
+        NonceCheck::Stale => Auth::Challenge {
+            stale: users.verify_user(realm, req.raw_method, &d, body),
+        },
+        NonceCheck::Fresh { issued, id } => {
+            if !users.verify_user(realm, req.raw_method, &d, body) {
+                // Unknown user and wrong password: the same 401.
+                return Auth::Challenge { stale: false };
+            }
+            match counts.observe(id, issued, d.nc.unwrap_or(0), now_s) {
+                NcVerdict::Accept => Auth::User(username),
+                // The table no longer knows this nonce: a fresh one costs the client one round
+                // trip and cannot let a replay through.
+                NcVerdict::Unknown => Auth::Challenge { stale: true },
+                NcVerdict::Replay => Auth::Replay(username),
+            }
+        }
+    }
+}
+
+impl Registrar {
+    pub(super) fn register(
+        &mut self,
+        now_ms: u64,
+        peer: Peer,
+        req: &Request<'_, '_>,
+        e: &Essentials<'_>,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let now_s = now_ms / 1000;
+        // Step 1: "The registrar inspects the Request-URI to determine whether it has access to
+        // bindings for the domain identified in the Request-URI."
+        let Some(d) = self.domain_of(&e.uri) else {
+            return self.reply(peer, req, 404, "Domain Not Served", out);
+        };
+        // Step 2 (Require) was screening. Step 3: "A registrar SHOULD authenticate the UAC."
+        let realm = self.config.domains.get(d)?.realm.as_bytes();
+        let auth = authenticate(
+            &self.keys,
+            &self.users,
+            &mut self.counts,
+            &self.config.auth,
+            realm,
+            now_s,
+            req,
+            e,
+        );
+        let (username, replay) = match auth {
+            Auth::User(u) => (u, false),
+            Auth::Replay(u) => (u, true),
+            Auth::Challenge { stale } => return self.challenge(now_s, d, stale, peer, req, out),
+        };
+        // Screening guarantees a SIP or SIPS To.
+        let Uri::Sip(to) = e.to.uri else {
+            return self.reply(peer, req, 400, "To Is Not A SIP URI", out);
+        };
+        // Step 4: "The registrar SHOULD determine if the authenticated user is authorized to
+        // modify registrations for this address-of-record." Here: their own user at the domain.
+        if !self.owns(d, username, &to) {
+            return self.reply(peer, req, 403, "Not Authorized For This AOR", out);
+        }
+        // Step 5: the canonical AOR.
+        let mut aor = core::mem::take(&mut self.aor_buf);
+        aor.clear();
+        Aor::encode(&to, &mut aor);
+        let answer = if replay {
+            // A correct digest with a used nonce-count is answered only as the retransmission
+            // of the request just processed: same Call-ID and CSeq as a stored binding.
+            if self.is_retransmission(&aor, e, now_ms) {
+                self.ok(now_ms, peer, req, &aor, out)
+            } else {
+                self.challenge(now_s, d, false, peer, req, out)
+            }
+        } else {
+            self.update(now_ms, peer, req, e, &to, &aor, out)
+        };
+        self.aor_buf = aor;
+        answer
+    }
+
+    /// Steps 6 to 8: apply the Contact header fields, then answer with every binding.
+    #[allow(clippy::too_many_arguments)]
+    fn update(
+        &mut self,
+        now_ms: u64,
+        peer: Peer,
+        req: &Request<'_, '_>,
+        e: &Essentials<'_>,
+        to: &SipUri<'_>,
+        aor: &[u8],
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let header_expires = req.headers.expires().ok().flatten();
+        let contacts = match req.headers.contacts() {
+            Ok(c) => c,
+            Err(_) => return self.reply(peer, req, 400, "Bad Contact", out),
+        };
+        let list = match contacts {
+            // Step 6: no Contact is a query.
+            Contacts::Absent => return self.ok(now_ms, peer, req, aor, out),
+            Contacts::Wildcard => {
+                return self.remove_all(now_ms, peer, req, e, header_expires, aor, out);
+            }
+            Contacts::List(list) => list,
+        };
+        let mut paths: [&[u8]; MAX_PATH] = [b""; MAX_PATH];
+        let mut path_count = 0;
+        for p in req.headers.elements(HeaderName::Path) {
+            let Some(slot) = paths.get_mut(path_count) else {
+                return self.reply(peer, req, 400, "Too Many Path Values", out);
+            };
+            *slot = p;
+            path_count += 1;
+        }
+        if req.headers.routes(HeaderName::Path).any(|r| r.is_err()) {
+            return self.reply(peer, req, 400, "Bad Path", out);
+        }
+        let path = paths.get(..path_count).unwrap_or_default();
+        let policy = &self.config.policy;
+        let mut ops: [Option<Op<'_>>; MAX_CONTACTS_PER_REQUEST] = [None; MAX_CONTACTS_PER_REQUEST];
+        let mut planned = 0;
+        let mut seen: [&[u8]; MAX_CONTACTS_PER_REQUEST] = [b""; MAX_CONTACTS_PER_REQUEST];
+        let (mut inserts, mut removes) = (0usize, 0usize);
+        for contact in list {
+            let Ok(c) = contact else {
+                return self.reply(peer, req, 400, "Bad Contact", out);
+            };
+            let uri = c.addr.uri.raw();
+            if seen.get(..planned).unwrap_or_default().contains(&uri) {
+                continue; // the same contact twice in one request counts once
+            }
+            let Some(slot) = seen.get_mut(planned) else {
+                return self.reply(peer, req, 400, "Too Many Contacts", out);
+            };
+            *slot = uri;
+            // Step 7: "the expiration interval ... from the expires parameter of the Contact
+            // header field ... If there is no such parameter, but the request has an Expires
+            // header field, that value MUST be taken ... If neither, the locally-configured
+            // default value MUST be taken".
+            let requested = c
+                .expires
+                .or(header_expires)
+                .unwrap_or(policy.default_expires);
+            // "If and only if the requested expiration interval is greater than zero AND
+            // smaller than one hour AND less than a registrar-configured minimum, the registrar
+            // MAY reject the registration with a response of 423 (Interval Too Brief)."
+            if requested > 0 && requested < 3600 && requested < policy.min_expires {
+                let min = policy.min_expires;
+                return self.too_brief(min, peer, req, out);
+            }
+            let granted = requested.min(policy.max_expires);
+            let reg = Registration {
+                contact: uri,
+                params: c.addr.params.raw(),
+                path,
+                instance: c.instance,
+                reg_id: c.reg_id,
+                q: c.q.unwrap_or(1000),
+                expires_at: now_ms + u64::from(granted) * 1000,
+                call_id: e.call_id,
+                cseq: e.cseq.number,
+                source: peer.source,
+                transport: peer.transport,
+                connection: peer.connection,
+            };
+            // RFC 5626 / 5627: a device is its +sip.instance (and reg-id); a rebooted phone
+            // replaces its binding even from a new address. Otherwise the URI identifies it.
+            let existing = c
+                .instance
+                .and_then(|i| self.shard.find_instance(aor, i, c.reg_id, now_ms))
+                .or_else(|| self.shard.find_contact(aor, &c.addr.uri, now_ms));
+            let op = match existing {
+                Some(id) => {
+                    let binding = self.shard.get(id, now_ms)?;
+                    // "If the Call-ID value in the existing binding differs ... the binding MUST
+                    // be removed if the expiration time is zero and updated otherwise. If they
+                    // are the same, the registrar compares the CSeq value. If the value is
+                    // higher than that of the existing binding, it MUST update or remove the
+                    // binding as above. If not, the update MUST be aborted and the request fails."
+                    if binding.call_id() == e.call_id && e.cseq.number <= binding.cseq() {
+                        if e.cseq.number == binding.cseq() && self.is_retransmission(aor, e, now_ms)
+                        {
+                            // The same request again: answer as before, change nothing.
+                            return self.ok(now_ms, peer, req, aor, out);
+                        }
+                        return self.reply(peer, req, 400, "CSeq Out Of Order", out);
+                    }
+                    if granted == 0 {
+                        removes += 1;
+                        Some(Op::Remove(id))
+                    } else {
+                        Some(Op::Refresh(id, reg))
+                    }
+                }
+                None if granted == 0 => None,
+                None => {
+                    inserts += 1;
+                    Some(Op::Insert(reg))
+                }
+            };
+            if let Some(slot) = ops.get_mut(planned) {
+                *slot = op;
+            }
+            planned += 1;
+        }
+        // Step 8 precondition: the contact limit.
+        let max = policy.max_contacts;
+        let live = self.shard.count(aor, now_ms);
+        let after = (live + inserts).saturating_sub(removes);
+        let overflow = after.saturating_sub(max);
+        if overflow > 0 && (policy.contact_policy == ContactPolicy::Reject || inserts > max) {
+            let retry = policy.retry_after;
+            return self.too_many(retry, peer, req, out);
+        }
+        // Apply.
+        let mut owned_aor = None;
+        let mut touched: [Option<BindingId>; MAX_CONTACTS_PER_REQUEST] =
+            [None; MAX_CONTACTS_PER_REQUEST];
+        for (op, touched) in ops.iter().flatten().zip(touched.iter_mut()) {
+            let result = match *op {
+                Op::Insert(reg) => {
+                    let key = owned_aor.get_or_insert_with(|| Aor::from_uri(to));
+                    self.shard.insert(key, &reg, now_ms).map(Some)
+                }
+                Op::Refresh(id, reg) => self.shard.refresh(id, &reg, now_ms).map(Some),
+                Op::Remove(id) => self.shard.remove(id, now_ms).map(|()| None),
+            };
+            match result {
+                Ok(id) => *touched = id,
+                Err(crate::location::Error::TooLong) => {
+                    return self.reply(peer, req, 400, "Contact Too Long", out);
+                }
+                Err(_) => return self.reply(peer, req, 500, "Location Store Refused", out),
+            }
+        }
+        if overflow > 0 {
+            self.remove_oldest(aor, overflow, &touched, now_ms);
+        }
+        self.ok(now_ms, peer, req, aor, out)
+    }
+
+    /// `ContactPolicy::ReplaceOldest`: drop the least recently updated bindings this request did
+    /// not touch.
+    fn remove_oldest(
+        &mut self,
+        aor: &[u8],
+        mut count: usize,
+        touched: &[Option<BindingId>],
+        now_ms: u64,
+    ) {
+        while count > 0 {
+            let oldest = self
+                .shard
+                .entries(aor, now_ms)
+                .filter(|(id, _)| !touched.contains(&Some(*id)))
+                .min_by_key(|(_, b)| b.updated_at())
+                .map(|(id, _)| id);
+            let Some(id) = oldest else { break };
+            if self.shard.remove(id, now_ms).is_err() {
+                break;
+            }
+            count -= 1;
+        }
+    }
+
+    /// Step 6 with `Contact: *`.
+    #[allow(clippy::too_many_arguments)]
+    fn remove_all(
+        &mut self,
+        now_ms: u64,
+        peer: Peer,
+        req: &Request<'_, '_>,
+        e: &Essentials<'_>,
+        header_expires: Option<u32>,
+        aor: &[u8],
+        out: &mut [u8],
+    ) -> Option<usize> {
+        // "If the request has additional Contact fields or an expiration time other than zero,
+        // the request is invalid, and the server MUST return a 400 (Invalid Request)."
+        if header_expires != Some(0) {
+            return self.reply(peer, req, 400, "Wildcard Needs Expires 0", out);
+        }
+        // "it MUST remove the binding only if the CSeq in the request is higher than the value
+        // stored for that binding. Otherwise, the update MUST be aborted and the request fails."
+        let stale = self
+            .shard
+            .entries(aor, now_ms)
+            .any(|(_, b)| b.call_id() == e.call_id && e.cseq.number <= b.cseq());
+        if stale {
+            return self.reply(peer, req, 400, "CSeq Out Of Order", out);
+        }
+        self.shard.remove_aor(aor, now_ms);
+        self.ok(now_ms, peer, req, aor, out)
+    }
+
+    /// True when a stored binding of `aor` was written by this very request (same Call-ID and
+    /// CSeq): the client retransmitted it.
+    fn is_retransmission(&self, aor: &[u8], e: &Essentials<'_>, now_ms: u64) -> bool {
+        self.shard
+            .entries(aor, now_ms)
+            .any(|(_, b)| b.call_id() == e.call_id && b.cseq() == e.cseq.number)
+    }
+
+    /// Whether the authenticated `username` may register `to` in domain `d`: its own user name
+    /// at the domain.
+    fn owns(&self, d: usize, username: Quoted<'_>, to: &SipUri<'_>) -> bool {
+        let Some(domain) = self.config.domains.get(d) else {
+            return false;
+        };
+        if !to.host_raw.eq_ignore_ascii_case(domain.name.as_bytes()) {
+            return false;
+        }
+        let mut buf = [0u8; 256];
+        match to.user.and_then(|u| u.decode_into(&mut buf)) {
+            Some(user) => username.eq_bytes(user),
+            None => false,
+        }
+    }
+
+    /// Step 8: "The registrar returns a 200 (OK) response. The response MUST contain Contact
+    /// header field values enumerating all current bindings."
+    fn ok(
+        &self,
+        now_ms: u64,
+        peer: Peer,
+        req: &Request<'_, '_>,
+        aor: &[u8],
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let mut r =
+            ResponseBuilder::start(out, 200, "OK", &req.headers, peer.source, Some(&self.tag));
+        for b in self.shard.lookup(aor, now_ms) {
+            let left = b.expires_in(now_ms).div_ceil(1000);
+            r.contact(
+                b.contact(),
+                b.params(),
+                u32::try_from(left).unwrap_or(u32::MAX),
+            );
+        }
+        // RFC 3327 5.3: the registrar returns the Path it stored when the UA supports path.
+        let supports_path = req
+            .headers
+            .option_tags(HeaderName::Supported)
+            .any(|t| t.is_ok_and(|t| t.eq_ignore_ascii_case(b"path")));
+        if supports_path {
+            for p in req.headers.elements(HeaderName::Path) {
+                r.header("Path", p);
+            }
+        }
+        r.date(now_ms / 1000);
+        r.server(&self.config.server);
+        r.finish().ok()
+    }
+
+    /// A 401 with one challenge per configured algorithm, most preferred first.
+    fn challenge(
+        &mut self,
+        now_s: u64,
+        d: usize,
+        stale: bool,
+        peer: Peer,
+        req: &Request<'_, '_>,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        self.seq = self.seq.wrapping_add(1);
+        let realm = self.config.domains.get(d)?.realm.as_bytes();
+        let nonce = self.keys.issue(now_s, realm, self.seq);
+        let opaque = self.keys.opaque(realm);
+        let mut r = ResponseBuilder::start(
+            out,
+            401,
+            "Unauthorized",
+            &req.headers,
+            peer.source,
+            Some(&self.tag),
+        );
+        for alg in &self.config.auth.algorithms {
+            r.www_authenticate(&Challenge {
+                realm,
+                nonce: nonce.as_bytes(),
+                opaque: opaque.as_bytes(),
+                algorithm: alg.name(),
+                qop: QOP,
+                stale,
+            });
+        }
+        r.server(&self.config.server);
+        r.finish().ok()
+    }
+
+    /// RFC 3261 10.3 step 7: "the registrar MAY reject the registration with a response of
+    /// 423 (Interval Too Brief). This response MUST contain a Min-Expires header field".
+    fn too_brief(
+        &self,
+        min: u32,
+        peer: Peer,
+        req: &Request<'_, '_>,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let mut r = ResponseBuilder::start(
+            out,
+            423,
+            "Interval Too Brief",
+            &req.headers,
+            peer.source,
+            Some(&self.tag),
+        );
+        r.min_expires(min);
+        r.server(&self.config.server);
+        r.finish().ok()
+    }
+
+    /// The contact limit under `ContactPolicy::Reject`.
+    fn too_many(
+        &self,
+        retry_after: u32,
+        peer: Peer,
+        req: &Request<'_, '_>,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let mut r = ResponseBuilder::start(
+            out,
+            503,
+            "Too Many Bindings",
+            &req.headers,
+            peer.source,
+            Some(&self.tag),
+        );
+        r.retry_after(retry_after);
+        r.server(&self.config.server);
+        r.finish().ok()
+    }
+
+    fn reply(
+        &self,
+        peer: Peer,
+        req: &Request<'_, '_>,
+        code: u16,
+        reason: &str,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let mut r = ResponseBuilder::start(
+            out,
+            code,
+            reason,
+            &req.headers,
+            peer.source,
+            Some(&self.tag),
+        );
+        r.server(&self.config.server);
+        r.finish().ok()
+    }
+}
