@@ -1,15 +1,128 @@
-//! The `sipreg` command: parses the command line, opens the sockets and runs the element.
+//! The `sipreg` command: parses the command line, loads credentials, opens the sockets and runs
+//! the element; manages the credentials file.
 
+use std::io::{BufRead, IsTerminal, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
+use sipreg::auth::Algorithm;
+use sipreg::auth::file::{self, Entry};
 use sipreg::io;
 use sipreg::registrar::{Config, Peer, Registrar};
 use sipreg::sip::Transport;
+
+/// Where `serve` and `user` look for credentials when `--users` is not given.
+const DEFAULT_USERS: &str = "/etc/sipreg/users";
+
+#[derive(Parser)]
+#[command(name = "sipreg", version, about = "A carrier-grade SIP registrar")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the registrar. With no options: UDP port 5060 on every IPv4 and IPv6 address, the
+    /// local host name as domain and realm, users from /etc/sipreg/users if present.
+    Serve {
+        /// Address to listen on, e.g. `0.0.0.0:5060`, `udp:[::1]:5070`. Repeatable.
+        #[arg(long = "listen", value_name = "ADDR")]
+        listen: Vec<String>,
+        /// Domain served (also its digest realm). Repeatable.
+        #[arg(long = "domain", value_name = "NAME")]
+        domain: Vec<String>,
+        /// Credentials file (see `sipreg user`).
+        #[arg(long, value_name = "FILE")]
+        users: Option<PathBuf>,
+        /// Digest algorithms offered, most preferred first (default
+        /// SHA-512-256,SHA-256,MD5). SIPp answers only the first challenge, with MD5 only: give
+        /// it MD5 first.
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        auth_algorithms: Vec<String>,
+    },
+    /// Manage the credentials file: HA1 per realm and algorithm, never the password.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Args)]
+struct UserTarget {
+    /// The user name (the digest username, the user part of the AOR).
+    user: String,
+    /// The realm (by default, the domain).
+    #[arg(long)]
+    realm: String,
+    /// Credentials file.
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_USERS)]
+    users: PathBuf,
+}
+
+#[derive(Args)]
+struct PasswordSource {
+    /// The password on the command line (visible to other local users; prefer a prompt or
+    /// --password-stdin).
+    #[arg(long, conflicts_with = "password_stdin")]
+    password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add a user (or set a new password for an existing one).
+    Add {
+        #[command(flatten)]
+        target: UserTarget,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// Set a new password for an existing user.
+    Passwd {
+        #[command(flatten)]
+        target: UserTarget,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// Remove a user from a realm.
+    Remove {
+        #[command(flatten)]
+        target: UserTarget,
+    },
+    /// List users and realms.
+    List {
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_USERS)]
+        users: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve {
+            listen,
+            domain,
+            users,
+            auth_algorithms,
+        } => serve(&listen, &domain, users.as_deref(), &auth_algorithms),
+        Command::User { action } => user(action),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sipreg: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// The registrar behind the UDP loop.
 struct Udp(Registrar);
@@ -29,40 +142,6 @@ impl io::Element for Udp {
         // Nothing consumes the events yet (persistence and metrics come later); keep the queue
         // from growing.
         while self.0.poll_event().is_some() {}
-    }
-}
-
-#[derive(Parser)]
-#[command(name = "sipreg", version, about = "A carrier-grade SIP registrar")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the registrar. With no options: UDP port 5060 on every IPv4 and IPv6 address, the
-    /// local host name as domain and realm.
-    Serve {
-        /// Address to listen on, e.g. `0.0.0.0:5060`, `udp:[::1]:5070`. Repeatable.
-        #[arg(long = "listen", value_name = "ADDR")]
-        listen: Vec<String>,
-        /// Domain served (also its digest realm). Repeatable.
-        #[arg(long = "domain", value_name = "NAME")]
-        domain: Vec<String>,
-    },
-}
-
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Serve { listen, domain } => match serve(&listen, &domain) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("sipreg: {e}");
-                ExitCode::FAILURE
-            }
-        },
     }
 }
 
@@ -90,7 +169,34 @@ fn local_host_name() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-fn serve(listen: &[String], domains: &[String]) -> Result<(), String> {
+/// Reads a credentials file; a missing default file is an empty list.
+fn read_users(path: &Path, explicit: bool) -> Result<Vec<Entry>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => file::parse(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(Vec::new()),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+fn serve(
+    listen: &[String],
+    domains: &[String],
+    users: Option<&Path>,
+    algorithms: &[String],
+) -> Result<(), String> {
+    let mut config = Config::with_domains(&[]);
+    if !algorithms.is_empty() {
+        config.auth.algorithms = algorithms
+            .iter()
+            .map(|a| {
+                Algorithm::from_token(a.trim().as_bytes()).ok_or_else(|| {
+                    format!(
+                        "--auth-algorithms: unknown algorithm {a:?} (MD5, SHA-256, SHA-512-256)"
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+    }
     let addrs: Vec<SocketAddr> = if listen.is_empty() {
         vec![
             SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5060),
@@ -107,6 +213,8 @@ fn serve(listen: &[String], domains: &[String]) -> Result<(), String> {
     } else {
         domains.iter().map(|d| d.to_ascii_lowercase()).collect()
     };
+    let users_path = users.unwrap_or(Path::new(DEFAULT_USERS));
+    let entries = read_users(users_path, users.is_some())?;
     let mut sockets = Vec::new();
     for addr in &addrs {
         match io::bind_udp(*addr) {
@@ -118,14 +226,137 @@ fn serve(listen: &[String], domains: &[String]) -> Result<(), String> {
             Err(e) => return Err(format!("cannot listen on udp:{addr}: {e}")),
         }
     }
-    let config = Config::with_domains(&domains);
-    let registrar = Registrar::new(config, io::random_secret());
+    config.domains = Config::with_domains(&domains).domains;
+    let mut registrar = Registrar::new(config, io::random_secret());
+    registrar.set_users(file::load(&entries));
     for s in &sockets {
         if let Ok(a) = s.local_addr() {
             eprintln!("sipreg: listening on udp:{a}");
         }
     }
     eprintln!("sipreg: serving domains {}", domains.join(", "));
+    if entries.is_empty() {
+        eprintln!(
+            "sipreg: no credentials in {}: every REGISTER is challenged; add users with `sipreg user add`",
+            users_path.display()
+        );
+    } else {
+        eprintln!(
+            "sipreg: {} credential entries from {}",
+            entries.len(),
+            users_path.display()
+        );
+    }
     let stop = Arc::new(AtomicBool::new(false));
     io::serve(sockets, &mut Udp(registrar), stop).map_err(|e| format!("poll loop failed: {e}"))
+}
+
+fn read_password(source: &PasswordSource) -> Result<String, String> {
+    if let Some(p) = &source.password {
+        return Ok(p.clone());
+    }
+    let stdin = std::io::stdin();
+    if !source.password_stdin && stdin.is_terminal() {
+        eprint!("Password: ");
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password: {e}"))?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        return Err("empty password".to_string());
+    }
+    Ok(password)
+}
+
+/// Writes the credentials file atomically with mode 0600.
+fn write_users(path: &Path, entries: &[Entry]) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    f.write_all(file::format(entries).as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot replace {}: {e}", path.display()))
+}
+
+fn user(action: UserAction) -> Result<(), String> {
+    match action {
+        UserAction::Passwd { target, .. }
+            if !read_users(&target.users, true)?
+                .iter()
+                .any(|e| e.user == target.user && e.realm == target.realm) =>
+        {
+            Err(format!(
+                "no user {} in realm {}; use `sipreg user add`",
+                target.user, target.realm
+            ))
+        }
+        UserAction::Add { target, password } | UserAction::Passwd { target, password } => {
+            for (what, v) in [("user name", &target.user), ("realm", &target.realm)] {
+                if !file::is_storable(v) {
+                    return Err(format!(
+                        "{what} {v:?} must be non-empty, without white space"
+                    ));
+                }
+            }
+            let mut entries = read_users(&target.users, false)?;
+            let password = read_password(&password)?;
+            entries.retain(|e| !(e.user == target.user && e.realm == target.realm));
+            entries.extend(file::entries_for(
+                &target.user,
+                &target.realm,
+                password.as_bytes(),
+            ));
+            write_users(&target.users, &entries)?;
+            eprintln!(
+                "sipreg: {}@{} stored in {}",
+                target.user,
+                target.realm,
+                target.users.display()
+            );
+            Ok(())
+        }
+        UserAction::Remove { target } => {
+            let mut entries = read_users(&target.users, true)?;
+            let before = entries.len();
+            entries.retain(|e| !(e.user == target.user && e.realm == target.realm));
+            if entries.len() == before {
+                return Err(format!("no user {} in realm {}", target.user, target.realm));
+            }
+            write_users(&target.users, &entries)
+        }
+        UserAction::List { users } => {
+            let entries = read_users(&users, true)?;
+            let mut seen: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+            for e in &entries {
+                let alg = e.ha1.algorithm().name();
+                match seen
+                    .iter_mut()
+                    .find(|(u, r, _)| *u == e.user && *r == e.realm)
+                {
+                    Some((_, _, algs)) => algs.push(alg),
+                    None => seen.push((&e.user, &e.realm, vec![alg])),
+                }
+            }
+            let mut out = std::io::stdout().lock();
+            for (u, r, algs) in seen {
+                let _ = writeln!(out, "{u} {r} {}", algs.join(","));
+            }
+            Ok(())
+        }
+    }
 }

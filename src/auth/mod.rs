@@ -52,6 +52,7 @@
 
 mod base64url;
 pub mod digest;
+pub mod file;
 pub mod nc;
 pub mod nonce;
 pub mod users;

@@ -180,6 +180,11 @@ impl Registrar {
         &mut self.users
     }
 
+    /// Replaces the credentials (a reload keeps bindings and nonces).
+    pub fn set_users(&mut self, users: UserDb) {
+        self.users = users;
+    }
+
     /// The location table, for routing lookups and snapshots.
     pub fn shard(&self) -> &Shard {
         &self.shard
