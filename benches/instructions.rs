@@ -6,7 +6,9 @@
 //! valgrind --tool=callgrind target/release/deps/instructions-* parse_frame 10000
 //! ```
 //!
-//! Operations: `parse_frame`, `parse_typed`, `parse_typed_auth`, `write_401`, `write_200`.
+//! Operations: `parse_frame`, `parse_typed`, `parse_typed_auth`, `write_401`, `write_200`,
+//! `core_401`, `core_register_auth` (at most 10,000 for the latter: its requests are prepared
+//! before the loop, 10,000 whatever N is, so that the N=0 run subtracts their cost).
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -14,7 +16,9 @@ use std::net::SocketAddr;
 use sipreg::sip::{self, Challenge, Contacts, Header, Limits, Message, ResponseBuilder};
 
 mod common;
-use common::{REGISTER, REGISTER_AUTH};
+use common::{NOW_MS, REGISTER, REGISTER_AUTH, nonce, peer, register, registrar};
+
+const PREPARED: u32 = 10_000;
 
 fn typed(bytes: &[u8]) -> usize {
     let mut storage = [Header::EMPTY; 32];
@@ -53,8 +57,18 @@ fn main() {
     else {
         panic!("bench input must parse")
     };
+    let mut reg = registrar();
+    let challenge = register(1, None);
+    let mut prepared = Vec::new();
+    if op == "core_register_auth" {
+        let nonce = nonce(&mut reg);
+        prepared = (2..PREPARED + 2)
+            .map(|i| register(i, Some((&nonce, i - 1))))
+            .collect();
+        assert!(n <= u64::from(PREPARED), "at most {PREPARED} for {op}");
+    }
     let mut sink = 0usize;
-    for _ in 0..n {
+    for i in 0..n {
         sink += match op.as_str() {
             "parse_frame" => {
                 let mut storage = [Header::EMPTY; 32];
@@ -94,6 +108,21 @@ fn main() {
                 r.contact(b"sip:u012345@192.0.2.14:5060;transport=udp", b"", 3600);
                 r.date(1_795_000_000);
                 r.finish().unwrap_or(0)
+            }
+            "core_401" => reg
+                .handle(NOW_MS, peer(), black_box(&challenge), &mut out)
+                .unwrap_or(0),
+            "core_register_auth" => {
+                let msg = prepared
+                    .get(i as usize)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let len = reg.handle(NOW_MS, peer(), black_box(msg), &mut out);
+                assert!(
+                    out.starts_with(b"SIP/2.0 200"),
+                    "measured path must be the 200"
+                );
+                len.unwrap_or(0)
             }
             other => panic!("unknown operation {other}"),
         };

@@ -736,3 +736,22 @@ fn path_is_stored_and_echoed_when_supported() {
     assert_eq!(b[0].path().count(), 1);
     let _ = HeaderName::Path;
 }
+
+#[test]
+fn malformed_contacts_get_400_before_any_challenge() {
+    let mut h = Harness::default();
+    let mut alice = Phone::new("alice", "wonderland", "192.0.2.44");
+    for (contact, reason) in [
+        ("Contact: *\r\nContact: <sip:a@b>\r\n", "Bad Contact"),
+        ("Contact: <sip:a@b>;q=2\r\n", "Bad Contact"),
+        ("Contact: sip:a@b?Route=x\r\n", "Bad Contact"),
+    ] {
+        let a = h.send(&alice.register(contact)).unwrap();
+        assert_eq!((a.code, a.reason.as_str()), (400, reason), "{contact}");
+    }
+    let many: String = (0..17)
+        .map(|i| format!("Contact: <sip:a@192.0.2.{i}>\r\n"))
+        .collect();
+    let a = h.send(&alice.register(&many)).unwrap();
+    assert_eq!((a.code, a.reason.as_str()), (400, "Too Many Contacts"));
+}

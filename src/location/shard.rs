@@ -618,6 +618,10 @@ fn due_second(expires_at: u64) -> u64 {
 }
 
 fn contact_matches(stored: &[u8], contact: &Uri<'_>) -> bool {
+    // Identical bytes are equivalent URIs: the common refresh needs no parsing.
+    if stored == contact.raw() {
+        return true;
+    }
     match (Uri::parse(stored), contact) {
         (Some(Uri::Sip(a)), Uri::Sip(b)) => a.matches(b),
         (Some(Uri::Other { raw: a, .. }), Uri::Other { raw: b, .. }) => a == *b,

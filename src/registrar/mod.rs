@@ -136,6 +136,8 @@ pub struct Registrar {
     config: Config,
     users: UserDb,
     keys: NonceKeys,
+    /// The opaque value of each domain's challenges (a MAC of the realm; computed once).
+    opaques: Vec<crate::auth::Opaque>,
     counts: NcTracker,
     shard: Shard,
     /// Nonce sequence number, so two challenges in the same second differ.
@@ -151,6 +153,11 @@ impl Registrar {
     pub fn new(config: Config, secret: [u8; 32]) -> Registrar {
         let counts = NcTracker::with_capacity(config.auth.nc_entries, config.auth.nonce_lifetime);
         let keys = NonceKeys::new(0, &secret);
+        let opaques = config
+            .domains
+            .iter()
+            .map(|d| keys.opaque(d.realm.as_bytes()))
+            .collect();
         let mut tag = [0u8; 16];
         let digest = crate::auth::hash_hex(Algorithm::Sha256, &secret);
         for (t, h) in tag.iter_mut().zip(digest.as_bytes()) {
@@ -160,6 +167,7 @@ impl Registrar {
             config,
             users: UserDb::new(),
             keys,
+            opaques,
             counts,
             shard: Shard::new(),
             seq: 0,
@@ -221,7 +229,7 @@ impl Registrar {
             Screened::Reject(r) => screen::write_rejection(r, bytes, peer.source, &self.tag, out),
             Screened::Accept(req, e) => match req.method {
                 Method::Register => self.register(now_ms, peer, &req, &e, out),
-                Method::Options => self.options(peer, &req, out),
+                Method::Options => self.options(peer, &req, &e, out),
                 // Screening lets only REGISTER and OPTIONS through.
                 _ => None,
             },
@@ -230,21 +238,36 @@ impl Registrar {
 
     /// RFC 3261 11.2: OPTIONS is answered as an INVITE would be, here with 200 and what the
     /// registrar supports.
-    fn options(&self, peer: Peer, req: &sip::Request<'_, '_>, out: &mut [u8]) -> Option<usize> {
-        let mut r =
-            ResponseBuilder::start(out, 200, "OK", &req.headers, peer.source, Some(&self.tag));
+    fn options(
+        &self,
+        peer: Peer,
+        req: &sip::Request<'_, '_>,
+        e: &sip::Essentials<'_>,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let mut r = ResponseBuilder::start_checked(
+            out,
+            200,
+            "OK",
+            &req.headers,
+            e,
+            peer.source,
+            Some(&self.tag),
+        );
         r.header("Allow", screen::ALLOW);
         r.header("Supported", b"path");
         r.server(&self.config.server);
         r.finish().ok()
     }
 
-    /// The served domain a URI's host names, if any.
+    /// The served domain a URI's host names, if any: host names compare case-insensitively,
+    /// address literals by value (`[2001:db8::10]` and `[2001:db8:0::10]` are one domain).
     fn domain_of(&self, uri: &SipUri<'_>) -> Option<usize> {
         let host = uri.host_raw;
-        self.config
-            .domains
-            .iter()
-            .position(|d| d.name.as_bytes().eq_ignore_ascii_case(host))
+        self.config.domains.iter().position(|d| {
+            d.name.as_bytes().eq_ignore_ascii_case(host)
+                || (uri.host.ip().is_some()
+                    && sip::Host::parse(d.name.as_bytes()).is_some_and(|h| h.matches(&uri.host)))
+        })
     }
 }

@@ -7,8 +7,8 @@
 use crate::auth::{Algorithm, NcTracker, NcVerdict, NonceCheck, NonceKeys, UserDb};
 use crate::location::{Aor, BindingId, Registration};
 use crate::sip::{
-    Challenge, Contacts, Credentials, Essentials, HeaderName, Quoted, Request, ResponseBuilder,
-    SipUri, Uri,
+    Challenge, Contact, Contacts, Credentials, Essentials, HeaderName, Quoted, Request,
+    ResponseBuilder, SipUri, Uri,
 };
 
 use super::{AuthConfig, ContactPolicy, Peer, Registrar};
@@ -36,6 +36,34 @@ enum Op<'a> {
     Insert(Registration<'a>),
     Refresh(BindingId, Registration<'a>),
     Remove(BindingId),
+}
+
+/// The Contact header fields of a REGISTER, parsed once.
+// Lives on the stack for one request; boxing the list would allocate per packet.
+#[allow(clippy::large_enum_variant)]
+enum ContactSet<'a> {
+    Absent,
+    Wildcard,
+    List([Option<Contact<'a>>; MAX_CONTACTS_PER_REQUEST], usize),
+}
+
+/// Parses every Contact of `req`; a defect is the reason phrase of a 400.
+fn parse_contacts<'a>(req: &Request<'a, '_>) -> Result<ContactSet<'a>, &'static str> {
+    match req.headers.contacts() {
+        Err(_) => Err("Bad Contact"),
+        Ok(Contacts::Absent) => Ok(ContactSet::Absent),
+        Ok(Contacts::Wildcard) => Ok(ContactSet::Wildcard),
+        Ok(Contacts::List(list)) => {
+            let mut items = [None; MAX_CONTACTS_PER_REQUEST];
+            let mut n = 0;
+            for c in list {
+                let c = c.map_err(|_| "Bad Contact")?;
+                *items.get_mut(n).ok_or("Too Many Contacts")? = Some(c);
+                n += 1;
+            }
+            Ok(ContactSet::List(items, n))
+        }
+    }
 }
 
 /// Checks the credentials of `req` against `realm`.
@@ -101,19 +129,24 @@ fn authenticate<'a>(
 }
 
 impl Registrar {
-    pub(super) fn register(
+    pub(super) fn register<'a>(
         &mut self,
         now_ms: u64,
         peer: Peer,
-        req: &Request<'_, '_>,
-        e: &Essentials<'_>,
+        req: &Request<'a, '_>,
+        e: &Essentials<'a>,
         out: &mut [u8],
     ) -> Option<usize> {
         let now_s = now_ms / 1000;
         // Step 1: "The registrar inspects the Request-URI to determine whether it has access to
         // bindings for the domain identified in the Request-URI."
         let Some(d) = self.domain_of(&e.uri) else {
-            return self.reply(peer, req, 404, "Domain Not Served", out);
+            return self.reply(peer, (req, e), 404, "Domain Not Served", out);
+        };
+        // Syntax first, so that a malformed Contact earns its 400 before any challenge.
+        let contacts = match parse_contacts(req) {
+            Ok(c) => c,
+            Err(reason) => return self.reply(peer, (req, e), 400, reason, out),
         };
         // Step 2 (Require) was screening. Step 3: "A registrar SHOULD authenticate the UAC."
         let realm = self.config.domains.get(d)?.realm.as_bytes();
@@ -129,16 +162,18 @@ impl Registrar {
         let (username, replay) = match auth {
             Auth::User(u) => (u, false),
             Auth::Replay(u) => (u, true),
-            Auth::Challenge { stale } => return self.challenge(now_s, d, stale, peer, req, out),
+            Auth::Challenge { stale } => {
+                return self.challenge(now_s, d, stale, peer, (req, e), out);
+            }
         };
         // Screening guarantees a SIP or SIPS To.
         let Uri::Sip(to) = e.to.uri else {
-            return self.reply(peer, req, 400, "To Is Not A SIP URI", out);
+            return self.reply(peer, (req, e), 400, "To Is Not A SIP URI", out);
         };
         // Step 4: "The registrar SHOULD determine if the authenticated user is authorized to
         // modify registrations for this address-of-record." Here: their own user at the domain.
         if !self.owns(d, username, &to) {
-            return self.reply(peer, req, 403, "Not Authorized For This AOR", out);
+            return self.reply(peer, (req, e), 403, "Not Authorized For This AOR", out);
         }
         // Step 5: the canonical AOR.
         let mut aor = core::mem::take(&mut self.aor_buf);
@@ -148,12 +183,12 @@ impl Registrar {
             // A correct digest with a used nonce-count is answered only as the retransmission
             // of the request just processed: same Call-ID and CSeq as a stored binding.
             if self.is_retransmission(&aor, e, now_ms) {
-                self.ok(now_ms, peer, req, &aor, out)
+                self.ok(now_ms, peer, (req, e), &aor, out)
             } else {
-                self.challenge(now_s, d, false, peer, req, out)
+                self.challenge(now_s, d, false, peer, (req, e), out)
             }
         } else {
-            self.update(now_ms, peer, req, e, &to, &aor, out)
+            self.update(now_ms, peer, req, e, &contacts, (&to, &aor), out)
         };
         self.aor_buf = aor;
         answer
@@ -161,40 +196,36 @@ impl Registrar {
 
     /// Steps 6 to 8: apply the Contact header fields, then answer with every binding.
     #[allow(clippy::too_many_arguments)]
-    fn update(
+    fn update<'a>(
         &mut self,
         now_ms: u64,
         peer: Peer,
-        req: &Request<'_, '_>,
-        e: &Essentials<'_>,
-        to: &SipUri<'_>,
-        aor: &[u8],
+        req: &Request<'a, '_>,
+        e: &Essentials<'a>,
+        contacts: &ContactSet<'a>,
+        (to, aor): (&SipUri<'_>, &[u8]),
         out: &mut [u8],
     ) -> Option<usize> {
         let header_expires = req.headers.expires().ok().flatten();
-        let contacts = match req.headers.contacts() {
-            Ok(c) => c,
-            Err(_) => return self.reply(peer, req, 400, "Bad Contact", out),
-        };
         let list = match contacts {
             // Step 6: no Contact is a query.
-            Contacts::Absent => return self.ok(now_ms, peer, req, aor, out),
-            Contacts::Wildcard => {
+            ContactSet::Absent => return self.ok(now_ms, peer, (req, e), aor, out),
+            ContactSet::Wildcard => {
                 return self.remove_all(now_ms, peer, req, e, header_expires, aor, out);
             }
-            Contacts::List(list) => list,
+            ContactSet::List(items, n) => items.get(..*n).unwrap_or_default(),
         };
         let mut paths: [&[u8]; MAX_PATH] = [b""; MAX_PATH];
         let mut path_count = 0;
         for p in req.headers.elements(HeaderName::Path) {
             let Some(slot) = paths.get_mut(path_count) else {
-                return self.reply(peer, req, 400, "Too Many Path Values", out);
+                return self.reply(peer, (req, e), 400, "Too Many Path Values", out);
             };
             *slot = p;
             path_count += 1;
         }
         if req.headers.routes(HeaderName::Path).any(|r| r.is_err()) {
-            return self.reply(peer, req, 400, "Bad Path", out);
+            return self.reply(peer, (req, e), 400, "Bad Path", out);
         }
         let path = paths.get(..path_count).unwrap_or_default();
         let policy = &self.config.policy;
@@ -202,16 +233,13 @@ impl Registrar {
         let mut planned = 0;
         let mut seen: [&[u8]; MAX_CONTACTS_PER_REQUEST] = [b""; MAX_CONTACTS_PER_REQUEST];
         let (mut inserts, mut removes) = (0usize, 0usize);
-        for contact in list {
-            let Ok(c) = contact else {
-                return self.reply(peer, req, 400, "Bad Contact", out);
-            };
+        for c in list.iter().flatten().copied() {
             let uri = c.addr.uri.raw();
             if seen.get(..planned).unwrap_or_default().contains(&uri) {
                 continue; // the same contact twice in one request counts once
             }
             let Some(slot) = seen.get_mut(planned) else {
-                return self.reply(peer, req, 400, "Too Many Contacts", out);
+                return self.reply(peer, (req, e), 400, "Too Many Contacts", out);
             };
             *slot = uri;
             // Step 7: "the expiration interval ... from the expires parameter of the Contact
@@ -227,7 +255,7 @@ impl Registrar {
             // MAY reject the registration with a response of 423 (Interval Too Brief)."
             if requested > 0 && requested < 3600 && requested < policy.min_expires {
                 let min = policy.min_expires;
-                return self.too_brief(min, peer, req, out);
+                return self.too_brief(min, peer, (req, e), out);
             }
             let granted = requested.min(policy.max_expires);
             let reg = Registration {
@@ -262,9 +290,9 @@ impl Registrar {
                         if e.cseq.number == binding.cseq() && self.is_retransmission(aor, e, now_ms)
                         {
                             // The same request again: answer as before, change nothing.
-                            return self.ok(now_ms, peer, req, aor, out);
+                            return self.ok(now_ms, peer, (req, e), aor, out);
                         }
-                        return self.reply(peer, req, 400, "CSeq Out Of Order", out);
+                        return self.reply(peer, (req, e), 400, "CSeq Out Of Order", out);
                     }
                     if granted == 0 {
                         removes += 1;
@@ -291,7 +319,7 @@ impl Registrar {
         let overflow = after.saturating_sub(max);
         if overflow > 0 && (policy.contact_policy == ContactPolicy::Reject || inserts > max) {
             let retry = policy.retry_after;
-            return self.too_many(retry, peer, req, out);
+            return self.too_many(retry, peer, (req, e), out);
         }
         // Apply.
         let mut owned_aor = None;
@@ -309,15 +337,15 @@ impl Registrar {
             match result {
                 Ok(id) => *touched = id,
                 Err(crate::location::Error::TooLong) => {
-                    return self.reply(peer, req, 400, "Contact Too Long", out);
+                    return self.reply(peer, (req, e), 400, "Contact Too Long", out);
                 }
-                Err(_) => return self.reply(peer, req, 500, "Location Store Refused", out),
+                Err(_) => return self.reply(peer, (req, e), 500, "Location Store Refused", out),
             }
         }
         if overflow > 0 {
             self.remove_oldest(aor, overflow, &touched, now_ms);
         }
-        self.ok(now_ms, peer, req, aor, out)
+        self.ok(now_ms, peer, (req, e), aor, out)
     }
 
     /// `ContactPolicy::ReplaceOldest`: drop the least recently updated bindings this request did
@@ -359,7 +387,7 @@ impl Registrar {
         // "If the request has additional Contact fields or an expiration time other than zero,
         // the request is invalid, and the server MUST return a 400 (Invalid Request)."
         if header_expires != Some(0) {
-            return self.reply(peer, req, 400, "Wildcard Needs Expires 0", out);
+            return self.reply(peer, (req, e), 400, "Wildcard Needs Expires 0", out);
         }
         // "it MUST remove the binding only if the CSeq in the request is higher than the value
         // stored for that binding. Otherwise, the update MUST be aborted and the request fails."
@@ -368,10 +396,10 @@ impl Registrar {
             .entries(aor, now_ms)
             .any(|(_, b)| b.call_id() == e.call_id && e.cseq.number <= b.cseq());
         if stale {
-            return self.reply(peer, req, 400, "CSeq Out Of Order", out);
+            return self.reply(peer, (req, e), 400, "CSeq Out Of Order", out);
         }
         self.shard.remove_aor(aor, now_ms);
-        self.ok(now_ms, peer, req, aor, out)
+        self.ok(now_ms, peer, (req, e), aor, out)
     }
 
     /// True when a stored binding of `aor` was written by this very request (same Call-ID and
@@ -404,12 +432,19 @@ impl Registrar {
         &self,
         now_ms: u64,
         peer: Peer,
-        req: &Request<'_, '_>,
+        (req, e): (&Request<'_, '_>, &Essentials<'_>),
         aor: &[u8],
         out: &mut [u8],
     ) -> Option<usize> {
-        let mut r =
-            ResponseBuilder::start(out, 200, "OK", &req.headers, peer.source, Some(&self.tag));
+        let mut r = ResponseBuilder::start_checked(
+            out,
+            200,
+            "OK",
+            &req.headers,
+            e,
+            peer.source,
+            Some(&self.tag),
+        );
         for b in self.shard.lookup(aor, now_ms) {
             let left = b.expires_in(now_ms).div_ceil(1000);
             r.contact(
@@ -440,18 +475,19 @@ impl Registrar {
         d: usize,
         stale: bool,
         peer: Peer,
-        req: &Request<'_, '_>,
+        (req, e): (&Request<'_, '_>, &Essentials<'_>),
         out: &mut [u8],
     ) -> Option<usize> {
         self.seq = self.seq.wrapping_add(1);
         let realm = self.config.domains.get(d)?.realm.as_bytes();
         let nonce = self.keys.issue(now_s, realm, self.seq);
-        let opaque = self.keys.opaque(realm);
-        let mut r = ResponseBuilder::start(
+        let opaque = self.opaques.get(d)?;
+        let mut r = ResponseBuilder::start_checked(
             out,
             401,
             "Unauthorized",
             &req.headers,
+            e,
             peer.source,
             Some(&self.tag),
         );
@@ -475,14 +511,15 @@ impl Registrar {
         &self,
         min: u32,
         peer: Peer,
-        req: &Request<'_, '_>,
+        (req, e): (&Request<'_, '_>, &Essentials<'_>),
         out: &mut [u8],
     ) -> Option<usize> {
-        let mut r = ResponseBuilder::start(
+        let mut r = ResponseBuilder::start_checked(
             out,
             423,
             "Interval Too Brief",
             &req.headers,
+            e,
             peer.source,
             Some(&self.tag),
         );
@@ -496,14 +533,15 @@ impl Registrar {
         &self,
         retry_after: u32,
         peer: Peer,
-        req: &Request<'_, '_>,
+        (req, e): (&Request<'_, '_>, &Essentials<'_>),
         out: &mut [u8],
     ) -> Option<usize> {
-        let mut r = ResponseBuilder::start(
+        let mut r = ResponseBuilder::start_checked(
             out,
             503,
             "Too Many Bindings",
             &req.headers,
+            e,
             peer.source,
             Some(&self.tag),
         );
@@ -515,16 +553,17 @@ impl Registrar {
     fn reply(
         &self,
         peer: Peer,
-        req: &Request<'_, '_>,
+        (req, e): (&Request<'_, '_>, &Essentials<'_>),
         code: u16,
         reason: &str,
         out: &mut [u8],
     ) -> Option<usize> {
-        let mut r = ResponseBuilder::start(
+        let mut r = ResponseBuilder::start_checked(
             out,
             code,
             reason,
             &req.headers,
+            e,
             peer.source,
             Some(&self.tag),
         );

@@ -8,6 +8,7 @@
 use core::net::{IpAddr, SocketAddr};
 
 use super::addr::NameAddr;
+use super::check::Essentials;
 use super::header::HeaderName;
 use super::message::Headers;
 use super::params::Params;
@@ -92,15 +93,18 @@ impl<'b> Writer<'b> {
     /// Writes bytes as the content of a quoted-string, escaping `"` and `\`.
     pub fn put_quoted(&mut self, v: &[u8]) {
         self.put(b"\"");
-        for chunk in v.split_inclusive(|&b| b == b'"' || b == b'\\') {
-            match chunk.split_last() {
-                Some((&last, head)) if last == b'"' || last == b'\\' => {
-                    self.put_value(head);
-                    self.put(&[b'\\', last]);
-                }
-                _ => self.put_value(chunk),
+        let mut rest = v;
+        while let Some(i) = memchr::memchr2(b'"', b'\\', rest) {
+            let (head, tail) = rest.split_at(i);
+            self.put_value(head);
+            if let Some((&special, after)) = tail.split_first() {
+                self.put(&[b'\\', special]);
+                rest = after;
+            } else {
+                rest = &[];
             }
         }
+        self.put_value(rest);
         self.put(b"\"");
     }
 
@@ -173,18 +177,50 @@ impl<'b> ResponseBuilder<'b> {
         source: SocketAddr,
         to_tag: Option<&[u8]>,
     ) -> Self {
+        Self::start_inner(buf, code, reason, request, None, source, to_tag)
+    }
+
+    /// [`ResponseBuilder::start`] for a request that passed
+    /// [`check_request`](super::check_request): reuses its parsed top Via and To instead of
+    /// parsing them again.
+    pub fn start_checked(
+        buf: &'b mut [u8],
+        code: u16,
+        reason: &str,
+        request: &Headers<'_, '_>,
+        checked: &Essentials<'_>,
+        source: SocketAddr,
+        to_tag: Option<&[u8]>,
+    ) -> Self {
+        let parsed = (checked.via, checked.to.tag().is_some());
+        Self::start_inner(buf, code, reason, request, Some(parsed), source, to_tag)
+    }
+
+    fn start_inner(
+        buf: &'b mut [u8],
+        code: u16,
+        reason: &str,
+        h: &Headers<'_, '_>,
+        parsed: Option<(Via<'_>, bool)>,
+        source: SocketAddr,
+        to_tag: Option<&[u8]>,
+    ) -> Self {
         let mut w = Writer::new(buf);
         w.put(b"SIP/2.0 ");
         w.put_u64(u64::from(code));
         w.put(b" ");
         w.put(reason.as_bytes());
         w.put(b"\r\n");
-        let h = request;
         for (i, value) in h.elements(HeaderName::Via).enumerate() {
             w.put(b"Via: ");
-            match Via::parse(value) {
-                Some(via) if i == 0 => write_top_via(&mut w, value, &via, source),
-                _ => w.put_value(value),
+            let top = match (i, parsed) {
+                (0, Some((via, _))) => Some(via),
+                (0, None) => Via::parse(value),
+                _ => None,
+            };
+            match top {
+                Some(via) => write_top_via(&mut w, value, &via, source),
+                None => w.put_value(value),
             }
             w.put(b"\r\n");
         }
@@ -196,7 +232,10 @@ impl<'b> ResponseBuilder<'b> {
         if let Some(to) = h.get(HeaderName::To) {
             w.put(b"To: ");
             w.put_value(to.value);
-            let has_tag = NameAddr::parse(to.value).is_none_or(|a| a.tag().is_some());
+            let has_tag = match parsed {
+                Some((_, tagged)) => tagged,
+                None => NameAddr::parse(to.value).is_none_or(|a| a.tag().is_some()),
+            };
             if let (false, Some(tag)) = (has_tag, to_tag) {
                 w.put(b";tag=");
                 w.put(tag);
