@@ -254,17 +254,18 @@ pub fn parse_stream<'a, 'h>(
         kind,
         in_response: response,
     };
-    let Some(end) = memchr::memmem::find(rest, b"\r\n\r\n") else {
+    // The blank line ends the head: CRLF CRLF, or the bare-LF forms the datagram parser accepts.
+    let Some(end) = head_end(rest) else {
         return if rest.len() > limits.max_message {
             Err(fail(ErrorKind::MessageTooLarge))
         } else {
             Ok(Status::Partial)
         };
     };
-    if end + 4 > limits.max_message {
+    if end > limits.max_message {
         return Err(fail(ErrorKind::MessageTooLarge));
     }
-    let head_bytes = rest.get(..end + 4).unwrap_or_default();
+    let head_bytes = rest.get(..end).unwrap_or_default();
     let head = parse_head(head_bytes, storage, limits)?;
     let Some(length) = head.content_length else {
         return Err(fail(ErrorKind::MissingContentLength));
@@ -280,6 +281,19 @@ pub fn parse_stream<'a, 'h>(
         assemble(head, storage, body),
         skipped + total,
     ))
+}
+
+/// The length of the head (blank line included) at the start of `buf`, if it is all there.
+fn head_end(buf: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    loop {
+        let lf = from + memchr::memchr(b'\n', buf.get(from..)?)?;
+        match buf.get(lf + 1..) {
+            Some([b'\n', ..]) => return Some(lf + 2),
+            Some([b'\r', b'\n', ..]) => return Some(lf + 3),
+            _ => from = lf + 1,
+        }
+    }
 }
 
 fn assemble<'a, 'h>(
@@ -676,6 +690,13 @@ Content-Length: 0\r\n\r\n";
         )
         .unwrap_err();
         assert_eq!(err.kind, ErrorKind::MissingContentLength);
+        // Bare line feeds frame on a stream as they do in a datagram.
+        let mut storage = [Header::EMPTY; 32];
+        let bare = b"OPTIONS sip:a@b SIP/2.0\nl: 2\n\nabOPTIONS";
+        assert!(matches!(
+            parse_stream(bare, &mut storage, &limits),
+            Ok(Status::Complete(_, 32))
+        ));
         let mut storage = [Header::EMPTY; 32];
         let body = b"OPTIONS sip:a@b SIP/2.0\r\nl: 4\r\n\r\nab";
         assert!(matches!(

@@ -394,29 +394,39 @@ fn write_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAd
     w.put_value(crate::sip::chars::trim_end(head));
     for p in via.params.iter() {
         let is = |n: &[u8]| p.name.eq_ignore_ascii_case(n);
-        if is(b"received") || (is(b"rport") && via.rport == Rport::Requested) {
+        // Written again below, always as `;received=..;rport=..`, so that writing a response
+        // from a response gives the same bytes.
+        if is(b"received") || is(b"rport") {
             continue;
         }
         w.put(b";");
         w.put_value(p.raw);
     }
     let source_ip = source.ip().to_canonical();
-    let rport = via.rport == Rport::Requested;
     let sent_by_is_source = match via.host {
         Host::Domain(_) => false,
         host => host.ip().is_some_and(|ip| ip.to_canonical() == source_ip),
     };
-    if rport || !sent_by_is_source {
-        w.put(b";received=");
-        w.put_ip(source_ip);
-    } else if let Some(received) = via.received {
+    let received = if via.rport == Rport::Requested || !sent_by_is_source {
+        Some(source_ip)
+    } else {
         // The client's own received parameter is kept when we have no better knowledge.
+        via.received
+    };
+    if let Some(ip) = received {
         w.put(b";received=");
-        w.put_ip(received);
+        w.put_ip(ip);
     }
-    if rport {
-        w.put(b";rport=");
-        w.put_u64(u64::from(source.port()));
+    match via.rport {
+        Rport::Requested => {
+            w.put(b";rport=");
+            w.put_u64(u64::from(source.port()));
+        }
+        Rport::Value(port) => {
+            w.put(b";rport=");
+            w.put_u64(u64::from(port));
+        }
+        Rport::Absent => {}
     }
 }
 

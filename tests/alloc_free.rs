@@ -1,0 +1,206 @@
+//! The hot path allocates nothing: parsing a REGISTER (with and without credentials), reading
+//! every field a registrar needs from it, and writing the 401 and 200 answers into a stack buffer.
+//!
+//! A counting global allocator wraps the system one. Only allocations made by the measuring thread
+//! while a measurement is open are counted, so the test harness's own threads cannot disturb the
+//! count however the tests are scheduled.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::hint::black_box;
+use std::net::SocketAddr;
+
+use sipreg::sip::{
+    self, Challenge, Contacts, Credentials, Header, Limits, Message, ResponseBuilder,
+};
+
+struct Counting;
+
+thread_local! {
+    // `const`-initialised and without destructors: using them never allocates or registers a
+    // destructor, which is what makes them usable from inside the allocator. Both are per thread,
+    // so tests measuring in parallel never see each other's allocations.
+    static MEASURING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note() {
+    if MEASURING.try_with(Cell::get).unwrap_or(false) {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+    }
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
+// `GlobalAlloc` contract holds exactly as it does for `System`; the counting touches only const
+// thread-local `Cell`s, which neither allocate nor unwind.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        // SAFETY: as above; `ptr` came from this allocator, which is `System` underneath.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Runs `f` and returns what it returned and how many allocations it made on this thread.
+fn allocations<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let before = ALLOCATIONS.with(Cell::get);
+    MEASURING.with(|m| m.set(true));
+    let out = f();
+    MEASURING.with(|m| m.set(false));
+    (out, ALLOCATIONS.with(Cell::get) - before)
+}
+
+const REGISTER: &[u8] = b"REGISTER sip:example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport\r\n\
+Max-Forwards: 70\r\n\
+To: \"Alice\" <sip:alice@example.com>\r\n\
+From: \"Alice\" <sip:alice@example.com>;tag=456248\r\n\
+Call-ID: 843817637684230@998sdasdh09\r\n\
+CSeq: 1826 REGISTER\r\n\
+Contact: <sip:alice@192.0.2.1:5060;transport=udp>;q=0.7;expires=3600;\
++sip.instance=\"<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>\";reg-id=1, \
+<sip:alice%40home@[2001:db8::1]:5062>;expires=60\r\n\
+Supported: path, outbound\r\n\
+Expires: 7200\r\n\
+Content-Length: 0\r\n\r\n";
+
+const REGISTER_WITH_AUTHORIZATION: &[u8] = b"REGISTER sip:example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhdt;rport\r\n\
+Max-Forwards: 70\r\n\
+To: \"Alice\" <sip:alice@example.com>\r\n\
+From: \"Alice\" <sip:alice@example.com>;tag=456248\r\n\
+Call-ID: 843817637684230@998sdasdh09\r\n\
+CSeq: 1827 REGISTER\r\n\
+Contact: <sip:alice@192.0.2.1:5060;transport=udp>;q=0.7;expires=3600\r\n\
+Authorization: Digest username=\"alice\", realm=\"example.com\",\r\n\x20\
+nonce=\"MTI4OTY5MDk0MDowOmRlYWRiZWVm\", uri=\"sip:example.com\",\r\n\x20\
+response=\"753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1\",\r\n\x20\
+algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"0a4f113b\",\r\n\x20\
+opaque=\"5ccc069c403ebaf9f0171e9517f40e41\"\r\n\
+Expires: 7200\r\n\
+Content-Length: 0\r\n\r\n";
+
+/// What a registrar reads from a REGISTER; returns a digest of it so nothing is optimised away.
+fn read_register(bytes: &[u8]) -> usize {
+    let mut storage = [Header::EMPTY; 32];
+    let parsed = sip::parse_datagram(bytes, &mut storage, &Limits::default());
+    let Ok(Message::Request(req)) = parsed else {
+        panic!("the REGISTER does not parse: {parsed:?}")
+    };
+    let e = sip::check_request(&req).expect("the REGISTER passes the generic checks");
+    let mut seen = e.call_id.len() + e.cseq.number as usize;
+    let Ok(Contacts::List(contacts)) = req.headers.contacts() else {
+        panic!("no contact list")
+    };
+    for contact in contacts {
+        let c = contact.expect("contact parses");
+        let uri = c.addr.uri.sip().expect("SIP contact");
+        seen += uri.user.map_or(0, |u| u.decoded().count());
+        seen += usize::from(c.q.unwrap_or(1000)) + c.expires.unwrap_or(0) as usize;
+    }
+    for credentials in req.headers.authorizations() {
+        let Ok(Credentials::Digest(d)) = credentials else {
+            panic!("credentials do not parse")
+        };
+        assert!(d.username.expect("username").eq_bytes(b"alice"));
+        seen += d.nc.unwrap_or(0) as usize + d.response.map_or(0, <[u8]>::len);
+    }
+    seen += req.headers.expires().expect("Expires").unwrap_or(0) as usize;
+    black_box(seen)
+}
+
+/// Writes the 401 and the 200 for `bytes` into stack buffers; returns their lengths.
+fn write_answers(bytes: &[u8], source: SocketAddr) -> (usize, usize) {
+    let mut storage = [Header::EMPTY; 32];
+    let parsed = sip::parse_datagram(bytes, &mut storage, &Limits::default());
+    let Ok(Message::Request(req)) = parsed else {
+        panic!("the REGISTER does not parse: {parsed:?}")
+    };
+    let mut out = [0u8; 4096];
+    let mut r = ResponseBuilder::start(
+        &mut out,
+        401,
+        "Unauthorized",
+        &req.headers,
+        source,
+        Some(b"t1"),
+    );
+    r.www_authenticate(&Challenge {
+        realm: b"example.com",
+        nonce: b"MTI4OTY5MDk0MDowOmRlYWRiZWVm",
+        opaque: b"5ccc069c403ebaf9f0171e9517f40e41",
+        algorithm: "SHA-256",
+        qop: "auth",
+        stale: false,
+    });
+    let unauthorized = r.finish().expect("the 401 fits");
+    black_box(&out);
+
+    let mut out = [0u8; 4096];
+    let mut r = ResponseBuilder::start(&mut out, 200, "OK", &req.headers, source, Some(b"t1"));
+    r.contact(
+        b"sip:alice@192.0.2.1:5060;transport=udp",
+        b";+sip.instance=\"<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>\";reg-id=1",
+        3600,
+    )
+    .contact(b"sip:alice%40home@[2001:db8::1]:5062", b"", 60)
+    .header("Path", b"<sip:edge.example.com;lr>")
+    .date(1_289_690_940)
+    .server("sipreg");
+    let ok = r.finish().expect("the 200 fits");
+    black_box(&out);
+    (unauthorized, ok)
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    let (v, n) = allocations(|| black_box(Vec::<u8>::with_capacity(16)));
+    drop(v);
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn parsing_a_register_allocates_nothing() {
+    for bytes in [REGISTER, REGISTER_WITH_AUTHORIZATION] {
+        let input = black_box(bytes);
+        let (_, n) = allocations(|| read_register(input));
+        assert_eq!(n, 0, "{}", String::from_utf8_lossy(bytes));
+    }
+}
+
+#[test]
+fn writing_the_401_and_200_allocates_nothing() {
+    // IPv6 sources take the formatting path of `received`; IPv4 ones the digit path.
+    let sources: [SocketAddr; 2] = [
+        "192.0.2.77:5062".parse().expect("address"),
+        "[2001:db8::77]:40000".parse().expect("address"),
+    ];
+    for bytes in [REGISTER, REGISTER_WITH_AUTHORIZATION] {
+        for source in sources {
+            let input = black_box(bytes);
+            let ((unauthorized, ok), n) = allocations(|| write_answers(input, source));
+            assert!(unauthorized > 0 && ok > 0);
+            assert_eq!(n, 0, "{source}");
+        }
+    }
+}
