@@ -14,36 +14,12 @@
 use std::hint::black_box;
 use std::net::SocketAddr;
 
-use sipreg::sip::{self, Challenge, Contacts, Header, Limits, Message, ResponseBuilder};
+use sipreg::sip::{self, Challenge, Header, Limits, Message, ResponseBuilder};
 
 mod common;
 use common::{NOW_MS, REGISTER, REGISTER_AUTH, nonce, peer, register, registrar};
 
 const PREPARED: u32 = 10_000;
-
-fn typed(bytes: &[u8]) -> usize {
-    let mut storage = [Header::EMPTY; 32];
-    let Ok(Message::Request(req)) = sip::parse_datagram(bytes, &mut storage, &Limits::default())
-    else {
-        return 0;
-    };
-    let Ok(e) = sip::check_request(&req) else {
-        return 0;
-    };
-    let mut n = e.cseq.number as usize;
-    if let Ok(Contacts::List(list)) = req.headers.contacts() {
-        for c in list.flatten() {
-            n += c.expires.unwrap_or(0) as usize;
-        }
-    }
-    n += req.headers.expires().ok().flatten().unwrap_or(0) as usize;
-    for c in req.headers.authorizations().flatten() {
-        if let sip::Credentials::Digest(d) = c {
-            n += d.nc.unwrap_or(0) as usize;
-        }
-    }
-    n
-}
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -78,10 +54,10 @@ fn main() {
                 sip::parse_datagram(black_box(REGISTER), &mut storage, &Limits::default())
                     .map_or(0, |m| m.headers().lines.len())
             }
-            "parse_typed" => typed(black_box(REGISTER)),
+            "parse_typed" => common::typed(black_box(REGISTER)),
             "rsip_frame" => rsip::SipMessage::try_from(black_box(REGISTER))
                 .map_or(0, |m| rsip::message::HasHeaders::headers(&m).iter().count()),
-            "parse_typed_auth" => typed(black_box(REGISTER_AUTH)),
+            "parse_typed_auth" => common::typed(black_box(REGISTER_AUTH)),
             "write_401" => {
                 let mut r = ResponseBuilder::start_checked(
                     &mut out,

@@ -13,34 +13,10 @@ use std::net::SocketAddr;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rsip::prelude::*;
-use sipreg::sip::{self, Challenge, Contacts, Header, Limits, Message, ResponseBuilder};
+use sipreg::sip::{self, Challenge, Header, Limits, Message, ResponseBuilder};
 
 mod common;
 use common::{REGISTER, REGISTER_AUTH};
-
-fn ours_typed(bytes: &[u8]) -> usize {
-    let mut storage = [Header::EMPTY; 32];
-    let Ok(Message::Request(req)) = sip::parse_datagram(bytes, &mut storage, &Limits::default())
-    else {
-        return 0;
-    };
-    let Ok(e) = sip::check_request(&req) else {
-        return 0;
-    };
-    let mut n = e.cseq.number as usize;
-    if let Ok(Contacts::List(list)) = req.headers.contacts() {
-        for c in list.flatten() {
-            n += c.expires.unwrap_or(0) as usize;
-        }
-    }
-    n += req.headers.expires().ok().flatten().unwrap_or(0) as usize;
-    for c in req.headers.authorizations().flatten() {
-        if let sip::Credentials::Digest(d) = c {
-            n += d.nc.unwrap_or(0) as usize;
-        }
-    }
-    n
-}
 
 fn ours_frame(bytes: &[u8]) -> usize {
     let mut storage = [Header::EMPTY; 32];
@@ -96,7 +72,7 @@ fn parse(c: &mut Criterion) {
     let mut g = c.benchmark_group("parse");
     for (name, bytes) in [("register", REGISTER), ("register_auth", REGISTER_AUTH)] {
         assert!(
-            ours_typed(bytes) > 0 && rsip_typed(bytes) > 0,
+            common::typed(bytes) > 0 && rsip_typed(bytes) > 0,
             "{name} must parse"
         );
         g.throughput(Throughput::Elements(1));
@@ -107,7 +83,7 @@ fn parse(c: &mut Criterion) {
             b.iter(|| rsip_frame(black_box(bytes)))
         });
         g.bench_function(format!("sipreg_typed/{name}"), |b| {
-            b.iter(|| ours_typed(black_box(bytes)))
+            b.iter(|| common::typed(black_box(bytes)))
         });
         g.bench_function(format!("rsip_typed/{name}"), |b| {
             b.iter(|| rsip_typed(black_box(bytes)))

@@ -36,7 +36,33 @@ use std::net::SocketAddr;
 
 use sipreg::auth::{Algorithm, Ha1, compute_response};
 use sipreg::registrar::{Config, Peer, Registrar};
-use sipreg::sip::{Credentials, Transport};
+use sipreg::sip::{self, Contacts, Credentials, Header, Limits, Message, Transport};
+
+/// What a registrar reads of a REGISTER: frame, the generic checks, every Contact, Expires and
+/// the credentials. Returns a number derived from them so nothing is optimised away.
+pub fn typed(bytes: &[u8]) -> usize {
+    let mut storage = [Header::EMPTY; 32];
+    let Ok(Message::Request(req)) = sip::parse_datagram(bytes, &mut storage, &Limits::default())
+    else {
+        return 0;
+    };
+    let Ok(e) = sip::check_request(&req) else {
+        return 0;
+    };
+    let mut n = e.cseq.number as usize;
+    if let Ok(Contacts::List(list)) = req.headers.contacts() {
+        for c in list.flatten() {
+            n += c.expires.unwrap_or(0) as usize;
+        }
+    }
+    n += req.headers.expires().ok().flatten().unwrap_or(0) as usize;
+    for c in req.headers.authorizations().flatten() {
+        if let Credentials::Digest(d) = c {
+            n += d.nc.unwrap_or(0) as usize;
+        }
+    }
+    n
+}
 
 pub const NOW_MS: u64 = 1_790_000_000_000;
 pub const USER: &str = "u012345";

@@ -436,36 +436,27 @@ impl Registrar {
         aor: &[u8],
         out: &mut [u8],
     ) -> Option<usize> {
-        let mut r = ResponseBuilder::start_checked(
-            out,
-            200,
-            "OK",
-            &req.headers,
-            e,
-            peer.source,
-            Some(&self.tag),
-        );
-        for b in self.shard.lookup(aor, now_ms) {
-            let left = b.expires_in(now_ms).div_ceil(1000);
-            r.contact(
-                b.contact(),
-                b.params(),
-                u32::try_from(left).unwrap_or(u32::MAX),
-            );
-        }
-        // RFC 3327 5.3: the registrar returns the Path it stored when the UA supports path.
-        let supports_path = req
-            .headers
-            .option_tags(HeaderName::Supported)
-            .any(|t| t.is_ok_and(|t| t.eq_ignore_ascii_case(b"path")));
-        if supports_path {
-            for p in req.headers.elements(HeaderName::Path) {
-                r.header("Path", p);
+        self.respond(peer, (req, e), 200, "OK", out, |r| {
+            for b in self.shard.lookup(aor, now_ms) {
+                let left = b.expires_in(now_ms).div_ceil(1000);
+                r.contact(
+                    b.contact(),
+                    b.params(),
+                    u32::try_from(left).unwrap_or(u32::MAX),
+                );
             }
-        }
-        r.date(now_ms / 1000);
-        r.server(&self.config.server);
-        r.finish().ok()
+            // RFC 3327 5.3: the registrar returns the Path it stored when the UA supports path.
+            let supports_path = req
+                .headers
+                .option_tags(HeaderName::Supported)
+                .any(|t| t.is_ok_and(|t| t.eq_ignore_ascii_case(b"path")));
+            if supports_path {
+                for p in req.headers.elements(HeaderName::Path) {
+                    r.header("Path", p);
+                }
+            }
+            r.date(now_ms / 1000);
+        })
     }
 
     /// A 401 with one challenge per configured algorithm, most preferred first.
@@ -482,27 +473,18 @@ impl Registrar {
         let realm = self.config.domains.get(d)?.realm.as_bytes();
         let nonce = self.keys.issue(now_s, realm, self.seq);
         let opaque = self.opaques.get(d)?;
-        let mut r = ResponseBuilder::start_checked(
-            out,
-            401,
-            "Unauthorized",
-            &req.headers,
-            e,
-            peer.source,
-            Some(&self.tag),
-        );
-        for alg in &self.config.auth.algorithms {
-            r.www_authenticate(&Challenge {
-                realm,
-                nonce: nonce.as_bytes(),
-                opaque: opaque.as_bytes(),
-                algorithm: alg.name(),
-                qop: QOP,
-                stale,
-            });
-        }
-        r.server(&self.config.server);
-        r.finish().ok()
+        self.respond(peer, (req, e), 401, "Unauthorized", out, |r| {
+            for alg in &self.config.auth.algorithms {
+                r.www_authenticate(&Challenge {
+                    realm,
+                    nonce: nonce.as_bytes(),
+                    opaque: opaque.as_bytes(),
+                    algorithm: alg.name(),
+                    qop: QOP,
+                    stale,
+                });
+            }
+        })
     }
 
     /// RFC 3261 10.3 step 7: "the registrar MAY reject the registration with a response of
@@ -511,21 +493,12 @@ impl Registrar {
         &self,
         min: u32,
         peer: Peer,
-        (req, e): (&Request<'_, '_>, &Essentials<'_>),
+        request: (&Request<'_, '_>, &Essentials<'_>),
         out: &mut [u8],
     ) -> Option<usize> {
-        let mut r = ResponseBuilder::start_checked(
-            out,
-            423,
-            "Interval Too Brief",
-            &req.headers,
-            e,
-            peer.source,
-            Some(&self.tag),
-        );
-        r.min_expires(min);
-        r.server(&self.config.server);
-        r.finish().ok()
+        self.respond(peer, request, 423, "Interval Too Brief", out, |r| {
+            r.min_expires(min);
+        })
     }
 
     /// The contact limit under `ContactPolicy::Reject`.
@@ -533,30 +506,35 @@ impl Registrar {
         &self,
         retry_after: u32,
         peer: Peer,
-        (req, e): (&Request<'_, '_>, &Essentials<'_>),
+        request: (&Request<'_, '_>, &Essentials<'_>),
         out: &mut [u8],
     ) -> Option<usize> {
-        let mut r = ResponseBuilder::start_checked(
-            out,
-            503,
-            "Too Many Bindings",
-            &req.headers,
-            e,
-            peer.source,
-            Some(&self.tag),
-        );
-        r.retry_after(retry_after);
-        r.server(&self.config.server);
-        r.finish().ok()
+        self.respond(peer, request, 503, "Too Many Bindings", out, |r| {
+            r.retry_after(retry_after);
+        })
     }
 
+    /// A response with nothing but the copied headers and Server.
     fn reply(
+        &self,
+        peer: Peer,
+        request: (&Request<'_, '_>, &Essentials<'_>),
+        code: u16,
+        reason: &str,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        self.respond(peer, request, code, reason, out, |_| {})
+    }
+
+    /// Writes a response: the headers copied from the request, what `add` writes, Server.
+    fn respond(
         &self,
         peer: Peer,
         (req, e): (&Request<'_, '_>, &Essentials<'_>),
         code: u16,
         reason: &str,
         out: &mut [u8],
+        add: impl FnOnce(&mut ResponseBuilder<'_>),
     ) -> Option<usize> {
         let mut r = ResponseBuilder::start_checked(
             out,
@@ -567,6 +545,7 @@ impl Registrar {
             peer.source,
             Some(&self.tag),
         );
+        add(&mut r);
         r.server(&self.config.server);
         r.finish().ok()
     }
