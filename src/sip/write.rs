@@ -243,7 +243,9 @@ impl<'b> ResponseBuilder<'b> {
         w.put(b" ");
         w.put(reason.as_bytes());
         w.put(b"\r\n");
-        for (i, value) in h.elements(HeaderName::Via).enumerate() {
+        // Empty elements (`Via: a,,b`) are no Via values; echoing them would forward the defect.
+        let vias = h.elements(HeaderName::Via).filter(|v| !v.is_empty());
+        for (i, value) in vias.enumerate() {
             w.put(b"Via: ");
             let top = match (i, parsed) {
                 (0, Some((via, _))) => Some(via),

@@ -1,5 +1,7 @@
 //! One pass of untrusted bytes through everything the SIP syntax layer offers: framing as a
-//! datagram and as a stream, every typed accessor, request screening, and response writing.
+//! datagram and as a stream, every typed accessor, request screening, and response writing; then
+//! through the registrar's whole request path, `Registrar::handle`, on a registrar that keeps its
+//! state from one input to the next.
 //!
 //! Shared by the libFuzzer target (`fuzz_targets/parse.rs`) and by `tests/proptest_sip.rs` (which
 //! includes this file with `#[path]`), so a committed crash input replays through exactly the code
@@ -7,9 +9,12 @@
 //! writes parses again as a response with the status it was written with: a defect in a request
 //! must never be echoed into a malformed answer.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 
+use sipreg::auth::{Algorithm, Ha1};
 use sipreg::registrar::screen::{self, Screened};
+use sipreg::registrar::{Config, Peer, Registrar};
 use sipreg::sip::{
     self, Challenge, Contacts, Credentials, DigestResponse, Escaped, Header, HeaderName, Headers,
     Limits, Message, NameAddr, Quoted, Request, ResponseBuilder, Status, Uri,
@@ -56,6 +61,7 @@ pub fn exercise(data: &[u8]) {
 
         stream(data, limits);
     }
+    registrar_pass(data);
     let mut storage = [Header::EMPTY; STORAGE];
     let salvaged = sip::salvage(data, &mut storage);
     headers(&salvaged);
@@ -311,4 +317,54 @@ fn screened(s: Screened<'_, '_>, raw: &[u8]) {
             check_written(&out, Ok(n), rejection.status().0);
         }
     }
+}
+
+thread_local! {
+    /// One registrar for the whole run, so inputs meet the state earlier ones left.
+    static REGISTRAR: RefCell<Registrar> = RefCell::new(new_registrar());
+}
+
+fn new_registrar() -> Registrar {
+    let domains = ["example.com", "[2001:db8::10]"].map(String::from);
+    let mut config = Config::with_domains(&domains);
+    // A small nonce-count table: the default 20 MiB would dominate every run.
+    config.auth.nc_entries = 1024;
+    let mut registrar = Registrar::new(config, [3; 32]);
+    for alg in Algorithm::ALL {
+        let ha1 = Ha1::from_password(alg, b"alice", b"example.com", b"wonderland");
+        registrar.users_mut().insert(b"alice", b"example.com", ha1);
+    }
+    registrar
+}
+
+/// The registrar's request path from both sources; whatever it answers must parse as a response.
+fn registrar_pass(data: &[u8]) {
+    REGISTRAR.with(|cell| {
+        let mut registrar = cell.borrow_mut();
+        for (i, source) in sources().into_iter().enumerate() {
+            let now = 1_790_000_000_000 + i as u64 * 61_000;
+            let peer = Peer {
+                source,
+                transport: sip::Transport::Udp,
+                connection: None,
+            };
+            let mut out = [0u8; 8192];
+            if let Some(n) = registrar.handle(now, peer, data, &mut out) {
+                let answer = out.get(..n).unwrap_or_default();
+                // A response carries every Via value of its request, each on its own line: more
+                // lines than the request had, so more room to parse it.
+                let mut storage = [Header::EMPTY; 1024];
+                assert!(
+                    matches!(
+                        sip::parse_datagram(answer, &mut storage, &Limits::default()),
+                        Ok(Message::Response(_))
+                    ),
+                    "the registrar wrote an unparseable answer:\n{}",
+                    String::from_utf8_lossy(answer)
+                );
+            }
+            registrar.tick(now);
+            while registrar.poll_event().is_some() {}
+        }
+    });
 }
