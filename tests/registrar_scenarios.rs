@@ -755,3 +755,35 @@ fn malformed_contacts_get_400_before_any_challenge() {
     let a = h.send(&alice.register(&many)).unwrap();
     assert_eq!((a.code, a.reason.as_str()), (400, "Too Many Contacts"));
 }
+
+#[test]
+fn one_contact_in_two_spellings_is_one_binding() {
+    let mut h = Harness::default();
+    let mut alice = Phone::new("alice", "wonderland", "phone.example.net");
+    let contacts = "Contact: <sip:alice@phone.example.net:5060>\r\n\
+                    Contact: <sip:alice@PHONE.EXAMPLE.NET:5060>;expires=200\r\n";
+    let a = register_fresh(&mut h, &mut alice, contacts);
+    assert_eq!(a.code, 200, "{}", a.text);
+    // RFC 3261 19.1.4: host names compare case-insensitively; the first spelling wins.
+    assert_eq!(
+        a.contacts(),
+        [("sip:alice@phone.example.net:5060".to_string(), 3600)]
+    );
+    assert_eq!(h.reg.shard().count(b"sip:alice@example.com", h.now), 1);
+}
+
+#[test]
+fn replace_oldest_never_exceeds_the_limit_with_refreshes() {
+    let mut config = Config::with_domains(&[DOMAIN.to_string()]);
+    config.policy.max_contacts = 1;
+    config.policy.contact_policy = ContactPolicy::ReplaceOldest;
+    let mut h = Harness::new(config);
+    let mut alice = Phone::new("alice", "wonderland", "192.0.2.1");
+    let contact = alice.contact_header(None);
+    assert_eq!(register_fresh(&mut h, &mut alice, &contact).code, 200);
+    // A refresh of the stored binding plus a new one: two kept by this request, limit one.
+    let both = contact + "Contact: <sip:alice@192.0.2.2:5060>\r\n";
+    let a = h.send(&alice.register(&both)).unwrap();
+    assert_eq!(a.code, 503, "{}", a.text);
+    assert_eq!(h.reg.shard().count(b"sip:alice@example.com", h.now), 1);
+}

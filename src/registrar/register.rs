@@ -66,6 +66,21 @@ fn parse_contacts<'a>(req: &Request<'a, '_>) -> Result<ContactSet<'a>, &'static 
     }
 }
 
+/// Whether two Contacts of one request name the same binding: the same `+sip.instance` and
+/// reg-id (RFC 5626), or equivalent URIs (RFC 3261 19.1.4).
+fn same_binding(a: &Contact<'_>, b: &Contact<'_>) -> bool {
+    if let (Some(x), Some(y)) = (a.instance, b.instance)
+        && x == y
+        && a.reg_id == b.reg_id
+    {
+        return true;
+    }
+    match (&a.addr.uri, &b.addr.uri) {
+        (Uri::Sip(x), Uri::Sip(y)) => x.raw == y.raw || x.matches(y),
+        (x, y) => x.raw() == y.raw(),
+    }
+}
+
 /// Checks the credentials of `req` against `realm`.
 #[allow(clippy::too_many_arguments)] // the fields of Registrar borrowed apart
 fn authenticate<'a>(
@@ -231,17 +246,14 @@ impl Registrar {
         let policy = &self.config.policy;
         let mut ops: [Option<Op<'_>>; MAX_CONTACTS_PER_REQUEST] = [None; MAX_CONTACTS_PER_REQUEST];
         let mut planned = 0;
-        let mut seen: [&[u8]; MAX_CONTACTS_PER_REQUEST] = [b""; MAX_CONTACTS_PER_REQUEST];
-        let (mut inserts, mut removes) = (0usize, 0usize);
-        for c in list.iter().flatten().copied() {
-            let uri = c.addr.uri.raw();
-            if seen.get(..planned).unwrap_or_default().contains(&uri) {
-                continue; // the same contact twice in one request counts once
+        let (mut inserts, mut refreshes, mut removes) = (0usize, 0usize, 0usize);
+        for (k, c) in list.iter().flatten().copied().enumerate() {
+            // The same binding named twice in one request counts once: the first wins.
+            let earlier = list.get(..k).unwrap_or_default().iter().flatten();
+            if earlier.into_iter().any(|p| same_binding(p, &c)) {
+                continue;
             }
-            let Some(slot) = seen.get_mut(planned) else {
-                return self.reply(peer, (req, e), 400, "Too Many Contacts", out);
-            };
-            *slot = uri;
+            let uri = c.addr.uri.raw();
             // Step 7: "the expiration interval ... from the expires parameter of the Contact
             // header field ... If there is no such parameter, but the request has an Expires
             // header field, that value MUST be taken ... If neither, the locally-configured
@@ -278,7 +290,16 @@ impl Registrar {
                 .instance
                 .and_then(|i| self.shard.find_instance(aor, i, c.reg_id, now_ms))
                 .or_else(|| self.shard.find_contact(aor, &c.addr.uri, now_ms));
+            // Two different spellings can still reach one stored binding (one by instance, one
+            // by URI): that binding is changed once.
+            let targeted = |id: BindingId| {
+                ops.iter().flatten().any(|op| match *op {
+                    Op::Refresh(t, _) | Op::Remove(t) => t == id,
+                    Op::Insert(_) => false,
+                })
+            };
             let op = match existing {
+                Some(id) if targeted(id) => continue,
                 Some(id) => {
                     let binding = self.shard.get(id, now_ms)?;
                     // "If the Call-ID value in the existing binding differs ... the binding MUST
@@ -298,6 +319,7 @@ impl Registrar {
                         removes += 1;
                         Some(Op::Remove(id))
                     } else {
+                        refreshes += 1;
                         Some(Op::Refresh(id, reg))
                     }
                 }
@@ -317,7 +339,10 @@ impl Registrar {
         let live = self.shard.count(aor, now_ms);
         let after = (live + inserts).saturating_sub(removes);
         let overflow = after.saturating_sub(max);
-        if overflow > 0 && (policy.contact_policy == ContactPolicy::Reject || inserts > max) {
+        // Under ReplaceOldest only bindings this request leaves alone can make room.
+        let kept_by_request = inserts + refreshes;
+        if overflow > 0 && (policy.contact_policy == ContactPolicy::Reject || kept_by_request > max)
+        {
             let retry = policy.retry_after;
             return self.too_many(retry, peer, (req, e), out);
         }
