@@ -31,57 +31,91 @@ impl<'a> Params<'a> {
 
     /// Like [`Params::header`], handing each parameter to `visit` in the same pass; `visit`
     /// returning `None` rejects the list.
+    ///
+    /// The list is read by its grammar, left to right: `LWS token LWS [ "=" LWS value LWS ]`,
+    /// then `;` or the end. That accepts exactly the lists whose `;`-separated pieces (quoted
+    /// strings kept whole) pass the `generic-param` check, and yields the same pieces as
+    /// [`Params::iter`], without a separator search and a second look at every piece.
     pub fn header_visit(
         raw: &'a [u8],
         mut visit: impl FnMut(&Param<'a>) -> Option<()>,
     ) -> Option<Self> {
-        let p = Params { raw };
-        for param in p.iter() {
-            visit(&param)?;
-            if !chars::is_token(param.name) {
+        let mut s = raw;
+        while !s.is_empty() {
+            let start = chars::trim_start(s);
+            let name_len = start.iter().take_while(|&&b| chars::is(b, TOKEN)).count();
+            if name_len == 0 {
                 return None;
             }
-            match param.value {
-                None => {}
-                Some(v) if v.first() == Some(&b'"') => {
-                    let (_, rest) = chars::split_quoted(v)?;
-                    if !rest.is_empty() {
+            let (name, after_name) = start.split_at_checked(name_len)?;
+            let after_name = chars::trim_start(after_name);
+            let (value, after) = match after_name {
+                [b'=', v @ ..] => {
+                    let v = chars::trim_start(v);
+                    let len = if v.first() == Some(&b'"') {
+                        let (inner, _) = chars::split_quoted(v)?;
+                        inner.len() + 2
+                    } else {
+                        // host values include IPv6 addresses, with or without brackets (RFC 5118
+                        // 4.5).
+                        v.iter()
+                            .take_while(|&&b| {
+                                chars::is(b, TOKEN) || matches!(b, b':' | b'[' | b']')
+                            })
+                            .count()
+                    };
+                    if len == 0 {
                         return None;
                     }
+                    let (value, after) = v.split_at_checked(len)?;
+                    (Some(value), after)
                 }
-                // host values include IPv6 addresses, with or without brackets (RFC 5118 4.5).
-                Some(v)
-                    if v.is_empty()
-                        || !v
-                            .iter()
-                            .all(|&b| chars::is(b, TOKEN) || matches!(b, b':' | b'[' | b']')) =>
-                {
-                    return None;
-                }
-                Some(_) => {}
-            }
+                _ => (None, after_name),
+            };
+            let param_len = start.len() - after.len();
+            visit(&Param {
+                name,
+                value,
+                raw: start.get(..param_len)?,
+            })?;
+            s = match chars::trim_start(after) {
+                [] => &[],
+                // A ";" must be followed by another parameter.
+                [b';', rest @ ..] if !rest.is_empty() => rest,
+                _ => return None,
+            };
         }
-        Some(p)
+        Some(Params { raw })
     }
 
     /// Wraps URI parameters after checking `pname ["=" pvalue]` with `paramchar` bytes only.
     pub fn uri(raw: &'a [u8]) -> Option<Self> {
-        // White space is not allowed inside a URI; an empty parameter (";;") is not either.
-        if raw.iter().any(|&b| chars::is_lws(b)) {
-            return None;
-        }
-        let p = Params { raw };
-        for param in p.iter() {
-            if !is_escaped_class(param.name, PARAM | UNRESERVED) {
+        // uri-parameters = *( ";" uri-parameter ), read in one pass: a name run, an optional
+        // "=" and value run, then ";" or the end. White space is no paramchar, so it is refused
+        // as everywhere in a URI; an empty parameter (";;", a trailing ";") is refused too. An
+        // empty list (what follows a lone trailing ";" after the host) is accepted.
+        const CLASSES: u8 = PARAM | UNRESERVED;
+        let mut s = raw;
+        while !s.is_empty() {
+            let name = escaped_run(s, CLASSES);
+            if name == 0 {
                 return None;
             }
-            if let Some(v) = param.value
-                && !is_escaped_class(v, PARAM | UNRESERVED)
-            {
-                return None;
+            s = s.get(name..)?;
+            if let [b'=', value @ ..] = s {
+                let n = escaped_run(value, CLASSES);
+                if n == 0 {
+                    return None;
+                }
+                s = value.get(n..)?;
+            }
+            match s {
+                [] => {}
+                [b';', rest @ ..] if !rest.is_empty() => s = rest,
+                _ => return None,
             }
         }
-        Some(p)
+        Some(Params { raw })
     }
 
     pub fn raw(&self) -> &'a [u8] {
@@ -152,27 +186,28 @@ pub fn unquote(value: &[u8]) -> &[u8] {
 
 /// True when `s` is non-empty and every byte is in `classes` or part of a well-formed `%HH`.
 pub fn is_escaped_class(s: &[u8], classes: u8) -> bool {
-    if s.is_empty() {
-        return false;
-    }
+    !s.is_empty() && escaped_run(s, classes) == s.len()
+}
+
+/// The length of the longest prefix of `s` made of bytes in `classes` and well-formed `%HH`
+/// escapes. A `%` without two hex digits after it ends the run.
+#[inline]
+pub fn escaped_run(s: &[u8], classes: u8) -> usize {
     let mut i = 0;
     while let Some(&b) = s.get(i) {
-        if b == b'%' {
-            match (s.get(i + 1), s.get(i + 2)) {
-                (Some(&h), Some(&l))
-                    if chars::hex_value(h).is_some() && chars::hex_value(l).is_some() =>
-                {
-                    i += 3
-                }
-                _ => return false,
-            }
-        } else if chars::is_any(b, classes) {
+        if chars::is_any(b, classes) {
             i += 1;
+        } else if b == b'%'
+            && let (Some(&h), Some(&l)) = (s.get(i + 1), s.get(i + 2))
+            && chars::hex_value(h).is_some()
+            && chars::hex_value(l).is_some()
+        {
+            i += 3;
         } else {
-            return false;
+            break;
         }
     }
-    true
+    i
 }
 
 /// `headers = "?" header *( "&" header )`, `header = hname "=" hvalue`.

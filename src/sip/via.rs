@@ -5,7 +5,7 @@
 use core::net::IpAddr;
 
 use super::chars::{self, TOKEN};
-use super::params::Params;
+use super::params::{Param, Params};
 use super::uri::Host;
 
 /// The transport named in a Via.
@@ -144,26 +144,14 @@ impl<'a> Via<'a> {
             c.s = rest;
             c.lws();
         }
-        let params = match c.s {
-            [] => Params::EMPTY,
-            [b';', rest @ ..] => Params::header(rest)?,
-            _ => return None,
-        };
-        let mut via = Via {
-            transport: Transport::classify(raw_transport),
-            raw_transport,
-            host,
-            host_raw,
-            port,
-            params,
-            branch: None,
-            received: None,
-            rport: Rport::Absent,
-            maddr: None,
-        };
-        for p in params.iter() {
+        let mut branch = None;
+        let mut received = None;
+        let mut rport = Rport::Absent;
+        let mut maddr = None;
+        // The parameters a server acts on are read in the pass that validates the list.
+        let mut visit = |p: &Param<'a>| {
             if p.name.eq_ignore_ascii_case(b"branch") {
-                via.branch = Some(p.value?);
+                branch = Some(p.value?);
             } else if p.name.eq_ignore_ascii_case(b"received") {
                 // RFC 3261: received = IPv4address / IPv6address; RFC 5118 4.5 shows it with
                 // brackets too, and both are accepted.
@@ -172,20 +160,38 @@ impl<'a> Via<'a> {
                     .strip_prefix(b"[")
                     .and_then(|v| v.strip_suffix(b"]"))
                     .unwrap_or(v);
-                via.received = Some(core::str::from_utf8(v).ok()?.parse().ok()?);
+                received = Some(core::str::from_utf8(v).ok()?.parse().ok()?);
             } else if p.name.eq_ignore_ascii_case(b"rport") {
-                via.rport = match p.value {
+                rport = match p.value {
                     None => Rport::Requested,
                     Some(v) => Rport::Value(chars::parse_decimal(v, 65_535)? as u16),
                 };
             } else if p.name.eq_ignore_ascii_case(b"maddr") {
                 let v = p.value?;
                 Host::parse(v)?;
-                via.maddr = Some(v);
+                maddr = Some(v);
             } else if p.name.eq_ignore_ascii_case(b"ttl") {
                 chars::parse_decimal(p.value?, 255)?;
             }
-        }
+            Some(())
+        };
+        let params = match c.s {
+            [] => Params::EMPTY,
+            [b';', rest @ ..] => Params::header_visit(rest, &mut visit)?,
+            _ => return None,
+        };
+        let via = Via {
+            transport: Transport::classify(raw_transport),
+            raw_transport,
+            host,
+            host_raw,
+            port,
+            params,
+            branch,
+            received,
+            rport,
+            maddr,
+        };
         Some(via)
     }
 }
