@@ -247,8 +247,15 @@ fn serve(
             users_path.display()
         );
     }
+    // SIGTERM and SIGINT stop the loop after the datagram in hand (within 200 ms when idle).
     let stop = Arc::new(AtomicBool::new(false));
-    io::serve(sockets, &mut Udp(registrar), stop).map_err(|e| format!("poll loop failed: {e}"))
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .map_err(|e| format!("cannot handle signal {signal}: {e}"))?;
+    }
+    io::serve(sockets, &mut Udp(registrar), stop).map_err(|e| format!("poll loop failed: {e}"))?;
+    eprintln!("sipreg: stopped");
+    Ok(())
 }
 
 fn read_password(source: &PasswordSource) -> Result<String, String> {
