@@ -7,7 +7,7 @@ use std::path::Path;
 use sipreg::auth::{Algorithm, Ha1, compute_response};
 use sipreg::location::Event;
 use sipreg::registrar::{Config, ContactPolicy, Peer, Registrar};
-use sipreg::sip::{self, Contacts, Credentials, Header, HeaderName, Limits, Message, Transport};
+use sipreg::sip::{self, Contacts, Credentials, Header, Limits, Message, Transport};
 
 const DOMAIN: &str = "example.com";
 const T0: u64 = 1_790_000_000_000;
@@ -734,7 +734,6 @@ fn path_is_stored_and_echoed_when_supported() {
         .lookup(b"sip:alice@example.com", h.now)
         .collect();
     assert_eq!(b[0].path().count(), 1);
-    let _ = HeaderName::Path;
 }
 
 #[test]
