@@ -14,7 +14,7 @@ use sipreg::auth::Algorithm;
 use sipreg::auth::file::{self, Entry};
 use sipreg::io;
 use sipreg::registrar::{Config, Peer, Registrar};
-use sipreg::sip::Transport;
+use sipreg::sip;
 
 /// Where `serve` and `user` look for credentials when `--users` is not given.
 const DEFAULT_USERS: &str = "/etc/sipreg/users";
@@ -28,10 +28,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the registrar. With no options: UDP port 5060 on every IPv4 and IPv6 address, the
-    /// local host name as domain and realm, users from /etc/sipreg/users if present.
+    /// Run the registrar. With no options: UDP and TCP port 5060 on every IPv4 and IPv6 address,
+    /// the local host name as domain and realm, users from /etc/sipreg/users if present.
     Serve {
-        /// Address to listen on, e.g. `0.0.0.0:5060`, `udp:[::1]:5070`. Repeatable.
+        /// Address to listen on: `udp:ADDR`, `tcp:ADDR` or `ADDR` (UDP), e.g. `tcp:[::1]:5070`.
+        /// Repeatable.
         #[arg(long = "listen", value_name = "ADDR")]
         listen: Vec<String>,
         /// Domain served (also its digest realm). Repeatable.
@@ -124,18 +125,33 @@ fn main() -> ExitCode {
     }
 }
 
-/// The registrar behind the UDP loop.
-struct Udp(Registrar);
+/// The registrar behind the poll loop (UDP and TCP).
+struct Shell(Registrar);
 
-impl io::Element for Udp {
-    fn on_datagram(&mut self, d: io::Datagram<'_>, out: &mut [u8]) -> Option<usize> {
-        let peer = Peer {
-            source: d.source,
-            transport: Transport::Udp,
-            connection: None,
-        };
-        self.0.handle(d.now_ms, peer, d.bytes, out)
+fn peer(d: &io::Datagram<'_>) -> Peer {
+    Peer {
+        source: d.source,
+        transport: d.transport,
+        connection: d.connection,
     }
+}
+
+impl io::Element for Shell {
+    fn on_datagram(&mut self, d: io::Datagram<'_>, out: &mut [u8]) -> Option<usize> {
+        self.0.handle(d.now_ms, peer(&d), d.bytes, out)
+    }
+
+    fn on_stream_error(
+        &mut self,
+        d: io::Datagram<'_>,
+        error: sip::Error,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        self.0.reject_unframed(peer(&d), error, d.bytes, out)
+    }
+
+    // on_closed: the default (nothing) until the registrar marks bindings learnt over the
+    // connection unreachable.
 
     fn on_tick(&mut self, now_ms: u64) {
         self.0.tick(now_ms);
@@ -145,20 +161,27 @@ impl io::Element for Udp {
     }
 }
 
-/// Parses `udp:ADDR` or `ADDR`; other transports are not served yet.
-fn parse_listen(spec: &str) -> Result<SocketAddr, String> {
-    let addr = match spec.split_once(':') {
-        Some(("udp", rest)) => rest,
-        Some(("tcp" | "tls", _)) => {
-            return Err(format!(
-                "--listen {spec}: only UDP is served so far; TCP arrives with the worker layer"
-            ));
+/// A transport `serve` listens on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Listen {
+    Udp,
+    Tcp,
+}
+
+/// Parses `udp:ADDR`, `tcp:ADDR` or `ADDR` (UDP); TLS is not served yet.
+fn parse_listen(spec: &str) -> Result<(Listen, SocketAddr), String> {
+    let (proto, addr) = match spec.split_once(':') {
+        Some(("udp", rest)) => (Listen::Udp, rest),
+        Some(("tcp", rest)) => (Listen::Tcp, rest),
+        Some(("tls", _)) => {
+            return Err(format!("--listen {spec}: TLS is not served yet"));
         }
-        _ => spec,
+        _ => (Listen::Udp, spec),
     };
-    addr.parse().map_err(|_| {
+    let addr = addr.parse().map_err(|_| {
         format!("--listen {spec}: expected an address like 0.0.0.0:5060 or [::1]:5060")
-    })
+    })?;
+    Ok((proto, addr))
 }
 
 fn local_host_name() -> String {
@@ -197,10 +220,14 @@ fn serve(
             })
             .collect::<Result<_, _>>()?;
     }
-    let addrs: Vec<SocketAddr> = if listen.is_empty() {
+    let addrs: Vec<(Listen, SocketAddr)> = if listen.is_empty() {
+        let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5060);
+        let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 5060);
         vec![
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5060),
-            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 5060),
+            (Listen::Udp, v4),
+            (Listen::Udp, v6),
+            (Listen::Tcp, v4),
+            (Listen::Tcp, v6),
         ]
     } else {
         listen
@@ -215,23 +242,35 @@ fn serve(
     };
     let users_path = users.unwrap_or(Path::new(DEFAULT_USERS));
     let entries = read_users(users_path, users.is_some())?;
-    let mut sockets = Vec::new();
-    for addr in &addrs {
-        match io::bind_udp(*addr) {
-            Ok(s) => sockets.push(s),
+    let mut listeners = io::Listeners::default();
+    for &(proto, addr) in &addrs {
+        let bound = match proto {
+            Listen::Udp => io::bind_udp(addr).map(|s| listeners.udp.push(s)),
+            Listen::Tcp => io::bind_tcp(addr).map(|l| listeners.tcp.push(l)),
+        };
+        match bound {
+            Ok(()) => {}
             // A host without IPv6 still serves IPv4 on defaults; an explicit address must work.
             Err(e) if listen.is_empty() && addr.is_ipv6() => {
                 eprintln!("sipreg: not listening on {addr}: {e}");
             }
-            Err(e) => return Err(format!("cannot listen on udp:{addr}: {e}")),
+            Err(e) => {
+                let name = if proto == Listen::Tcp { "tcp" } else { "udp" };
+                return Err(format!("cannot listen on {name}:{addr}: {e}"));
+            }
         }
     }
     config.domains = Config::with_domains(&domains).domains;
     let mut registrar = Registrar::new(config, io::random_secret());
     registrar.set_users(file::load(&entries));
-    for s in &sockets {
+    for s in &listeners.udp {
         if let Ok(a) = s.local_addr() {
             eprintln!("sipreg: listening on udp:{a}");
+        }
+    }
+    for l in &listeners.tcp {
+        if let Ok(a) = l.local_addr() {
+            eprintln!("sipreg: listening on tcp:{a}");
         }
     }
     eprintln!("sipreg: serving domains {}", domains.join(", "));
@@ -253,7 +292,8 @@ fn serve(
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .map_err(|e| format!("cannot handle signal {signal}: {e}"))?;
     }
-    io::serve(sockets, &mut Udp(registrar), stop).map_err(|e| format!("poll loop failed: {e}"))?;
+    io::serve(listeners, &mut Shell(registrar), stop)
+        .map_err(|e| format!("poll loop failed: {e}"))?;
     eprintln!("sipreg: stopped");
     Ok(())
 }

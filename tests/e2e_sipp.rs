@@ -9,7 +9,10 @@
 //! here, next to the credentials file they must match. SIPp answers only the first challenge
 //! of a 401 and only with MD5, so the server runs with `--auth-algorithms MD5,SHA-256`.
 //!
-//! What this file does not test: TCP (not served yet), SHA-256 and SHA-512-256 credentials
+//! Registration over TCP (SIPp `-t t1`: one connection) runs through the same challenge.
+//!
+//! What this file does not test: TCP keep-alives and limits (`src/io` tests them on loopback
+//! sockets), SHA-256 and SHA-512-256 credentials
 //! (SIPp cannot answer them; `tests/registrar_scenarios.rs` covers them), and expiry over time.
 //!
 //! This file is an I/O shell of its own: it binds sockets to find free ports, reads the clock
@@ -18,7 +21,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
@@ -41,11 +44,32 @@ const STARTUP: Duration = Duration::from_secs(10);
 /// one between its probe and its real bind.
 static PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
-/// Whether `port` on `ip` can be bound now (UDP).
+/// Whether `port` on `ip` can be bound now, for UDP and for TCP alike (the server and SIPp
+/// bind either); returns the port (the one chosen when `port` is 0).
 #[allow(clippy::disallowed_methods)] // Probing for a free port needs a socket.
 fn bindable(ip: IpAddr, port: u16) -> Option<u16> {
     let socket = UdpSocket::bind(SocketAddr::new(ip, port)).ok()?;
-    socket.local_addr().ok().map(|a| a.port())
+    let port = socket.local_addr().ok()?.port();
+    TcpListener::bind(SocketAddr::new(ip, port)).ok()?;
+    Some(port)
+}
+
+/// The transport a server listens on and SIPp sends over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proto {
+    Udp,
+    /// SIPp `-t t1`: one TCP connection for every call.
+    Tcp,
+}
+
+impl Proto {
+    /// The prefix of `--listen` and of the server's `listening on` line.
+    fn name(self) -> &'static str {
+        match self {
+            Proto::Udp => "udp",
+            Proto::Tcp => "tcp",
+        }
+    }
 }
 
 /// A free UDP port on `ip` that this process has not handed out before, with `extra` more
@@ -108,11 +132,17 @@ struct Server {
 }
 
 impl Server {
-    /// Starts the registrar on a free port of `ip` with the credentials in `users` and waits
-    /// until it logs that it listens.
-    #[allow(clippy::disallowed_methods)] // Bounding the wait needs the clock.
+    /// Starts the registrar on a free UDP port of `ip` with the credentials in `users` and
+    /// waits until it logs that it listens.
     fn start(dir: &TempDir, ip: IpAddr, users: &Path) -> Server {
+        Server::start_on(dir, Proto::Udp, ip, users)
+    }
+
+    /// Starts the registrar on a free port of `ip` over `proto`.
+    #[allow(clippy::disallowed_methods)] // Bounding the wait needs the clock.
+    fn start_on(dir: &TempDir, proto: Proto, ip: IpAddr, users: &Path) -> Server {
         let addr = SocketAddr::new(ip, free_port(ip, 0));
+        let listen = format!("{}:{addr}", proto.name());
         let log = dir.path("server.log");
         let stderr = std::fs::OpenOptions::new()
             .create(true)
@@ -120,7 +150,7 @@ impl Server {
             .open(&log)
             .expect("create the server log");
         let child = Command::new(env!("CARGO_BIN_EXE_sipreg"))
-            .args(["serve", "--listen", &addr.to_string(), "--domain", DOMAIN])
+            .args(["serve", "--listen", &listen, "--domain", DOMAIN])
             .arg("--users")
             .arg(users)
             .args(["--auth-algorithms", "MD5,SHA-256"])
@@ -131,7 +161,7 @@ impl Server {
             .expect("start sipreg");
         let mut server = Server { child, addr, log };
         let deadline = Instant::now() + STARTUP;
-        let expected = format!("listening on udp:{addr}");
+        let expected = format!("listening on {listen}");
         loop {
             if server.log().contains(&expected) {
                 return server;
@@ -228,6 +258,7 @@ struct Sipp<'a> {
     limit: Duration,
     /// Whether SIPp writes every message to `NAME.messages.log` (off for load runs).
     trace_messages: bool,
+    proto: Proto,
     extra: Vec<String>,
 }
 
@@ -251,6 +282,7 @@ impl<'a> Sipp<'a> {
             rate: None,
             limit: Duration::from_secs(10),
             trace_messages: true,
+            proto: Proto::Udp,
             extra: Vec::new(),
         }
     }
@@ -290,6 +322,10 @@ impl<'a> Sipp<'a> {
             .arg(file("logs.log"))
             .args(["-trace_stat", "-stf"])
             .arg(file("stat.csv"))
+            .args(match self.proto {
+                Proto::Udp => &[][..],
+                Proto::Tcp => &["-t", "t1"][..],
+            })
             .args(&self.extra)
             .current_dir(&self.dir.0)
             .stdin(Stdio::null());
@@ -368,7 +404,9 @@ impl SippRun {
         let text = self.read("messages.log");
         let mut out = Vec::new();
         for block in text.split("\n-----------------------------------------------") {
-            let mut lines = block.lines().skip_while(|l| !l.starts_with("UDP message"));
+            let mut lines = block
+                .lines()
+                .skip_while(|l| !(l.starts_with("UDP message") || l.starts_with("TCP message")));
             let Some(direction) = lines.next() else {
                 continue;
             };
@@ -650,6 +688,35 @@ fn several_devices_share_one_aor() {
         listed.iter().all(|(_, e)| (3590..=3600).contains(e)),
         "each with its expiry: {listed:?}"
     );
+}
+
+/// The same registration over TCP: SIPp opens one connection and sends both REGISTERs on it;
+/// the 401 and the 200 come back on it (SIPp reads nothing else), and the server's Via answer
+/// names the transport SIPp used.
+#[test]
+fn registers_over_tcp() {
+    let dir = TempDir::new("tcp");
+    let users = dir.path("users");
+    write_users(&users, &[pair("ivan", "1v4n")]);
+    let mut server = Server::start_on(&dir, Proto::Tcp, V4, &users);
+    let mut sipp = Sipp::new(&dir, "tcp", "register.xml", V4).users(&[pair("ivan", "1v4n")]);
+    sipp.proto = Proto::Tcp;
+    let run = sipp.run(&server);
+    run.assert_success();
+    assert_eq!(run.stat("SuccessfulCall(C)"), 1);
+    let trace = run.messages();
+    assert_eq!(answered(&trace, 401).len(), 1, "one challenge");
+    assert_eq!(answered(&trace, 200).len(), 1, "one 200");
+    let received: Vec<&Traced> = trace.iter().filter(|m| !m.sent).collect();
+    assert!(
+        received.iter().all(|m| m
+            .header("Via")
+            .is_some_and(|v| v.starts_with("SIP/2.0/TCP "))),
+        "every answer came over TCP with SIPp's TCP Via"
+    );
+    let contact = format!("<sip:ivan@127.0.0.1:{}>;expires=", run.port);
+    assert!(run.logged().contains(&contact), "{}", run.logged());
+    server.assert_alive();
 }
 
 /// The same registration over IPv6 loopback.

@@ -236,6 +236,28 @@ impl Registrar {
         }
     }
 
+    /// Answers a request whose bytes did not frame on a stream (RFC 3261 18.3: no
+    /// Content-Length, too large, a broken head); the shell closes the connection after it.
+    /// A malformed response gets no answer.
+    pub fn reject_unframed(
+        &self,
+        peer: Peer,
+        error: sip::Error,
+        bytes: &[u8],
+        out: &mut [u8],
+    ) -> Option<usize> {
+        match error.disposition() {
+            sip::Disposition::Drop => None,
+            sip::Disposition::Reject(..) => screen::write_rejection(
+                screen::Rejection::Syntax(error.kind),
+                bytes,
+                peer.source,
+                &self.tag,
+                out,
+            ),
+        }
+    }
+
     /// RFC 3261 11.2: OPTIONS is answered as an INVITE would be, here with 200 and what the
     /// registrar supports.
     fn options(
