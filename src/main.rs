@@ -2,7 +2,6 @@
 //! the element; manages the credentials file.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,12 +11,10 @@ use clap::{Args, Parser, Subcommand};
 
 use sipreg::auth::Algorithm;
 use sipreg::auth::file::{self, Entry};
+use sipreg::config::{self, DEFAULT_USERS, Listener, Protocol};
 use sipreg::io;
-use sipreg::registrar::{Config, Peer, Registrar};
+use sipreg::registrar::{Peer, Registrar};
 use sipreg::sip;
-
-/// Where `serve` and `user` look for credentials when `--users` is not given.
-const DEFAULT_USERS: &str = "/etc/sipreg/users";
 
 #[derive(Parser)]
 #[command(name = "sipreg", version, about = "A carrier-grade SIP registrar")]
@@ -30,7 +27,11 @@ struct Cli {
 enum Command {
     /// Run the registrar. With no options: UDP and TCP port 5060 on every IPv4 and IPv6 address,
     /// the local host name as domain and realm, users from /etc/sipreg/users if present.
+    /// Options given here win over the configuration file.
     Serve {
+        /// Configuration file (TOML; see `sipreg example-config`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Address to listen on: `udp:ADDR`, `tcp:ADDR` or `ADDR` (UDP), e.g. `tcp:[::1]:5070`.
         /// Repeatable.
         #[arg(long = "listen", value_name = "ADDR")]
@@ -52,6 +53,13 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Check a configuration file and exit: nothing is bound or started.
+    CheckConfig {
+        /// The configuration file.
+        file: PathBuf,
+    },
+    /// Print the example configuration file, every key commented with its default.
+    ExampleConfig,
 }
 
 #[derive(Args)]
@@ -109,12 +117,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve {
+            config,
             listen,
             domain,
             users,
             auth_algorithms,
-        } => serve(&listen, &domain, users.as_deref(), &auth_algorithms),
+        } => serve(config.as_deref(), &listen, &domain, users, &auth_algorithms),
         Command::User { action } => user(action),
+        Command::CheckConfig { file } => {
+            read_config(&file).map(|_| println!("{}: ok", file.display()))
+        }
+        Command::ExampleConfig => {
+            print!("{}", config::EXAMPLE);
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -161,27 +177,11 @@ impl io::Element for Shell {
     }
 }
 
-/// A transport `serve` listens on.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Listen {
-    Udp,
-    Tcp,
-}
-
-/// Parses `udp:ADDR`, `tcp:ADDR` or `ADDR` (UDP); TLS is not served yet.
-fn parse_listen(spec: &str) -> Result<(Listen, SocketAddr), String> {
-    let (proto, addr) = match spec.split_once(':') {
-        Some(("udp", rest)) => (Listen::Udp, rest),
-        Some(("tcp", rest)) => (Listen::Tcp, rest),
-        Some(("tls", _)) => {
-            return Err(format!("--listen {spec}: TLS is not served yet"));
-        }
-        _ => (Listen::Udp, spec),
-    };
-    let addr = addr.parse().map_err(|_| {
-        format!("--listen {spec}: expected an address like 0.0.0.0:5060 or [::1]:5060")
-    })?;
-    Ok((proto, addr))
+/// Reads and checks a configuration file; errors read `FILE:LINE:COLUMN: KEY: MESSAGE`.
+fn read_config(path: &Path) -> Result<config::File, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    config::File::parse(&text).map_err(|e| format!("{}:{e}", path.display()))
 }
 
 fn local_host_name() -> String {
@@ -202,66 +202,86 @@ fn read_users(path: &Path, explicit: bool) -> Result<Vec<Entry>, String> {
 }
 
 fn serve(
+    config_path: Option<&Path>,
     listen: &[String],
     domains: &[String],
-    users: Option<&Path>,
+    users: Option<PathBuf>,
     algorithms: &[String],
 ) -> Result<(), String> {
-    let mut config = Config::with_domains(&[]);
-    if !algorithms.is_empty() {
-        config.auth.algorithms = algorithms
-            .iter()
-            .map(|a| {
-                Algorithm::from_token(a.trim().as_bytes()).ok_or_else(|| {
-                    format!(
-                        "--auth-algorithms: unknown algorithm {a:?} (MD5, SHA-256, SHA-512-256)"
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?;
+    let mut settings = match config_path {
+        Some(path) => read_config(path)?,
+        None => config::File::default(),
+    };
+    if !listen.is_empty() {
+        settings.set_listeners(
+            listen
+                .iter()
+                .map(|s| s.parse().map_err(|e| format!("--listen {s}: {e}")))
+                .collect::<Result<_, _>>()?,
+        );
     }
-    let addrs: Vec<(Listen, SocketAddr)> = if listen.is_empty() {
-        let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5060);
-        let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 5060);
-        vec![
-            (Listen::Udp, v4),
-            (Listen::Udp, v6),
-            (Listen::Tcp, v4),
-            (Listen::Tcp, v6),
-        ]
-    } else {
-        listen
-            .iter()
-            .map(|s| parse_listen(s))
-            .collect::<Result<_, _>>()?
+    if !domains.is_empty() {
+        settings.set_domains(domains);
+    }
+    if let Some(path) = users {
+        settings.set_users(path);
+    }
+    if !algorithms.is_empty() {
+        settings.set_algorithms(
+            algorithms
+                .iter()
+                .map(|a| {
+                    Algorithm::from_token(a.trim().as_bytes()).ok_or_else(|| {
+                        format!(
+                            "--auth-algorithms: unknown algorithm {a:?} (MD5, SHA-256, SHA-512-256)"
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        );
+    }
+    // Not applied yet: one worker thread, the kernel's socket buffers. Say so rather than
+    // pretend.
+    if settings.workers() != 1
+        || settings.pin_workers()
+        || settings.recv_buffer().is_some()
+        || settings.send_buffer().is_some()
+    {
+        eprintln!(
+            "sipreg: server.workers, pin_workers, recv_buffer and send_buffer are not applied \
+             yet: one thread, kernel buffers"
+        );
+    }
+    let config = settings.registrar_config(&[local_host_name()]);
+    let users_path = settings.users();
+    // A missing file at the default path means no users yet; one named explicitly must exist.
+    let entries = read_users(users_path, users_path != Path::new(DEFAULT_USERS))?;
+    let defaults = settings.listeners() == config::default_listeners();
+    let tcp = settings.tcp();
+    let mut listeners = io::Listeners {
+        tcp_limits: io::TcpLimits::new(tcp.max_connections, tcp.max_message, tcp.idle_timeout),
+        ..io::Listeners::default()
     };
-    let domains: Vec<String> = if domains.is_empty() {
-        vec![local_host_name()]
-    } else {
-        domains.iter().map(|d| d.to_ascii_lowercase()).collect()
-    };
-    let users_path = users.unwrap_or(Path::new(DEFAULT_USERS));
-    let entries = read_users(users_path, users.is_some())?;
-    let mut listeners = io::Listeners::default();
-    for &(proto, addr) in &addrs {
-        let bound = match proto {
-            Listen::Udp => io::bind_udp(addr).map(|s| listeners.udp.push(s)),
-            Listen::Tcp => io::bind_tcp(addr).map(|l| listeners.tcp.push(l)),
+    for &l in settings.listeners() {
+        let Listener { protocol, addr } = l;
+        let bound = match protocol {
+            Protocol::Udp => io::bind_udp(addr).map(|s| listeners.udp.push(s)),
+            Protocol::Tcp => io::bind_tcp(addr).map(|t| listeners.tcp.push(t)),
         };
         match bound {
             Ok(()) => {}
             // A host without IPv6 still serves IPv4 on defaults; an explicit address must work.
-            Err(e) if listen.is_empty() && addr.is_ipv6() => {
-                eprintln!("sipreg: not listening on {addr}: {e}");
+            Err(e) if defaults && addr.is_ipv6() => {
+                eprintln!("sipreg: not listening on {l}: {e}");
             }
-            Err(e) => {
-                let name = if proto == Listen::Tcp { "tcp" } else { "udp" };
-                return Err(format!("cannot listen on {name}:{addr}: {e}"));
-            }
+            Err(e) => return Err(format!("cannot listen on {l}: {e}")),
         }
     }
-    config.domains = Config::with_domains(&domains).domains;
-    let mut registrar = Registrar::new(config, io::random_secret());
+    // A configured secret keeps nonces valid across restarts and servers; otherwise a fresh one.
+    let secret = settings.nonce_secret().unwrap_or_else(io::random_secret);
+    let domains: Vec<&str> = config.domains.iter().map(|d| d.name.as_str()).collect();
+    let domains = domains.join(", ");
+    let mut registrar = Registrar::new(config, secret);
     registrar.set_users(file::load(&entries));
     for s in &listeners.udp {
         if let Ok(a) = s.local_addr() {
@@ -273,7 +293,7 @@ fn serve(
             eprintln!("sipreg: listening on tcp:{a}");
         }
     }
-    eprintln!("sipreg: serving domains {}", domains.join(", "));
+    eprintln!("sipreg: serving domains {domains}");
     if entries.is_empty() {
         eprintln!(
             "sipreg: no credentials in {}: every REGISTER is challenged; add users with `sipreg user add`",
