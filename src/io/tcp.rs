@@ -31,7 +31,7 @@ pub struct TcpLimits {
     /// and the client learns it at connect time), and counted in [`TcpStats::refused`].
     pub max_connections: usize,
     /// Largest message, head and body, in octets. A connection whose next message announces or
-    /// reaches more is answered 413 (if the element writes one) and closed.
+    /// reaches more is answered 513 Message Too Large (if the element writes one) and closed.
     pub max_message: usize,
     /// A connection without a complete message or a keep-alive ping for this long is closed.
     /// Partial bytes do not count: a client trickling one header a minute is idle.

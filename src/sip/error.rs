@@ -70,8 +70,9 @@ impl ErrorKind {
     pub fn status(self) -> (u16, &'static str) {
         use ErrorKind::*;
         match self {
-            // RFC 3261 21.4.14: "Request Entity Too Large"
-            MessageTooLarge => (413, "Message Too Large"),
+            // RFC 3261 21.5.7: "513 Message Too Large: The server was unable to process the
+            // request since the message length exceeded its capabilities."
+            MessageTooLarge => (513, "Message Too Large"),
             TooManyHeaders => (400, "Too Many Headers"),
             LineTooLong => (400, "Header Line Too Long"),
             Truncated => (400, "Incomplete Message"),
