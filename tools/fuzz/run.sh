@@ -27,8 +27,14 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 if ! command -v c++ >/dev/null 2>&1; then
-  echo "run.sh: libFuzzer needs a C++ compiler (apt-get install g++)" >&2
-  exit 1
+  # libFuzzer is C++, built by the libfuzzer-sys crate.
+  echo "run.sh: installing g++ for libFuzzer" >&2
+  if command -v apt-get >/dev/null 2>&1; then
+    apt-get update && apt-get install -y g++
+  else
+    echo "run.sh: libFuzzer needs a C++ compiler; install g++" >&2
+    exit 1
+  fi
 fi
 
 build_flags=(--fuzz-dir "$here" --sanitizer none --release --debug-assertions)
