@@ -14,7 +14,7 @@
 use std::hint::black_box;
 use std::net::SocketAddr;
 
-use sipreg::sip::{self, Challenge, Header, Limits, Message, ResponseBuilder};
+use sipreg::sip::{self, Header, Limits, Message};
 
 mod common;
 use common::{NOW_MS, REGISTER, REGISTER_AUTH, nonce, peer, register, registrar};
@@ -58,40 +58,8 @@ fn main() {
             "rsip_frame" => rsip::SipMessage::try_from(black_box(REGISTER))
                 .map_or(0, |m| rsip::message::HasHeaders::headers(&m).iter().count()),
             "parse_typed_auth" => common::typed(black_box(REGISTER_AUTH)),
-            "write_401" => {
-                let mut r = ResponseBuilder::start_checked(
-                    &mut out,
-                    401,
-                    "Unauthorized",
-                    black_box(&req.headers),
-                    &checked,
-                    source,
-                    Some(b"a1b2c3d4"),
-                );
-                r.www_authenticate(&Challenge {
-                    realm: b"example.com",
-                    nonce: b"AAAAAGcz4wABAAAAAAAAAQ8r2Yw7mF0aYb3xK1dQ",
-                    opaque: b"5ccc069c403ebaf9f0171e9517f40e41",
-                    algorithm: "SHA-256",
-                    qop: "auth,auth-int",
-                    stale: false,
-                });
-                r.finish().unwrap_or(0)
-            }
-            "write_200" => {
-                let mut r = ResponseBuilder::start_checked(
-                    &mut out,
-                    200,
-                    "OK",
-                    black_box(&req.headers),
-                    &checked,
-                    source,
-                    Some(b"a1b2c3d4"),
-                );
-                r.contact(b"sip:u012345@192.0.2.14:5060;transport=udp", b"", 3600);
-                r.date(1_795_000_000);
-                r.finish().unwrap_or(0)
-            }
+            "write_401" => common::write_401(&mut out, black_box(&req.headers), &checked, source),
+            "write_200" => common::write_200(&mut out, black_box(&req.headers), &checked, source),
             "core_401" => reg
                 .handle(NOW_MS, peer(), black_box(&challenge), &mut out)
                 .unwrap_or(0),

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rsip::prelude::*;
-use sipreg::sip::{self, Challenge, Header, Limits, Message, ResponseBuilder};
+use sipreg::sip::{self, Header, Limits, Message};
 
 mod common;
 use common::{REGISTER, REGISTER_AUTH};
@@ -105,56 +105,10 @@ fn write(c: &mut Criterion) {
     let mut g = c.benchmark_group("write");
     g.throughput(Throughput::Elements(1));
     g.bench_function("401", |b| {
-        b.iter(|| {
-            let mut r = ResponseBuilder::start_checked(
-                &mut out,
-                401,
-                "Unauthorized",
-                black_box(&req.headers),
-                &checked,
-                source,
-                Some(b"a1b2c3d4"),
-            );
-            r.www_authenticate(&Challenge {
-                realm: b"example.com",
-                nonce: b"AAAAAGcz4wABAAAAAAAAAQ8r2Yw7mF0aYb3xK1dQ",
-                opaque: b"5ccc069c403ebaf9f0171e9517f40e41",
-                algorithm: "SHA-256",
-                qop: "auth,auth-int",
-                stale: false,
-            });
-            r.www_authenticate(&Challenge {
-                realm: b"example.com",
-                nonce: b"AAAAAGcz4wABAAAAAAAAAQ8r2Yw7mF0aYb3xK1dQ",
-                opaque: b"5ccc069c403ebaf9f0171e9517f40e41",
-                algorithm: "MD5",
-                qop: "auth,auth-int",
-                stale: false,
-            });
-            r.server("sipreg");
-            r.finish().unwrap_or(0)
-        })
+        b.iter(|| common::write_401(&mut out, black_box(&req.headers), &checked, source))
     });
     g.bench_function("200", |b| {
-        b.iter(|| {
-            let mut r = ResponseBuilder::start_checked(
-                &mut out,
-                200,
-                "OK",
-                black_box(&req.headers),
-                &checked,
-                source,
-                Some(b"a1b2c3d4"),
-            );
-            r.contact(
-                b"sip:u012345@192.0.2.14:5060;transport=udp",
-                b"+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-0004f2a1b2c3>\";reg-id=1",
-                3600,
-            );
-            r.date(1_795_000_000);
-            r.server("sipreg");
-            r.finish().unwrap_or(0)
-        })
+        b.iter(|| common::write_200(&mut out, black_box(&req.headers), &checked, source))
     });
     g.finish();
 }

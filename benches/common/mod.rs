@@ -36,7 +36,10 @@ use std::net::SocketAddr;
 
 use sipreg::auth::{Algorithm, Ha1, compute_response};
 use sipreg::registrar::{Config, Peer, Registrar};
-use sipreg::sip::{self, Contacts, Credentials, Header, Limits, Message, Transport};
+use sipreg::sip::{
+    self, Challenge, Contacts, Credentials, Essentials, Header, Headers, Limits, Message,
+    ResponseBuilder, Transport,
+};
 
 /// What a registrar reads of a REGISTER: frame, the generic checks, every Contact, Expires and
 /// the credentials. Returns a number derived from them so nothing is optimised away.
@@ -141,4 +144,46 @@ pub fn nonce(reg: &mut Registrar) -> String {
     let start = text.find("nonce=\"").expect("a challenge") + 7;
     let end = start + text[start..].find('"').expect("closing quote");
     text[start..end].to_string()
+}
+
+/// The 401 the registrar sends the bench phone: two challenges (SHA-256, MD5) and Server.
+pub fn write_401(
+    out: &mut [u8],
+    h: &Headers<'_, '_>,
+    e: &Essentials<'_>,
+    src: SocketAddr,
+) -> usize {
+    let mut r =
+        ResponseBuilder::start_checked(out, 401, "Unauthorized", h, e, src, Some(b"a1b2c3d4"));
+    for algorithm in ["SHA-256", "MD5"] {
+        r.www_authenticate(&Challenge {
+            realm: b"example.com",
+            nonce: b"AAAAAGcz4wABAAAAAAAAAQ8r2Yw7mF0aYb3xK1dQ",
+            opaque: b"5ccc069c403ebaf9f0171e9517f40e41",
+            algorithm,
+            qop: "auth,auth-int",
+            stale: false,
+        });
+    }
+    r.server("sipreg");
+    r.finish().unwrap_or(0)
+}
+
+/// The 200 the registrar sends the bench phone: its binding with instance and reg-id, Date,
+/// Server.
+pub fn write_200(
+    out: &mut [u8],
+    h: &Headers<'_, '_>,
+    e: &Essentials<'_>,
+    src: SocketAddr,
+) -> usize {
+    let mut r = ResponseBuilder::start_checked(out, 200, "OK", h, e, src, Some(b"a1b2c3d4"));
+    r.contact(
+        b"sip:u012345@192.0.2.14:5060;transport=udp",
+        b"+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-0004f2a1b2c3>\";reg-id=1",
+        3600,
+    );
+    r.date(1_795_000_000);
+    r.server("sipreg");
+    r.finish().unwrap_or(0)
 }
