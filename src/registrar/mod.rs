@@ -15,7 +15,7 @@ use core::net::SocketAddr;
 
 use crate::auth::{Algorithm, NcTracker, NonceKeys, UserDb};
 use crate::location::{Event, Shard};
-use crate::sip::{self, Header, Limits, Method, ResponseBuilder, SipUri, Transport};
+use crate::sip::{self, Header, Limits, Method, SipUri, Transport};
 
 use screen::Screened;
 
@@ -267,19 +267,10 @@ impl Registrar {
         e: &sip::Essentials<'_>,
         out: &mut [u8],
     ) -> Option<usize> {
-        let mut r = ResponseBuilder::start_checked(
-            out,
-            200,
-            "OK",
-            &req.headers,
-            e,
-            peer.source,
-            Some(&self.tag),
-        );
-        r.header("Allow", screen::ALLOW);
-        r.header("Supported", b"path");
-        r.server(&self.config.server);
-        r.finish().ok()
+        self.respond(peer, (req, e), 200, "OK", out, |r| {
+            r.header("Allow", screen::ALLOW);
+            r.header("Supported", b"path");
+        })
     }
 
     /// The served domain a URI's host names, if any: host names compare case-insensitively,

@@ -552,7 +552,7 @@ impl Registrar {
     }
 
     /// Writes a response: the headers copied from the request, what `add` writes, Server.
-    fn respond(
+    pub(super) fn respond(
         &self,
         peer: Peer,
         (req, e): (&Request<'_, '_>, &Essentials<'_>),

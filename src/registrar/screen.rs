@@ -88,7 +88,7 @@ pub fn screen<'a, 'h>(parsed: Result<Message<'a, 'h>, Error>) -> Screened<'a, 'h
     }
     // RFC 3261 8.2.2.3: "If a UAS does not understand an option-tag listed in a Require header
     // field, it MUST respond by generating a response with status code 420 (Bad Extension)."
-    match sip::unsupported_requires(&req, is_supported, |_| {}) {
+    match sip::unsupported_requires(&req, is_supported) {
         Ok(0) => {}
         Ok(_) => return Screened::Reject(Rejection::BadExtension),
         Err(kind) => return Screened::Reject(Rejection::Syntax(kind)),

@@ -66,18 +66,15 @@ pub fn check_request<'a>(req: &Request<'a, '_>) -> Result<Essentials<'a>, ErrorK
 
 /// The Require option tags the element does not support, for a 420 (RFC 3261 8.2.2.3).
 ///
-/// Calls `unsupported` with each tag in Require that `supported` rejects, and returns how many
-/// there were, or a defect if Require is malformed.
-pub fn unsupported_requires<'a>(
-    req: &Request<'a, '_>,
+/// Returns how many tags in Require `supported` rejects, or a defect if Require is malformed.
+/// (The 420 lists them by filtering Require with the same predicate.)
+pub fn unsupported_requires(
+    req: &Request<'_, '_>,
     supported: impl Fn(&[u8]) -> bool,
-    mut unsupported: impl FnMut(&'a [u8]),
 ) -> Result<usize, ErrorKind> {
     let mut count = 0;
     for tag in req.headers.option_tags(HeaderName::Require) {
-        let tag = tag?;
-        if !supported(tag) {
-            unsupported(tag);
+        if !supported(tag?) {
             count += 1;
         }
     }

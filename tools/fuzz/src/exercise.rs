@@ -111,11 +111,10 @@ fn request(req: &Request<'_, '_>) {
         assert!(!e.call_id.is_empty());
         assert!(e.cseq.number < 1 << 31);
     }
-    let _ = sip::unsupported_requires(
-        req,
-        |t| t.eq_ignore_ascii_case(b"path"),
-        |t| assert!(!t.is_empty()),
-    );
+    let _ = sip::unsupported_requires(req, |t| {
+        assert!(!t.is_empty());
+        t.eq_ignore_ascii_case(b"path")
+    });
     respond(&req.headers);
 }
 
