@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -47,6 +47,14 @@ enum Command {
         /// it MD5 first.
         #[arg(long, value_name = "LIST", value_delimiter = ',')]
         auth_algorithms: Vec<String>,
+        /// Worker threads, each with its own sockets and share of the bindings (default: one
+        /// per core).
+        #[arg(long, value_name = "N")]
+        workers: Option<usize>,
+        /// What to log: error, warn, info (the default: start-up, reloads, stop) or debug.
+        /// Nothing is logged per message below debug.
+        #[arg(long, value_name = "LEVEL", value_enum, default_value_t = LogLevel::Info)]
+        log_level: LogLevel,
     },
     /// Manage the credentials file: HA1 per realm and algorithm, never the password.
     User {
@@ -122,7 +130,19 @@ fn main() -> ExitCode {
             domain,
             users,
             auth_algorithms,
-        } => serve(config.as_deref(), &listen, &domain, users, &auth_algorithms),
+            workers,
+            log_level,
+        } => {
+            Logger::install(log_level);
+            serve(
+                config.as_deref(),
+                &listen,
+                &domain,
+                users,
+                &auth_algorithms,
+                workers,
+            )
+        }
         Command::User { action } => user(action),
         Command::CheckConfig { file } => {
             read_config(&file).map(|_| println!("{}: ok", file.display()))
@@ -141,8 +161,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// The registrar behind the poll loop (UDP and TCP).
-struct Shell(Registrar);
+/// One worker's registrar behind its poll loop (UDP and TCP). Each worker owns the bindings of
+/// the AORs that hash to it; a REGISTER for another worker's AOR is handed to that worker.
+struct Shell {
+    registrar: Registrar,
+    index: usize,
+    workers: usize,
+    /// Reused buffer for the canonical AOR of a received message.
+    aor: Vec<u8>,
+}
 
 fn peer(d: &io::Datagram<'_>) -> Peer {
     Peer {
@@ -152,9 +179,66 @@ fn peer(d: &io::Datagram<'_>) -> Peer {
     }
 }
 
+/// FNV-1a, 64 bits: a stable hash, so that every worker (and every run) agrees on the owner.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+impl Shell {
+    /// The worker owning the AOR of a REGISTER (its To URI, canonical); `None` for anything
+    /// that changes no binding (another method, a message that does not parse), which the
+    /// receiving worker answers itself.
+    fn owner(&mut self, bytes: &[u8]) -> Option<usize> {
+        if self.workers < 2 {
+            return None;
+        }
+        let mut storage = [sip::Header::EMPTY; 64];
+        let limits = &self.registrar.config().limits;
+        let Ok(sip::Message::Request(req)) = sip::parse_datagram(bytes, &mut storage, limits)
+        else {
+            return None;
+        };
+        if req.method != sip::Method::Register {
+            return None;
+        }
+        let to = req.headers.to().ok()?;
+        let sip::Uri::Sip(uri) = to.uri else {
+            return None;
+        };
+        self.aor.clear();
+        sipreg::location::Aor::encode(&uri, &mut self.aor);
+        Some((fnv1a(&self.aor) % self.workers as u64) as usize)
+    }
+}
+
 impl io::Element for Shell {
-    fn on_datagram(&mut self, d: io::Datagram<'_>, out: &mut [u8]) -> Option<usize> {
-        self.0.handle(d.now_ms, peer(&d), d.bytes, out)
+    type Ticket = ();
+    type Control = Reload;
+
+    fn on_message(&mut self, d: io::Datagram<'_>, out: &mut [u8]) -> io::Outcome<()> {
+        match self.owner(d.bytes) {
+            Some(worker) if worker != self.index => io::Outcome::HandOff { worker, ticket: () },
+            _ => {
+                let answer = self.registrar.handle(d.now_ms, peer(&d), d.bytes, out);
+                self.drain_events();
+                match answer {
+                    Some(n) => io::Outcome::Reply(n),
+                    None => io::Outcome::Silent,
+                }
+            }
+        }
+    }
+
+    fn on_handoff(&mut self, d: io::Datagram<'_>, _: (), out: &mut [u8]) -> Option<usize> {
+        let answer = self.registrar.handle(d.now_ms, peer(&d), d.bytes, out);
+        self.drain_events();
+        answer
+    }
+
+    fn on_overload(&mut self, d: io::Datagram<'_>, out: &mut [u8]) -> Option<usize> {
+        self.registrar.overloaded(peer(&d), d.bytes, out)
     }
 
     fn on_stream_error(
@@ -163,18 +247,79 @@ impl io::Element for Shell {
         error: sip::Error,
         out: &mut [u8],
     ) -> Option<usize> {
-        self.0.reject_unframed(peer(&d), error, d.bytes, out)
+        self.registrar
+            .reject_unframed(peer(&d), error, d.bytes, out)
     }
 
-    // on_closed: the default (nothing) until the registrar marks bindings learnt over the
-    // connection unreachable.
+    fn on_closed(&mut self, connection: u64) {
+        self.registrar.connection_closed(io::now_ms(), connection);
+        self.drain_events();
+    }
 
     fn on_tick(&mut self, now_ms: u64) {
-        self.0.tick(now_ms);
-        // Nothing consumes the events yet (persistence and metrics come later); keep the queue
-        // from growing.
-        while self.0.poll_event().is_some() {}
+        self.registrar.tick(now_ms);
+        self.drain_events();
     }
+
+    fn on_control(&mut self, reload: &Reload) {
+        self.registrar.set_users(file::load(&reload.users));
+        self.registrar.set_policy(reload.policy.clone());
+    }
+}
+
+impl Shell {
+    /// Takes the location table's events (the registrar notes TCP flows from them on the way).
+    fn drain_events(&mut self) {
+        while self.registrar.poll_event().is_some() {}
+    }
+}
+
+/// What SIGHUP re-reads: the credentials and the registration policy; bindings stay.
+struct Reload {
+    users: Vec<Entry>,
+    policy: sipreg::registrar::Policy,
+}
+
+/// The `--log-level` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+/// Log lines on standard error: `sipreg: LEVEL: message`.
+struct Logger;
+
+impl Logger {
+    fn install(level: LogLevel) {
+        let level = match level {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+        };
+        static LOGGER: Logger = Logger;
+        // Only fails if a logger is installed already, which leaves that one in place.
+        let _ = log::set_logger(&LOGGER);
+        log::set_max_level(level);
+    }
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let level = record.level().as_str().to_ascii_lowercase();
+            eprintln!("sipreg: {level}: {}", record.args());
+        }
+    }
+
+    fn flush(&self) {}
 }
 
 /// Reads and checks a configuration file; errors read `FILE:LINE:COLUMN: KEY: MESSAGE`.
@@ -207,6 +352,7 @@ fn serve(
     domains: &[String],
     users: Option<PathBuf>,
     algorithms: &[String],
+    workers: Option<usize>,
 ) -> Result<(), String> {
     let mut settings = match config_path {
         Some(path) => read_config(path)?,
@@ -240,82 +386,149 @@ fn serve(
                 .collect::<Result<_, _>>()?,
         );
     }
-    // Not applied yet: one worker thread, the kernel's socket buffers. Say so rather than
-    // pretend.
-    if settings.workers() != 1
-        || settings.pin_workers()
-        || settings.recv_buffer().is_some()
-        || settings.send_buffer().is_some()
-    {
-        eprintln!(
-            "sipreg: server.workers, pin_workers, recv_buffer and send_buffer are not applied \
-             yet: one thread, kernel buffers"
-        );
+    if let Some(n) = workers {
+        settings.set_workers(n);
     }
     let config = settings.registrar_config(&[local_host_name()]);
-    let users_path = settings.users();
+    let users_path = settings.users().to_path_buf();
     // A missing file at the default path means no users yet; one named explicitly must exist.
-    let entries = read_users(users_path, users_path != Path::new(DEFAULT_USERS))?;
-    let defaults = settings.listeners() == config::default_listeners();
-    let tcp = settings.tcp();
-    let mut listeners = io::Listeners {
-        tcp_limits: io::TcpLimits::new(tcp.max_connections, tcp.max_message, tcp.idle_timeout),
-        ..io::Listeners::default()
+    let explicit = users_path != Path::new(DEFAULT_USERS);
+    let entries = read_users(&users_path, explicit)?;
+    let workers = match settings.workers() {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
     };
+    let tcp = settings.tcp();
+    let mut layout = io::Settings {
+        workers,
+        pin: settings.pin_workers(),
+        tcp_limits: io::TcpLimits::new(tcp.max_connections, tcp.max_message, tcp.idle_timeout),
+        buffers: io::udp::Buffers {
+            recv: settings.recv_buffer(),
+            send: settings.send_buffer(),
+        },
+        max_message: config.limits.max_message,
+        ..io::Settings::default()
+    };
+    let defaults = settings.listeners() == config::default_listeners();
     for &l in settings.listeners() {
         let Listener { protocol, addr } = l;
-        let bound = match protocol {
-            Protocol::Udp => io::bind_udp(addr).map(|s| listeners.udp.push(s)),
-            Protocol::Tcp => io::bind_tcp(addr).map(|t| listeners.tcp.push(t)),
-        };
-        match bound {
-            Ok(()) => {}
-            // A host without IPv6 still serves IPv4 on defaults; an explicit address must work.
-            Err(e) if defaults && addr.is_ipv6() => {
-                eprintln!("sipreg: not listening on {l}: {e}");
+        // A host without IPv6 still serves IPv4 on defaults; an explicit address must work.
+        if defaults && addr.is_ipv6() {
+            let probe = match protocol {
+                Protocol::Udp => io::bind_udp(addr).map(drop),
+                Protocol::Tcp => io::bind_tcp(addr).map(drop),
+            };
+            if let Err(e) = probe {
+                log::warn!("not listening on {l}: {e}");
+                continue;
             }
-            Err(e) => return Err(format!("cannot listen on {l}: {e}")),
+        }
+        match protocol {
+            Protocol::Udp => layout.udp.push(addr),
+            Protocol::Tcp => layout.tcp.push(addr),
         }
     }
     // A configured secret keeps nonces valid across restarts and servers; otherwise a fresh one.
     let secret = settings.nonce_secret().unwrap_or_else(io::random_secret);
     let domains: Vec<&str> = config.domains.iter().map(|d| d.name.as_str()).collect();
     let domains = domains.join(", ");
-    let mut registrar = Registrar::new(config, secret);
-    registrar.set_users(file::load(&entries));
-    for s in &listeners.udp {
-        if let Ok(a) = s.local_addr() {
-            eprintln!("sipreg: listening on udp:{a}");
-        }
+    let policy = config.policy.clone();
+    let shells = (0..workers)
+        .map(|index| {
+            let mut registrar = Registrar::new(config.clone(), secret);
+            registrar.set_worker(index);
+            registrar.set_users(file::load(&entries));
+            Shell {
+                registrar,
+                index,
+                workers,
+                aor: Vec::with_capacity(128),
+            }
+        })
+        .collect();
+    let server = io::Server::start(&layout, shells).map_err(|e| format!("cannot listen: {e}"))?;
+    for w in server.warnings() {
+        log::warn!("{w}");
     }
-    for l in &listeners.tcp {
-        if let Ok(a) = l.local_addr() {
-            eprintln!("sipreg: listening on tcp:{a}");
-        }
+    for a in server.udp_addrs() {
+        log::info!("listening on udp:{a}");
     }
-    eprintln!("sipreg: serving domains {domains}");
+    for a in server.tcp_addrs() {
+        log::info!("listening on tcp:{a}");
+    }
+    log::info!(
+        "{workers} worker{}{}, serving domains {domains}",
+        if workers == 1 { "" } else { "s" },
+        if layout.pin { ", pinned to cores" } else { "" }
+    );
     if entries.is_empty() {
-        eprintln!(
-            "sipreg: no credentials in {}: every REGISTER is challenged; add users with `sipreg user add`",
+        log::warn!(
+            "no credentials in {}: every REGISTER is challenged; add users with `sipreg user add`",
             users_path.display()
         );
     } else {
-        eprintln!(
-            "sipreg: {} credential entries from {}",
+        log::info!(
+            "{} credential entries from {}",
             entries.len(),
             users_path.display()
         );
     }
-    // SIGTERM and SIGINT stop the loop after the datagram in hand (within 200 ms when idle).
+    // SIGTERM and SIGINT stop the workers (each within 100 ms); SIGHUP re-reads the credentials
+    // file and the configuration file's policy, keeping every binding.
     let stop = Arc::new(AtomicBool::new(false));
+    let reload = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .map_err(|e| format!("cannot handle signal {signal}: {e}"))?;
     }
-    io::serve(listeners, &mut Shell(registrar), stop)
-        .map_err(|e| format!("poll loop failed: {e}"))?;
-    eprintln!("sipreg: stopped");
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
+        .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+    let mut policy = policy;
+    while !stop.load(Ordering::Relaxed) && !server.any_finished() {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if reload.swap(false, Ordering::Relaxed) {
+            match reread(config_path, &users_path, explicit, &policy) {
+                Ok(r) => {
+                    log::info!(
+                        "reloaded: {} credential entries from {}",
+                        r.users.len(),
+                        users_path.display()
+                    );
+                    policy = r.policy.clone();
+                    server.control(r);
+                }
+                // A bad file changes nothing: the server goes on with what it had.
+                Err(e) => log::error!("reload failed, nothing changed: {e}"),
+            }
+        }
+    }
+    let done = server.stop().map_err(|e| format!("worker failed: {e}"))?;
+    let handed: u64 = done.iter().map(|(_, s)| s.handed_off).sum();
+    let overloaded: u64 = done.iter().map(|(_, s)| s.overloaded).sum();
+    let received: u64 = done.iter().map(|(_, s)| s.received).sum();
+    log::info!(
+        "stopped: {received} messages, {handed} handed between workers, {overloaded} answered 503 for overload"
+    );
     Ok(())
+}
+
+/// What SIGHUP reads again: the credentials file, and the policy of the configuration file if
+/// the server was started with one (command-line options are not re-read).
+fn reread(
+    config_path: Option<&Path>,
+    users: &Path,
+    explicit: bool,
+    policy: &sipreg::registrar::Policy,
+) -> Result<Reload, String> {
+    let policy = match config_path {
+        Some(path) => read_config(path)?.registrar_config(&[]).policy,
+        None => policy.clone(),
+    };
+    Ok(Reload {
+        users: read_users(users, explicit)?,
+        policy,
+    })
 }
 
 fn read_password(source: &PasswordSource) -> Result<String, String> {

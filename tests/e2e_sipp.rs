@@ -770,3 +770,69 @@ fn ten_thousand_users_register() {
         run.stat("Retransmissions(C)")
     );
 }
+
+/// SIGHUP re-reads the credentials file: a user added to it after the start is refused before
+/// the signal (the rejected.xml scenario expects the second 401) and registers after it, with no
+/// restart. Bindings made before the reload stay: the device scenario's 200 lists the earlier
+/// device's contact with the new one.
+#[test]
+#[allow(clippy::disallowed_methods)] // Bounding the wait needs the clock.
+fn sighup_reloads_the_credentials_and_keeps_the_bindings() {
+    let mut world = World::new("reload", V4, &[pair("grace", "h0pper")]);
+    world
+        .sipp("before", "register.xml")
+        .users(&[pair("grace", "h0pper")])
+        .run(&world.server)
+        .assert_success();
+    world
+        .sipp("refused", "rejected.xml")
+        .users(&[pair("heidi", "n3w")])
+        .run(&world.server)
+        .assert_success();
+    write_users(
+        &world.dir.path("users"),
+        &[pair("grace", "h0pper"), pair("heidi", "n3w")],
+    );
+    let pid = world.server.child.id().to_string();
+    let status = Command::new("kill").args(["-HUP", &pid]).status();
+    assert!(status.is_ok_and(|s| s.success()), "kill -HUP {pid}");
+    let deadline = Instant::now() + STARTUP;
+    while !world
+        .server
+        .log()
+        .contains("reloaded: 6 credential entries")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no reload:\n{}",
+            world.server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run = world
+        .sipp("after", "register.xml")
+        .users(&[pair("heidi", "n3w")])
+        .run(&world.server);
+    run.assert_success();
+    assert_eq!(run.stat("SuccessfulCall(C)"), 1);
+    // Grace's binding survived the reload: a second device of hers sees both contacts.
+    let run = world
+        .sipp("grace2", "device.xml")
+        .users(&[pair("grace", "h0pper")])
+        .run(&world.server);
+    run.assert_success();
+    let mut ports: Vec<&str> = Vec::new();
+    let logged = run.logged();
+    for l in logged.lines() {
+        if let Some((port, _)) = l
+            .trim()
+            .strip_prefix("Contact: <sip:grace@127.0.0.1:")
+            .and_then(|rest| rest.split_once('>'))
+            && !ports.contains(&port)
+        {
+            ports.push(port);
+        }
+    }
+    assert_eq!(ports.len(), 2, "both devices listed:\n{logged}");
+    world.server.assert_alive();
+}

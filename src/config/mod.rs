@@ -24,7 +24,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::auth::Algorithm;
-use crate::registrar::{self, AuthConfig, ContactPolicy, Domain, Policy};
+use crate::registrar::{self, AuthConfig, ContactPolicy, Domain, FlowClose, Policy};
 use crate::sip;
 
 /// The shipped example: every key, commented, with its default (`sipreg example-config`).
@@ -152,7 +152,7 @@ impl Default for File {
         File {
             listeners: default_listeners(),
             // One thread, as `serve` runs today.
-            workers: 1,
+            workers: 0,
             pin_workers: false,
             recv_buffer: None,
             send_buffer: None,
@@ -263,6 +263,11 @@ impl File {
     }
 
     /// Replaces the served domains, each its own realm (a command-line `--domain` wins).
+    /// Worker threads (`--workers`); 0 means one per core.
+    pub fn set_workers(&mut self, workers: usize) {
+        self.workers = workers;
+    }
+
     pub fn set_domains(&mut self, names: &[String]) {
         self.domains = registrar::Config::with_domains(names).domains;
     }
@@ -463,6 +468,13 @@ enum RawContactPolicy {
     ReplaceOldest,
 }
 
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "kebab-case")]
+enum RawFlowClose {
+    Unreachable,
+    Remove,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
@@ -472,6 +484,7 @@ struct RawPolicy {
     max_contacts: Option<usize>,
     contact_policy: Option<RawContactPolicy>,
     retry_after: Option<u32>,
+    tcp_close: Option<RawFlowClose>,
 }
 
 #[derive(Deserialize, Default)]
@@ -637,6 +650,12 @@ impl RawPolicy {
         set(self.max_expires, &mut policy.max_expires);
         set(self.default_expires, &mut policy.default_expires);
         set(self.retry_after, &mut policy.retry_after);
+        if let Some(c) = self.tcp_close {
+            policy.flow_close = match c {
+                RawFlowClose::Unreachable => FlowClose::Unreachable,
+                RawFlowClose::Remove => FlowClose::Remove,
+            };
+        }
         if let Some(p) = self.contact_policy {
             policy.contact_policy = match p {
                 RawContactPolicy::Reject => ContactPolicy::Reject,
@@ -877,6 +896,7 @@ default_expires = 1800
 max_contacts = 3
 contact_policy = "reject"
 retry_after = 10
+tcp_close = "remove"
 
 [auth]
 algorithms = ["md5", "SHA-256"]
@@ -919,6 +939,7 @@ max_line = 4096
                     max_contacts: 3,
                     contact_policy: ContactPolicy::Reject,
                     retry_after: 10,
+                    flow_close: FlowClose::Remove,
                 },
                 auth: AuthConfig {
                     algorithms: vec![Algorithm::Md5, Algorithm::Sha256],

@@ -1,34 +1,32 @@
-//! The I/O shell: sockets, the poll loop and the clock, around the sans-I/O element.
+//! The I/O shell: sockets, worker threads, the poll loops and the clock, around the sans-I/O
+//! element.
 //!
-//! This is the one place that reads the clock and touches sockets; the clippy configuration
-//! forbids both everywhere else. One loop serves UDP sockets ([`udp`]) and TCP listeners with the
-//! connections accepted from them ([`tcp`]) on one thread and one mio `Poll`: it hands each
-//! received message with the time, the peer and the connection to the element, and sends back
-//! whatever the element wrote, on the socket or connection the message came from. It holds no
-//! protocol logic beyond TCP framing.
-#![allow(clippy::disallowed_methods)] // the clock and sockets live here, by design
+//! This is the one place that reads the clock, touches sockets and starts threads; the clippy
+//! configuration forbids them everywhere else. [`worker::Server`] runs one thread per worker,
+//! each pinned to a core if asked, each with its own `SO_REUSEPORT` UDP socket and TCP listener
+//! on every configured address and its own mio `Poll`: the kernel spreads clients over the
+//! workers by their address and port. A worker hands each received message, with the time, the
+//! peer and the connection, to its [`Element`], sends back what the element wrote, and carries
+//! messages the element hands to another worker over a bounded channel ([`Outcome::HandOff`]).
+//! It holds no protocol logic beyond TCP framing.
+//!
+//! - [`mmsg`]: batched `recvmmsg`/`sendmmsg`, the crate's one use of `unsafe`;
+//! - [`udp`]: opening sockets; [`tcp`]: connections, framing and their limits;
+//! - [`worker`]: the threads, the loop and the hand-off.
+#![allow(clippy::disallowed_methods)] // the clock, sockets and threads live here, by design
 
+pub mod mmsg;
 pub mod tcp;
 pub mod udp;
+pub mod worker;
 
-use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use mio::net::{TcpListener, UdpSocket};
-use mio::{Events, Interest, Poll, Token};
-use socket2::{Domain, Protocol, Socket, Type};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::sip::{self, Transport};
 pub use tcp::{TcpLimits, TcpStats};
-
-/// Largest datagram accepted; longer ones are truncated by the kernel and then fail to frame.
-const MAX_DATAGRAM: usize = 65_535;
-
-/// Pending connections a TCP listener queues before the loop accepts them.
-const TCP_BACKLOG: i32 = 1024;
+pub use udp::{bind_tcp, bind_udp};
+pub use worker::{Server, Settings, Stats};
 
 /// What the element sees of one received message: a UDP datagram, or one message framed from
 /// a TCP connection.
@@ -40,26 +38,66 @@ pub struct Datagram<'a> {
     pub local: SocketAddr,
     /// `Udp` or `Tcp`.
     pub transport: Transport,
-    /// The connection it arrived on (TCP): an id unique for the life of the loop, never reused.
-    /// The answer goes back on it; [`Element::on_closed`] reports its end.
+    /// The connection it arrived on (TCP): an id unique for the life of the server, never
+    /// reused, naming the worker that holds it. The answer goes back on it;
+    /// [`Element::on_closed`] reports its end.
     pub connection: Option<u64>,
     pub bytes: &'a [u8],
 }
 
-/// The element driven by the loop: given a message, write the answer into `out` and return its
-/// length, or `None` to send nothing.
-pub trait Element {
-    fn on_datagram(&mut self, datagram: Datagram<'_>, out: &mut [u8]) -> Option<usize>;
+/// What the element made of a message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome<T> {
+    /// Send the first `n` octets written into `out` back to the sender.
+    Reply(usize),
+    /// Send nothing (a response, a message to drop).
+    Silent,
+    /// Another worker must finish it (it owns the state the message changes): the message goes
+    /// to worker `worker` with `ticket`, the work already done here, and that worker's
+    /// [`Element::on_handoff`] answers it. If that worker's queue is full, this worker's
+    /// [`Element::on_overload`] answers instead.
+    HandOff { worker: usize, ticket: T },
+}
+
+/// The element one worker drives. Every worker has its own, so nothing in it is shared or
+/// locked; what must be shared (credentials, configuration) comes in through
+/// [`Element::on_control`].
+pub trait Element: Send + 'static {
+    /// The work done on the receiving worker that travels with a handed-off message.
+    type Ticket: Send + 'static;
+    /// What [`Server::control`] broadcasts to every worker (a reload, say).
+    type Control: Send + Sync + 'static;
+
+    /// A received message: answer it into `out`, stay silent, or hand it to another worker.
+    fn on_message(&mut self, message: Datagram<'_>, out: &mut [u8]) -> Outcome<Self::Ticket>;
+
+    /// A message another worker handed to this one; write the answer into `out`. It goes back
+    /// to the sender from this worker's socket on the same local address (UDP), or through the
+    /// worker holding the connection (TCP).
+    fn on_handoff(
+        &mut self,
+        _message: Datagram<'_>,
+        _ticket: Self::Ticket,
+        _out: &mut [u8],
+    ) -> Option<usize> {
+        None
+    }
+
+    /// The worker a message was to be handed to is saturated (its queue is full): answer
+    /// without it, typically 503 with Retry-After (RFC 3261 21.5.4). Nothing by default.
+    fn on_overload(&mut self, _message: Datagram<'_>, _out: &mut [u8]) -> Option<usize> {
+        None
+    }
 
     /// Bytes on a TCP connection that do not frame as a message (`error` says why: no
     /// Content-Length, too large, a broken head). Write the answer to a request into `out` if
-    /// one is due (`error.disposition()`; a malformed response gets none); the loop sends it and
-    /// then closes the connection (RFC 3261 18.3). `datagram.bytes` holds the received bytes
+    /// one is due (`error.disposition()`; a malformed response gets none); the worker sends it and
+    /// then closes the connection (RFC 3261 18.3). `message.bytes` holds the received bytes
     /// from the start of the bad message, at most the message size limit, for the headers the
     /// answer copies. By default nothing is answered.
     fn on_stream_error(
         &mut self,
-        _datagram: Datagram<'_>,
+        _message: Datagram<'_>,
         _error: sip::Error,
         _out: &mut [u8],
     ) -> Option<usize> {
@@ -67,64 +105,36 @@ pub trait Element {
     }
 
     /// TCP connection `connection` closed (by the peer, an error, the idle timeout, a framing
-    /// error, or the loop stopping); no message will arrive on it and nothing can be sent on it.
-    /// A registrar marks the bindings learnt over it unreachable, or removes them (RFC 5626
-    /// flows). Called once per connection, after its last message.
+    /// error, or the server stopping); no message will arrive on it and nothing can be sent on
+    /// it. Every worker is told, since any of them may hold state learnt over it (a registrar
+    /// marks the bindings unreachable, or removes them: RFC 5626 flows). Once per connection
+    /// and worker, after its last message.
     fn on_closed(&mut self, _connection: u64) {}
 
-    /// Called after every poll wake-up (at least every 200 ms) for timers such as expiry.
+    /// Called after every poll wake-up (at least every 100 ms) for timers such as expiry.
     fn on_tick(&mut self, _now_ms: u64) {}
+
+    /// A broadcast from [`Server::control`].
+    fn on_control(&mut self, _control: &Self::Control) {}
+
+    /// The worker is stopping (after its connections closed): flush what must not be lost.
+    fn on_stop(&mut self, _now_ms: u64) {}
 }
 
-/// What one loop serves: UDP sockets, TCP listeners and the limits on TCP connections.
-#[derive(Debug, Default)]
-pub struct Listeners {
-    pub udp: Vec<UdpSocket>,
-    pub tcp: Vec<TcpListener>,
-    pub tcp_limits: TcpLimits,
-}
-
-impl From<Vec<UdpSocket>> for Listeners {
-    /// UDP sockets only.
-    fn from(udp: Vec<UdpSocket>) -> Listeners {
-        Listeners {
-            udp,
-            ..Listeners::default()
-        }
-    }
-}
-
-/// What the loop counted, returned when it stops.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    pub tcp: TcpStats,
-}
-
-/// Opens a UDP socket the way a SIP server wants it: address reuse (a restart does not wait),
-/// IPv6 sockets IPv6-only (so `[::]:5060` and `0.0.0.0:5060` coexist), non-blocking.
-pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    Ok(UdpSocket::from_std(socket.into()))
-}
-
-/// Opens a TCP listener the same way as [`bind_udp`] (address reuse, IPv6-only for IPv6,
-/// non-blocking), with a backlog of 1024 pending connections.
-pub fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(TCP_BACKLOG)?;
-    Ok(TcpListener::from_std(socket.into()))
+/// What the TCP layer hands its worker: the element's view of a connection's messages, with
+/// the hand-off already dealt with.
+pub trait Sink {
+    /// A framed message; the answer to queue on the connection, if one is due now.
+    fn message(&mut self, message: Datagram<'_>, out: &mut [u8]) -> Option<usize>;
+    /// Bytes that do not frame (see [`Element::on_stream_error`]).
+    fn stream_error(
+        &mut self,
+        message: Datagram<'_>,
+        error: sip::Error,
+        out: &mut [u8],
+    ) -> Option<usize>;
+    /// The connection closed.
+    fn closed(&mut self, connection: u64);
 }
 
 /// The wall clock in milliseconds since the Unix epoch.
@@ -132,71 +142,6 @@ pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Serves every UDP socket and TCP listener from one poll loop until `stop` is set, and closes
-/// every TCP connection when it does. Each readable socket is drained until it would block;
-/// every message is answered before the next is read. `listeners` is a [`Listeners`] or, for
-/// UDP alone, a `Vec<UdpSocket>`.
-///
-/// Tokens: UDP socket `i` is `i`, TCP listener `j` is `udp.len() + j`, and connections take the
-/// tokens after those, which are also their ids.
-pub fn serve(
-    listeners: impl Into<Listeners>,
-    element: &mut impl Element,
-    stop: Arc<AtomicBool>,
-) -> io::Result<Stats> {
-    let Listeners {
-        udp: mut sockets,
-        tcp: listeners,
-        tcp_limits,
-    } = listeners.into();
-    let mut poll = Poll::new()?;
-    let mut locals = Vec::with_capacity(sockets.len());
-    for (i, s) in sockets.iter_mut().enumerate() {
-        poll.registry().register(s, Token(i), Interest::READABLE)?;
-        locals.push(s.local_addr()?);
-    }
-    let first_listener = sockets.len();
-    let first_connection = first_listener + listeners.len();
-    let mut tcp = tcp::Tcp::new(listeners, tcp_limits, poll.registry(), first_listener)?;
-    let mut events = Events::with_capacity(64);
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    // An answer can be as large as the largest message allowed on either transport.
-    let mut out = vec![0u8; MAX_DATAGRAM.max(tcp_limits.max_message)];
-    while !stop.load(Ordering::Relaxed) {
-        match poll.poll(&mut events, Some(Duration::from_millis(200))) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-        let now = now_ms();
-        element.on_tick(now);
-        for event in events.iter() {
-            let Token(t) = event.token();
-            if t < first_listener {
-                if let (Some(socket), Some(&local)) = (sockets.get(t), locals.get(t)) {
-                    udp::drain(socket, local, element, &mut buf, &mut out);
-                }
-            } else if t < first_connection {
-                tcp.accept(t - first_listener, poll.registry());
-            } else {
-                // Errors and hang-ups are found by the read that follows.
-                let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-                tcp.ready(
-                    t as u64,
-                    readable,
-                    poll.registry(),
-                    element,
-                    &mut buf,
-                    &mut out,
-                );
-            }
-        }
-        tcp.sweep(now, poll.registry(), element);
-    }
-    tcp.close_all(poll.registry(), element);
-    Ok(Stats { tcp: tcp.stats() })
 }
 
 /// 32 bytes from the kernel's random source, for nonce keys and tags.
@@ -218,38 +163,74 @@ pub fn random_secret() -> [u8; 32] {
 
 #[cfg(test)]
 mod tests {
-    //! The loop itself on loopback sockets: UDP and TCP in one `serve`, framing across
-    //! segments, the pong, answers on the connection, closing reported to the element, and the
-    //! connection and idle limits.
+    //! The workers on loopback sockets: UDP and TCP together, framing across segments, the
+    //! pong, answers on the connection, closing reported to every worker, the connection and
+    //! idle limits, the hand-off between workers and the answer when a queue is full.
 
     use super::*;
     use std::io::{Read, Write};
-    use std::net::{Ipv4Addr, TcpStream};
-    use std::sync::Mutex;
+    use std::net::{Ipv4Addr, TcpStream, UdpSocket};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
     const REGISTER: &[u8] = b"REGISTER sip:example.com SIP/2.0\r\n\
 Via: SIP/2.0/TCP 192.0.2.1:5060;branch=z9hG4bK1\r\nFrom: <sip:a@example.com>;tag=1\r\n\
 To: <sip:a@example.com>\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n";
 
-    /// What the test element was told.
+    /// What the test elements were told, with the worker that was told.
     #[derive(Debug, Default)]
     struct Seen {
-        messages: Vec<(Transport, Option<u64>)>,
+        messages: Vec<(usize, Transport, Option<u64>)>,
         errors: Vec<sip::ErrorKind>,
-        closed: Vec<u64>,
+        closed: Vec<(usize, u64)>,
+        controls: Vec<(usize, u32)>,
     }
 
-    /// Answers every message `ok TRANSPORT` and every framing error `bad`.
-    struct Echo(Arc<Mutex<Seen>>);
+    /// Answers every message `ok TRANSPORT` and every framing error `bad`; in `handoff` mode
+    /// hands every message to the next worker, which answers `wN TRANSPORT`; `slow` makes
+    /// the owner take that long per message.
+    struct Echo {
+        index: usize,
+        workers: usize,
+        handoff: bool,
+        slow: Duration,
+        seen: Arc<Mutex<Seen>>,
+    }
+
+    fn write(out: &mut [u8], answer: &str) -> Option<usize> {
+        out.get_mut(..answer.len())?
+            .copy_from_slice(answer.as_bytes());
+        Some(answer.len())
+    }
 
     impl Element for Echo {
-        fn on_datagram(&mut self, d: Datagram<'_>, out: &mut [u8]) -> Option<usize> {
-            let mut seen = self.0.lock().ok()?;
-            seen.messages.push((d.transport, d.connection));
-            let answer = format!("ok {:?}", d.transport);
-            out.get_mut(..answer.len())?
-                .copy_from_slice(answer.as_bytes());
-            Some(answer.len())
+        type Ticket = usize;
+        type Control = u32;
+
+        fn on_message(&mut self, d: Datagram<'_>, out: &mut [u8]) -> Outcome<usize> {
+            if let Ok(mut seen) = self.seen.lock() {
+                seen.messages.push((self.index, d.transport, d.connection));
+            }
+            if self.handoff {
+                return Outcome::HandOff {
+                    worker: (self.index + 1) % self.workers,
+                    ticket: self.index,
+                };
+            }
+            match write(out, &format!("ok {:?}", d.transport)) {
+                Some(n) => Outcome::Reply(n),
+                None => Outcome::Silent,
+            }
+        }
+
+        fn on_handoff(&mut self, d: Datagram<'_>, from: usize, out: &mut [u8]) -> Option<usize> {
+            assert_ne!(from, self.index);
+            std::thread::sleep(self.slow);
+            write(out, &format!("w{} {:?}", self.index, d.transport))
+        }
+
+        fn on_overload(&mut self, _d: Datagram<'_>, out: &mut [u8]) -> Option<usize> {
+            write(out, "busy")
         }
 
         fn on_stream_error(
@@ -258,49 +239,68 @@ To: <sip:a@example.com>\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\
             error: sip::Error,
             out: &mut [u8],
         ) -> Option<usize> {
-            self.0.lock().ok()?.errors.push(error.kind);
-            out.get_mut(..3)?.copy_from_slice(b"bad");
-            Some(3)
+            self.seen.lock().ok()?.errors.push(error.kind);
+            write(out, "bad")
         }
 
         fn on_closed(&mut self, connection: u64) {
-            if let Ok(mut seen) = self.0.lock() {
-                seen.closed.push(connection);
+            if let Ok(mut seen) = self.seen.lock() {
+                seen.closed.push((self.index, connection));
+            }
+        }
+
+        fn on_control(&mut self, c: &u32) {
+            if let Ok(mut seen) = self.seen.lock() {
+                seen.controls.push((self.index, *c));
             }
         }
     }
 
-    /// A loop serving one UDP socket and one TCP listener on loopback, stopped on drop.
+    /// Workers serving one UDP socket and one TCP listener on loopback, stopped on drop.
     struct Running {
         udp: SocketAddr,
         tcp: SocketAddr,
         seen: Arc<Mutex<Seen>>,
-        stop: Arc<AtomicBool>,
-        thread: Option<std::thread::JoinHandle<io::Result<Stats>>>,
+        server: Option<Server<Echo>>,
     }
 
     impl Running {
         fn start(limits: TcpLimits) -> Running {
+            Running::with(1, false, Duration::ZERO, 4096, limits)
+        }
+
+        fn with(
+            workers: usize,
+            handoff: bool,
+            slow: Duration,
+            queue: usize,
+            limits: TcpLimits,
+        ) -> Running {
             let any = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-            let udp = bind_udp(any).expect("bind udp");
-            let tcp = bind_tcp(any).expect("bind tcp");
-            let (udp_addr, tcp_addr) = (udp.local_addr().unwrap(), tcp.local_addr().unwrap());
-            let seen = Arc::new(Mutex::new(Seen::default()));
-            let stop = Arc::new(AtomicBool::new(false));
-            let listeners = Listeners {
-                udp: vec![udp],
-                tcp: vec![tcp],
+            let settings = Settings {
+                workers,
+                udp: vec![any],
+                tcp: vec![any],
                 tcp_limits: limits,
+                queue,
+                ..Settings::default()
             };
-            let mut element = Echo(Arc::clone(&seen));
-            let flag = Arc::clone(&stop);
-            let thread = std::thread::spawn(move || serve(listeners, &mut element, flag));
+            let seen = Arc::new(Mutex::new(Seen::default()));
+            let elements = (0..workers)
+                .map(|index| Echo {
+                    index,
+                    workers,
+                    handoff,
+                    slow,
+                    seen: Arc::clone(&seen),
+                })
+                .collect();
+            let server = Server::start(&settings, elements).expect("start");
             Running {
-                udp: udp_addr,
-                tcp: tcp_addr,
+                udp: server.udp_addrs()[0],
+                tcp: server.tcp_addrs()[0],
                 seen,
-                stop,
-                thread: Some(thread),
+                server: Some(server),
             }
         }
 
@@ -310,10 +310,10 @@ To: <sip:a@example.com>\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\
             s
         }
 
-        fn stop(mut self) -> Stats {
-            self.stop.store(true, Ordering::Relaxed);
-            let thread = self.thread.take().expect("running");
-            thread.join().expect("loop thread").expect("loop")
+        fn stop(mut self) -> Vec<Stats> {
+            let server = self.server.take().expect("running");
+            let done = server.stop().expect("workers");
+            done.into_iter().map(|(_, s)| s).collect()
         }
 
         fn seen<T>(&self, f: impl FnOnce(&Seen) -> T) -> T {
@@ -323,9 +323,8 @@ To: <sip:a@example.com>\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\
 
     impl Drop for Running {
         fn drop(&mut self) {
-            self.stop.store(true, Ordering::Relaxed);
-            if let Some(t) = self.thread.take() {
-                let _ = t.join();
+            if let Some(s) = self.server.take() {
+                let _ = s.stop();
             }
         }
     }
@@ -353,16 +352,23 @@ To: <sip:a@example.com>\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\
         panic!("timed out waiting for {what}");
     }
 
+    fn udp_client() -> UdpSocket {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        udp
+    }
+
+    fn ask(udp: &UdpSocket, to: SocketAddr) -> (Vec<u8>, SocketAddr) {
+        udp.send_to(REGISTER, to).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = udp.recv_from(&mut buf).unwrap();
+        (buf[..n].to_vec(), from)
+    }
+
     #[test]
     fn serves_udp_and_tcp_together() {
         let run = Running::start(TcpLimits::default());
-        // UDP as before.
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        udp.send_to(REGISTER, run.udp).unwrap();
-        let mut buf = [0u8; 64];
-        let (n, _) = udp.recv_from(&mut buf).unwrap();
-        assert_eq!(&buf[..n], b"ok Udp");
+        assert_eq!(ask(&udp_client(), run.udp), (b"ok Udp".to_vec(), run.udp));
         // TCP: a message split across two segments, then a ping, then two messages at once.
         let mut tcp = run.connect();
         let (a, b) = REGISTER.split_at(40);
@@ -382,10 +388,10 @@ To: <sip:a@example.com>\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\
             let tcp: Vec<Option<u64>> = s
                 .messages
                 .iter()
-                .filter(|m| m.0 == Transport::Tcp)
-                .map(|m| m.1)
+                .filter(|m| m.1 == Transport::Tcp)
+                .map(|m| m.2)
                 .collect();
-            assert_eq!(s.messages.first(), Some(&(Transport::Udp, None)));
+            assert_eq!(s.messages.first(), Some(&(0, Transport::Udp, None)));
             tcp
         });
         assert_eq!(ids.len(), 4);
@@ -394,11 +400,12 @@ To: <sip:a@example.com>\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\
         assert_ne!(first, second);
         // Closing is reported once, with the id.
         drop(tcp);
-        wait_until("on_closed", || run.seen(|s| s.closed == [first]));
+        wait_until("on_closed", || run.seen(|s| s.closed == [(0, first)]));
         let stats = run.stop();
-        assert_eq!(stats.tcp.accepted, 2);
-        assert_eq!(stats.tcp.closed_by_peer, 1);
-        assert_eq!(stats.tcp.shutdown, 1);
+        assert_eq!(stats[0].tcp.accepted, 2);
+        assert_eq!(stats[0].tcp.closed_by_peer, 1);
+        assert_eq!(stats[0].tcp.shutdown, 1);
+        assert_eq!(stats[0].received, 5);
     }
 
     #[test]
@@ -413,7 +420,7 @@ To: <sip:a@example.com>\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\
             run.seen(|s| s.errors.clone()),
             [sip::ErrorKind::MissingContentLength]
         );
-        assert_eq!(run.stop().tcp.invalid, 1);
+        assert_eq!(run.stop()[0].tcp.invalid, 1);
     }
 
     #[test]
@@ -432,7 +439,7 @@ To: <sip:a@example.com>\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\
         first.write_all(REGISTER).unwrap();
         assert_eq!(read_exactly(&mut first, 6), b"ok Tcp");
         let stats = run.stop();
-        assert_eq!((stats.tcp.accepted, stats.tcp.refused), (1, 1));
+        assert_eq!((stats[0].tcp.accepted, stats[0].tcp.refused), (1, 1));
     }
 
     #[test]
@@ -443,6 +450,89 @@ To: <sip:a@example.com>\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\
         tcp.write_all(&REGISTER[..30]).unwrap();
         assert_eq!(read_to_close(&mut tcp), b"");
         wait_until("on_closed", || run.seen(|s| s.closed.len() == 1));
-        assert_eq!(run.stop().tcp.idle, 1);
+        assert_eq!(run.stop()[0].tcp.idle, 1);
+    }
+
+    #[test]
+    fn a_burst_is_answered_whole_through_the_batches() {
+        let run = Running::start(TcpLimits::default());
+        let udp = udp_client();
+        // More than one batch (32) at once; the socket buffer holds them all.
+        for _ in 0..100 {
+            udp.send_to(REGISTER, run.udp).unwrap();
+        }
+        let mut buf = [0u8; 64];
+        for _ in 0..100 {
+            let (n, _) = udp.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"ok Udp");
+        }
+        let stats = run.stop();
+        assert_eq!(stats[0].received, 100);
+        assert!(stats[0].batches < 100, "{} batches", stats[0].batches);
+    }
+
+    #[test]
+    fn handed_off_messages_are_answered_by_the_owner_from_the_same_address() {
+        let run = Running::with(2, true, Duration::ZERO, 64, TcpLimits::default());
+        // Many source ports, so SO_REUSEPORT gives both workers some; each answer comes from
+        // the other worker, on the address the request was sent to.
+        let mut answered_by = [0; 2];
+        for _ in 0..40 {
+            let (answer, from) = ask(&udp_client(), run.udp);
+            assert_eq!(from, run.udp);
+            match answer.as_slice() {
+                b"w0 Udp" => answered_by[0] += 1,
+                b"w1 Udp" => answered_by[1] += 1,
+                other => panic!("{}", String::from_utf8_lossy(other)),
+            }
+        }
+        assert!(answered_by[0] > 0 && answered_by[1] > 0, "{answered_by:?}");
+        // Over TCP the owner's answer goes back through the connection's worker.
+        let mut tcp = run.connect();
+        tcp.write_all(REGISTER).unwrap();
+        let answer = read_exactly(&mut tcp, 6);
+        let holder = run.seen(|s| s.messages.last().map(|m| m.0)).unwrap();
+        assert_eq!(answer, format!("w{} Tcp", 1 - holder).as_bytes());
+        // Its closing reaches both workers.
+        drop(tcp);
+        wait_until("on_closed on both", || run.seen(|s| s.closed.len() == 2));
+        run.seen(|s| {
+            let mut workers: Vec<usize> = s.closed.iter().map(|c| c.0).collect();
+            workers.sort();
+            assert_eq!(workers, [0, 1]);
+        });
+        // A control reaches every worker.
+        run.server.as_ref().unwrap().control(7);
+        wait_until("controls", || run.seen(|s| s.controls.len() == 2));
+        let stats = run.stop();
+        let handed: u64 = stats.iter().map(|s| s.handed_off).sum();
+        let taken: u64 = stats.iter().map(|s| s.taken_over).sum();
+        assert_eq!((handed, taken), (41, 41));
+    }
+
+    #[test]
+    fn a_full_queue_is_answered_at_once_and_nothing_waits() {
+        // The owner takes 50 ms per message and its queue holds 2: of a burst of 20 from one
+        // client (one worker receives them all), most are answered "busy" by the receiver.
+        let run = Running::with(2, true, Duration::from_millis(50), 2, TcpLimits::default());
+        let udp = udp_client();
+        for _ in 0..20 {
+            udp.send_to(REGISTER, run.udp).unwrap();
+        }
+        let mut buf = [0u8; 64];
+        let mut busy = 0;
+        let mut done = 0;
+        for _ in 0..20 {
+            let (n, _) = udp.recv_from(&mut buf).unwrap();
+            match &buf[..n] {
+                b"busy" => busy += 1,
+                b"w0 Udp" | b"w1 Udp" => done += 1,
+                other => panic!("{}", String::from_utf8_lossy(other)),
+            }
+        }
+        assert!(busy >= 10, "{busy} busy, {done} done");
+        assert!(done >= 1);
+        let stats = run.stop();
+        assert_eq!(stats.iter().map(|s| s.overloaded).sum::<u64>(), busy);
     }
 }

@@ -7,7 +7,7 @@
 //! the connection must close; the tests drive it with byte chunks and a virtual clock.
 //! [`Tcp`] is the shell around it: the listeners, the mio streams keyed by connection id, reads,
 //! partial writes and write interest. Neither interprets a message beyond its framing: each
-//! complete message goes to the [`Element`], which answers it.
+//! complete message goes to the worker's [`Sink`], which answers it.
 //!
 //! Not here: TLS, outbound connections (a request to a binding learnt over TCP can only follow a
 //! connection the client opened; sending one on the element's initiative is not wired yet), and
@@ -21,7 +21,7 @@ use std::time::Duration;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
-use super::{Datagram, Element, now_ms};
+use super::{Datagram, Sink, now_ms};
 use crate::sip::{self, Transport};
 
 /// Limits on TCP connections; beyond them a connection is refused or closed, never the server.
@@ -65,7 +65,7 @@ impl TcpLimits {
     }
 }
 
-/// Counters of what happened to TCP connections, returned by [`super::serve`].
+/// Counters of what happened to one worker's TCP connections.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TcpStats {
     /// Connections accepted and served.
@@ -258,6 +258,14 @@ impl Conn {
         self.out.closing
     }
 
+    /// Queues an answer produced later than the message it answers (by the worker that owns
+    /// the message's AOR); a closing connection takes nothing more.
+    pub fn send(&mut self, bytes: &[u8], limits: &TcpLimits) {
+        if self.out.closing.is_none() {
+            self.out.queue(bytes, limits);
+        }
+    }
+
     /// Whether to close now: at once for a peer that does not read; otherwise once the answer
     /// to the last message is written.
     pub fn close_now(&self) -> bool {
@@ -343,12 +351,15 @@ struct Connection {
 
 /// The TCP side of one poll loop: listeners and the connections accepted from them.
 ///
-/// Connection ids double as mio tokens: they start above the tokens of the sockets and
-/// listeners and only ever grow, so an id is never reused for the life of the loop.
+/// A connection id is the worker's id base (its index in the high bits, see [`id_base`]) with
+/// the connection's mio token in the low bits: tokens start above those of the sockets and
+/// listeners and only ever grow, so an id is never reused for the life of the server, and any
+/// worker can tell from an id which worker holds the connection ([`worker_of`]).
 pub struct Tcp {
     listeners: Vec<TcpListener>,
     conns: HashMap<u64, Connection>,
-    next_id: u64,
+    id_base: u64,
+    next_token: u64,
     limits: TcpLimits,
     stats: TcpStats,
     /// When idle connections were last looked for.
@@ -359,22 +370,44 @@ pub struct Tcp {
 /// How often the connections are scanned for idleness.
 const SWEEP_MS: u64 = 1000;
 
+/// Bits of a connection id that hold the mio token; the worker index is above them.
+const TOKEN_BITS: u32 = 40;
+const TOKEN_MASK: u64 = (1 << TOKEN_BITS) - 1;
+
+/// The id base of worker `index`'s connections.
+pub fn id_base(index: usize) -> u64 {
+    (index as u64) << TOKEN_BITS
+}
+
+/// The index of the worker holding connection `id`.
+pub fn worker_of(id: u64) -> usize {
+    (id >> TOKEN_BITS) as usize
+}
+
+/// The mio token of connection `id` in its worker's poll.
+fn token_of(id: u64) -> Token {
+    Token((id & TOKEN_MASK) as usize)
+}
+
 impl Tcp {
-    /// Registers the listeners with tokens `first_token..`; connection ids follow them.
+    /// Registers the listeners with tokens `first_token..`; connection tokens follow them, and
+    /// connection ids are `id_base | token`.
     pub fn new(
         mut listeners: Vec<TcpListener>,
         limits: TcpLimits,
         registry: &Registry,
         first_token: usize,
+        id_base: u64,
     ) -> io::Result<Tcp> {
         for (i, l) in listeners.iter_mut().enumerate() {
             registry.register(l, Token(first_token + i), Interest::READABLE)?;
         }
-        let next_id = (first_token + listeners.len()) as u64;
+        let next_token = (first_token + listeners.len()) as u64;
         Ok(Tcp {
             listeners,
             conns: HashMap::new(),
-            next_id,
+            id_base,
+            next_token,
             limits,
             stats: TcpStats::default(),
             swept_ms: 0,
@@ -417,17 +450,22 @@ impl Tcp {
             };
             // Answers are small and whole; Nagle's algorithm would only delay them.
             let _ = stream.set_nodelay(true);
-            let id = self.next_id;
-            let Ok(token) = usize::try_from(id) else {
+            let Ok(token) = usize::try_from(self.next_token) else {
                 return;
             };
+            if self.next_token > TOKEN_MASK {
+                // 2^40 connections in one worker's life; refuse rather than reuse an id.
+                self.stats.refused += 1;
+                continue;
+            }
+            let id = self.id_base | self.next_token;
             if registry
                 .register(&mut stream, Token(token), Interest::READABLE)
                 .is_err()
             {
                 continue;
             }
-            self.next_id += 1;
+            self.next_token += 1;
             self.stats.accepted += 1;
             self.conns.insert(
                 id,
@@ -450,7 +488,7 @@ impl Tcp {
         id: u64,
         readable: bool,
         registry: &Registry,
-        element: &mut impl Element,
+        sink: &mut impl Sink,
         buf: &mut [u8],
         out: &mut [u8],
     ) {
@@ -491,20 +529,48 @@ impl Tcp {
                         bytes,
                     };
                     match inbound {
-                        Inbound::Message(bytes) => element.on_datagram(message(bytes), out),
+                        Inbound::Message(bytes) => sink.message(message(bytes), out),
                         Inbound::Invalid(bytes, error) => {
-                            element.on_stream_error(message(bytes), error, out)
+                            sink.stream_error(message(bytes), error, out)
                         }
                     }
                 },
             );
         }
+        self.settle(id, gone, registry, sink);
+    }
+
+    /// Queues `bytes` (the answer to a message of this connection, written by another worker)
+    /// and writes what it can. Returns false when the connection is gone (closed meanwhile).
+    pub fn send(
+        &mut self,
+        id: u64,
+        bytes: &[u8],
+        registry: &Registry,
+        sink: &mut impl Sink,
+    ) -> bool {
+        let limits = self.limits;
+        let Some(c) = self.conns.get_mut(&id) else {
+            return false;
+        };
+        c.conn.send(bytes, &limits);
+        self.settle(id, None, registry, sink);
+        true
+    }
+
+    /// After reading or queueing: writes what is queued, closes the connection if it must
+    /// (`gone` says it already has), and asks for WRITABLE only while octets wait.
+    fn settle(&mut self, id: u64, gone: Option<Close>, registry: &Registry, sink: &mut impl Sink) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let mut gone = gone;
         if let Err(e) = flush(c) {
             gone = gone.or(Some(peer_or_error(&e)));
         }
         let reason = gone.or_else(|| c.conn.close_now().then(|| c.conn.closing()).flatten());
         if let Some(reason) = reason {
-            self.close(id, reason, registry, element);
+            self.close(id, reason, registry, sink);
             return;
         }
         let want = !c.conn.unsent().is_empty();
@@ -515,18 +581,18 @@ impl Tcp {
                 Interest::READABLE
             };
             if registry
-                .reregister(&mut c.stream, Token(id as usize), interest)
+                .reregister(&mut c.stream, token_of(id), interest)
                 .is_ok()
             {
                 c.writable = want;
             } else {
-                self.close(id, Close::Error, registry, element);
+                self.close(id, Close::Error, registry, sink);
             }
         }
     }
 
     /// Closes the connections idle at `now_ms`; scans at most once a second.
-    pub fn sweep(&mut self, now_ms: u64, registry: &Registry, element: &mut impl Element) {
+    pub fn sweep(&mut self, now_ms: u64, registry: &Registry, sink: &mut impl Sink) {
         if now_ms.saturating_sub(self.swept_ms) < SWEEP_MS {
             return;
         }
@@ -540,20 +606,20 @@ impl Tcp {
                 .map(|(&id, _)| id),
         );
         for id in expired.drain(..) {
-            self.close(id, Close::Idle, registry, element);
+            self.close(id, Close::Idle, registry, sink);
         }
         self.expired = expired;
     }
 
     /// Closes every connection (the loop is stopping).
-    pub fn close_all(&mut self, registry: &Registry, element: &mut impl Element) {
+    pub fn close_all(&mut self, registry: &Registry, sink: &mut impl Sink) {
         let ids: Vec<u64> = self.conns.keys().copied().collect();
         for id in ids {
-            self.close(id, Close::Shutdown, registry, element);
+            self.close(id, Close::Shutdown, registry, sink);
         }
     }
 
-    fn close(&mut self, id: u64, reason: Close, registry: &Registry, element: &mut impl Element) {
+    fn close(&mut self, id: u64, reason: Close, registry: &Registry, sink: &mut impl Sink) {
         let Some(mut c) = self.conns.remove(&id) else {
             return;
         };
@@ -577,7 +643,7 @@ impl Tcp {
             Close::Shutdown => s.shutdown += 1,
         }
         drop(c);
-        element.on_closed(id);
+        sink.closed(id);
     }
 }
 

@@ -1,47 +1,108 @@
-//! SIP over UDP: one datagram is one message (RFC 3261 18.3), answered to its source address.
+//! Opening the sockets a SIP server listens on, UDP and TCP alike.
 //!
-//! No framing, no connection state and no retransmission here: a reply that does not fit the
-//! socket buffer is dropped as the network would drop it, and the client retransmits.
+//! Every worker opens its own socket on each address with `SO_REUSEPORT`, so the kernel spreads
+//! datagrams and connections over the workers by a hash of the peer's address and port; a
+//! client keeps its worker as long as it keeps its address. The receiving side of UDP (one
+//! datagram is one message, RFC 3261 18.3) is the worker's batch loop ([`super::worker`]).
 
 use std::io;
 use std::net::SocketAddr;
 
-use mio::net::UdpSocket;
+use mio::net::{TcpListener, UdpSocket};
+use socket2::{Domain, Protocol, Socket, Type};
 
-use super::{Datagram, Element, now_ms};
-use crate::sip::Transport;
+/// Pending connections a TCP listener queues before the worker accepts them.
+const TCP_BACKLOG: i32 = 1024;
 
-/// Receives from `socket` until it would block; every datagram is answered before the next is
-/// read.
-pub fn drain(
-    socket: &UdpSocket,
-    local: SocketAddr,
-    element: &mut impl Element,
-    buf: &mut [u8],
-    out: &mut [u8],
-) {
-    loop {
-        let (n, source) = match socket.recv_from(buf) {
-            Ok(r) => r,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // ICMP errors from earlier sends surface here; they concern no one now.
-            Err(_) => continue,
-        };
-        let datagram = Datagram {
-            now_ms: now_ms(),
-            source,
-            local,
-            transport: Transport::Udp,
-            connection: None,
-            bytes: buf.get(..n).unwrap_or_default(),
-        };
-        if let Some(len) = element.on_datagram(datagram, out)
-            && let Some(reply) = out.get(..len)
-        {
-            // A full socket buffer drops the reply as the network would; the client
-            // retransmits (RFC 3261 17.1.2).
-            let _ = socket.send_to(reply, source);
+/// Socket buffer sizes to ask the kernel for; `None` keeps the system default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Buffers {
+    pub recv: Option<usize>,
+    pub send: Option<usize>,
+}
+
+/// What the kernel granted of a buffer request, when it granted less.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capped {
+    pub addr: SocketAddr,
+    pub what: &'static str,
+    pub asked: usize,
+    pub got: usize,
+}
+
+fn socket(addr: SocketAddr, ty: Type, protocol: Protocol, reuse_port: bool) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), ty, Some(protocol))?;
+    if addr.is_ipv6() {
+        // `[::]:5060` and `0.0.0.0:5060` coexist.
+        socket.set_only_v6(true)?;
+    }
+    // A restart does not wait for old connections' TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+/// Sets the buffer sizes asked for; returns those the kernel capped below the request (Linux
+/// caps at `net.core.rmem_max`/`wmem_max` and reports double what it grants).
+fn size_buffers(s: &Socket, addr: SocketAddr, buffers: Buffers) -> io::Result<Vec<Capped>> {
+    let mut capped = Vec::new();
+    if let Some(asked) = buffers.recv {
+        s.set_recv_buffer_size(asked)?;
+        let got = s.recv_buffer_size()?;
+        if got < asked {
+            capped.push(Capped {
+                addr,
+                what: "receive",
+                asked,
+                got,
+            });
         }
     }
+    if let Some(asked) = buffers.send {
+        s.set_send_buffer_size(asked)?;
+        let got = s.send_buffer_size()?;
+        if got < asked {
+            capped.push(Capped {
+                addr,
+                what: "send",
+                asked,
+                got,
+            });
+        }
+    }
+    Ok(capped)
+}
+
+/// Opens a UDP socket the way a SIP server wants it: address reuse, IPv6 sockets IPv6-only,
+/// non-blocking; with `SO_REUSEPORT` when `reuse_port` (one socket per worker on one address).
+pub fn bind_udp_with(
+    addr: SocketAddr,
+    reuse_port: bool,
+    buffers: Buffers,
+) -> io::Result<(UdpSocket, Vec<Capped>)> {
+    let s = socket(addr, Type::DGRAM, Protocol::UDP, reuse_port)?;
+    let capped = size_buffers(&s, addr, buffers)?;
+    s.bind(&addr.into())?;
+    Ok((UdpSocket::from_std(s.into()), capped))
+}
+
+/// Opens a TCP listener the same way, with a backlog of 1024 pending connections.
+pub fn bind_tcp_with(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    let s = socket(addr, Type::STREAM, Protocol::TCP, reuse_port)?;
+    s.bind(&addr.into())?;
+    s.listen(TCP_BACKLOG)?;
+    Ok(TcpListener::from_std(s.into()))
+}
+
+/// One UDP socket, no `SO_REUSEPORT`, default buffers.
+pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    bind_udp_with(addr, false, Buffers::default()).map(|(s, _)| s)
+}
+
+/// One TCP listener, no `SO_REUSEPORT`.
+pub fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    bind_tcp_with(addr, false)
 }

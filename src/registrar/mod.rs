@@ -10,6 +10,7 @@
 
 mod register;
 pub mod screen;
+mod serving;
 
 use core::net::SocketAddr;
 
@@ -18,6 +19,7 @@ use crate::location::{Event, Shard};
 use crate::sip::{self, Header, Limits, Method, SipUri, Transport};
 
 use screen::Screened;
+pub use serving::{FlowClose, OVERLOAD_RETRY_AFTER, reachable};
 
 /// A domain sipreg is the registrar for, with the realm its challenges name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +52,8 @@ pub struct Policy {
     pub contact_policy: ContactPolicy,
     /// Retry-After of a 503 for the contact limit.
     pub retry_after: u32,
+    /// What becomes of bindings learnt over a TCP connection when it closes.
+    pub flow_close: FlowClose,
 }
 
 impl Default for Policy {
@@ -61,6 +65,7 @@ impl Default for Policy {
             max_contacts: 10,
             contact_policy: ContactPolicy::ReplaceOldest,
             retry_after: 30,
+            flow_close: FlowClose::Unreachable,
         }
     }
 }
@@ -146,6 +151,8 @@ pub struct Registrar {
     tag: [u8; 16],
     /// Reused buffer for canonical AOR bytes.
     aor_buf: Vec<u8>,
+    /// The AORs with bindings learnt over each connection.
+    flows: serving::Flows,
 }
 
 impl Registrar {
@@ -173,6 +180,7 @@ impl Registrar {
             seq: 0,
             tag,
             aor_buf: Vec::with_capacity(128),
+            flows: serving::Flows::default(),
         }
     }
 
@@ -199,8 +207,13 @@ impl Registrar {
     }
 
     /// The next change to the location table (added, refreshed, removed, expired).
+    ///
+    /// Drain them after every call that can change the table: the connection of each binding
+    /// stored is noted here on the way out, for [`Registrar::connection_closed`].
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.shard.poll_event()
+        let event = self.shard.poll_event()?;
+        self.flows.observe(&event);
+        Some(event)
     }
 
     /// Expires due bindings; the shell calls it at [`Registrar::next_deadline`] or periodically.
