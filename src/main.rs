@@ -95,12 +95,33 @@ struct PasswordSource {
 
 #[derive(Subcommand)]
 enum UserAction {
-    /// Add a user (or set a new password for an existing one).
+    /// Add a user (or set a new password for an existing one), or many users from a pattern
+    /// (`--pattern u%06d --password-pattern p%06d --count 100000`, as load tests use).
     Add {
-        #[command(flatten)]
-        target: UserTarget,
+        /// The user name (the digest username, the user part of the AOR); omit with --pattern.
+        #[arg(required_unless_present = "pattern", conflicts_with = "pattern")]
+        user: Option<String>,
+        /// The realm (by default, the domain).
+        #[arg(long)]
+        realm: String,
+        /// Credentials file.
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_USERS)]
+        users: PathBuf,
         #[command(flatten)]
         password: PasswordSource,
+        /// Bulk: user names from a printf-style pattern with one `%d` (`%06d` pads with zeros),
+        /// numbered from --first for --count users.
+        #[arg(long, requires_all = ["count", "password_pattern"])]
+        pattern: Option<String>,
+        /// Bulk: each user's password from this pattern and the same number.
+        #[arg(long, requires = "pattern", conflicts_with_all = ["password", "password_stdin"])]
+        password_pattern: Option<String>,
+        /// Bulk: how many users.
+        #[arg(long, requires = "pattern")]
+        count: Option<u64>,
+        /// Bulk: the first number.
+        #[arg(long, default_value_t = 0, requires = "pattern")]
+        first: u64,
     },
     /// Set a new password for an existing user.
     Passwd {
@@ -531,6 +552,113 @@ fn reread(
     })
 }
 
+/// Stores `target`'s password (HA1 for every algorithm), replacing what the file had for them.
+fn set_password(target: &UserTarget, password: &PasswordSource) -> Result<(), String> {
+    for (what, v) in [("user name", &target.user), ("realm", &target.realm)] {
+        if !file::is_storable(v) {
+            return Err(format!(
+                "{what} {v:?} must be non-empty, without white space"
+            ));
+        }
+    }
+    let mut entries = read_users(&target.users, false)?;
+    let password = read_password(password)?;
+    entries.retain(|e| !(e.user == target.user && e.realm == target.realm));
+    entries.extend(file::entries_for(
+        &target.user,
+        &target.realm,
+        password.as_bytes(),
+    ));
+    write_users(&target.users, &entries)?;
+    eprintln!(
+        "sipreg: {}@{} stored in {}",
+        target.user,
+        target.realm,
+        target.users.display()
+    );
+    Ok(())
+}
+
+/// Fills a printf-style pattern with one `%d` (optionally `%0Nd`, zero-padded to N digits);
+/// `%%` is a percent sign.
+fn expand(pattern: &str, n: u64) -> Result<String, String> {
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut chars = pattern.chars().peekable();
+    let mut used = false;
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'%') {
+            chars.next();
+            out.push('%');
+            continue;
+        }
+        let mut width = String::new();
+        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            width.push(*d);
+            chars.next();
+        }
+        if chars.next() != Some('d') || used || (!width.is_empty() && !width.starts_with('0')) {
+            return Err(format!(
+                "pattern {pattern:?}: use exactly one %d or %0Nd (and %% for a percent sign)"
+            ));
+        }
+        used = true;
+        let width: usize = width.parse().unwrap_or(0);
+        out.push_str(&format!("{n:0width$}"));
+    }
+    if !used {
+        return Err(format!("pattern {pattern:?} has no %d"));
+    }
+    Ok(out)
+}
+
+/// Adds `count` users named by `pattern` with passwords from `password_pattern`, numbered from
+/// `first`, replacing what the file had for them.
+fn bulk_add(
+    pattern: &str,
+    password_pattern: &str,
+    first: u64,
+    count: u64,
+    realm: &str,
+    users: &Path,
+) -> Result<(), String> {
+    if !file::is_storable(realm) {
+        return Err(format!(
+            "realm {realm:?} must be non-empty, without white space"
+        ));
+    }
+    let last = first
+        .checked_add(count)
+        .ok_or_else(|| "--first plus --count overflows".to_string())?;
+    let mut names = std::collections::HashSet::new();
+    let mut added = Vec::new();
+    for n in first..last {
+        let user = expand(pattern, n)?;
+        if !file::is_storable(&user) {
+            return Err(format!(
+                "user name {user:?} must be non-empty, without white space"
+            ));
+        }
+        let password = expand(password_pattern, n)?;
+        added.extend(file::entries_for(&user, realm, password.as_bytes()));
+        names.insert(user);
+    }
+    let mut entries = read_users(users, false)?;
+    entries.retain(|e| !(e.realm == realm && names.contains(&e.user)));
+    entries.extend(added);
+    write_users(users, &entries)?;
+    eprintln!(
+        "sipreg: {count} users ({} to {}) stored in {}",
+        expand(pattern, first)?,
+        expand(pattern, last.saturating_sub(1))?,
+        users.display()
+    );
+    Ok(())
+}
+
 fn read_password(source: &PasswordSource) -> Result<String, String> {
     if let Some(p) = &source.password {
         return Ok(p.clone());
@@ -585,31 +713,26 @@ fn user(action: UserAction) -> Result<(), String> {
                 target.user, target.realm
             ))
         }
-        UserAction::Add { target, password } | UserAction::Passwd { target, password } => {
-            for (what, v) in [("user name", &target.user), ("realm", &target.realm)] {
-                if !file::is_storable(v) {
-                    return Err(format!(
-                        "{what} {v:?} must be non-empty, without white space"
-                    ));
-                }
-            }
-            let mut entries = read_users(&target.users, false)?;
-            let password = read_password(&password)?;
-            entries.retain(|e| !(e.user == target.user && e.realm == target.realm));
-            entries.extend(file::entries_for(
-                &target.user,
-                &target.realm,
-                password.as_bytes(),
-            ));
-            write_users(&target.users, &entries)?;
-            eprintln!(
-                "sipreg: {}@{} stored in {}",
-                target.user,
-                target.realm,
-                target.users.display()
-            );
-            Ok(())
+        UserAction::Add {
+            pattern: Some(pattern),
+            password_pattern: Some(password_pattern),
+            count: Some(count),
+            first,
+            realm,
+            users,
+            ..
+        } => bulk_add(&pattern, &password_pattern, first, count, &realm, &users),
+        UserAction::Add {
+            user: Some(user),
+            realm,
+            users,
+            password,
+            ..
+        } => set_password(&UserTarget { user, realm, users }, &password),
+        UserAction::Add { .. } => {
+            Err("give a user name, or --pattern with --password-pattern and --count".into())
         }
+        UserAction::Passwd { target, password } => set_password(&target, &password),
         UserAction::Remove { target } => {
             let mut entries = read_users(&target.users, true)?;
             let before = entries.len();
