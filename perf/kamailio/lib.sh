@@ -30,7 +30,7 @@ PY
 }
 
 # run_sipp OUTDIR ADDR PORT SCENARIO CSV CALLS RATE SECONDS: SIPp pinned to core SIPP_CPU
-# (default 0) sends CALLS calls at RATE per second to ADDR:PORT, bounded by SECONDS (SIPp's
+# (default 0) at nice SIPP_NICE (default 0) sends CALLS calls at RATE per second to ADDR:PORT, bounded by SECONDS (SIPp's
 # -timeout, and a hard kill 10 s later). Statistics in OUTDIR/stat.csv, errors in
 # OUTDIR/errors.log, the final screen in OUTDIR/screen.txt. Returns SIPp's status.
 run_sipp() {
@@ -41,7 +41,7 @@ run_sipp() {
     # -cp/-mp: SIPp's control and media sockets, kept next to our ports so that parallel runs
     # of other people do not collide on SIPp's defaults (8888, 6000).
     timeout --kill-after=5 "$((secs + 10))" \
-        taskset -c "${SIPP_CPU:-0}" sipp "$addr:$port" -sf "$scenario" -inf "$csv" \
+        nice -n "${SIPP_NICE:-0}" taskset -c "${SIPP_CPU:-0}" sipp "$addr:$port" -sf "$scenario" -inf "$csv" \
         -m "$calls" -r "$rate" -rp 1000 -timeout "${secs}s" \
         -i "$addr" -p "$sport" -cp "$((sport + 1))" -mp "$((sport + 10))" \
         -buff_size 8388608 -max_retrans 5 -nostdin \

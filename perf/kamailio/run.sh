@@ -15,6 +15,8 @@
 #              on this workload)
 #   KAM_WRAP   a command to run Kamailio under, e.g. "valgrind --tool=callgrind ..." (word-split)
 #   KAM_EXTRA  extra kamailio options, word-split (e.g. "-A HASH_SIZE=20")
+#   KAM_NICE   nice value (default 0; sipp-rate.sh uses -10 so that other work on a shared
+#              machine gets little of the pinned core)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -53,7 +55,7 @@ start() {
     rm -f "$dir/ctl" "$dir/kamailio.pid"
     # -DD: the main process stays in the foreground (it forks the worker, timers and ctl);
     # -E: errors to stderr (the config logs errors only). -Y: runtime dir of our own.
-    taskset -c "${KAM_CPU:-1}" "${wrap[@]}" kamailio -f "$cfg" -DD -E \
+    nice -n "${KAM_NICE:-0}" taskset -c "${KAM_CPU:-1}" "${wrap[@]}" kamailio -f "$cfg" -DD -E \
         -l "udp:$addr:$port" -n 1 \
         -x "$alloc" -X "$alloc" -m "${KAM_SHM:-1024}" -M "${KAM_PKG:-16}" \
         -Y "$dir" -w "$dir" "${defs[@]}" "${extra[@]}" \
