@@ -30,18 +30,25 @@ PY
 }
 
 # run_sipp OUTDIR ADDR PORT SCENARIO CSV CALLS RATE SECONDS: SIPp pinned to core SIPP_CPU
-# (default 0) at nice SIPP_NICE (default 0) sends CALLS calls at RATE per second to ADDR:PORT, bounded by SECONDS (SIPp's
-# -timeout, and a hard kill 10 s later). Statistics in OUTDIR/stat.csv, errors in
-# OUTDIR/errors.log, the final screen in OUTDIR/screen.txt. Returns SIPp's status.
+# (default 0) with scheduling SIPP_SCHED (nice:N or rt:P as in run.sh; default nice:0) sends
+# CALLS calls at RATE per second to ADDR:PORT, bounded by SECONDS (SIPp's -timeout, and a
+# hard kill 10 s later). Statistics in OUTDIR/stat.csv, errors in OUTDIR/errors.log, the final
+# screen in OUTDIR/screen.txt. Returns SIPp's status.
 run_sipp() {
     local out=$1 addr=$2 port=$3 scenario=$4 csv=$5 calls=$6 rate=$7 secs=$8
     local sport=${SIPP_PORT:-$((port + 1))}
+    local -a sched
+    case ${SIPP_SCHED:-nice:0} in
+        rt:*) sched=(chrt -f "${SIPP_SCHED#rt:}") ;;
+        nice:*) sched=(nice -n "${SIPP_SCHED#nice:}") ;;
+        *) echo "run_sipp: SIPP_SCHED is not nice:N or rt:P" >&2; return 2 ;;
+    esac
     mkdir -p "$out"
     rm -f "$out"/stat.csv "$out"/errors.log
     # -cp/-mp: SIPp's control and media sockets, kept next to our ports so that parallel runs
     # of other people do not collide on SIPp's defaults (8888, 6000).
     timeout --kill-after=5 "$((secs + 10))" \
-        nice -n "${SIPP_NICE:-0}" taskset -c "${SIPP_CPU:-0}" sipp "$addr:$port" -sf "$scenario" -inf "$csv" \
+        "${sched[@]}" taskset -c "${SIPP_CPU:-0}" sipp "$addr:$port" -sf "$scenario" -inf "$csv" \
         -m "$calls" -r "$rate" -rp 1000 -timeout "${secs}s" \
         -i "$addr" -p "$sport" -cp "$((sport + 1))" -mp "$((sport + 10))" \
         -buff_size 8388608 -max_retrans 5 -nostdin \

@@ -15,8 +15,9 @@
 #              on this workload)
 #   KAM_WRAP   a command to run Kamailio under, e.g. "valgrind --tool=callgrind ..." (word-split)
 #   KAM_EXTRA  extra kamailio options, word-split (e.g. "-A HASH_SIZE=20")
-#   KAM_NICE   nice value (default 0; sipp-rate.sh uses -10 so that other work on a shared
-#              machine gets little of the pinned core)
+#   KAM_SCHED  scheduling: nice:N (nice value N, default nice:0) or rt:P (SCHED_FIFO priority
+#              P: the pinned core is Kamailio's whenever it has work; the kernel's RT
+#              throttling still leaves 5% to others). sipp-rate.sh passes its SCHED.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,6 +26,14 @@ cfg="$here/kamailio.cfg"
 usage() {
     sed -n '2,8p' "${BASH_SOURCE[0]}" >&2
     exit 2
+}
+
+sched_prefix() { # nice:N | rt:P -> the command prefix
+    case $1 in
+        rt:*) echo "chrt -f ${1#rt:}" ;;
+        nice:*) echo "nice -n ${1#nice:}" ;;
+        *) echo "run.sh: scheduling '$1' is not nice:N or rt:P" >&2; exit 2 ;;
+    esac
 }
 
 port_bound() { # ADDR PORT: whether something listens on UDP ADDR:PORT
@@ -55,7 +64,9 @@ start() {
     rm -f "$dir/ctl" "$dir/kamailio.pid"
     # -DD: the main process stays in the foreground (it forks the worker, timers and ctl);
     # -E: errors to stderr (the config logs errors only). -Y: runtime dir of our own.
-    nice -n "${KAM_NICE:-0}" taskset -c "${KAM_CPU:-1}" "${wrap[@]}" kamailio -f "$cfg" -DD -E \
+    local -a sched
+    read -ra sched < <(sched_prefix "${KAM_SCHED:-nice:0}")
+    "${sched[@]}" taskset -c "${KAM_CPU:-1}" "${wrap[@]}" kamailio -f "$cfg" -DD -E \
         -l "udp:$addr:$port" -n 1 \
         -x "$alloc" -X "$alloc" -m "${KAM_SHM:-1024}" -M "${KAM_PKG:-16}" \
         -Y "$dir" -w "$dir" "${defs[@]}" "${extra[@]}" \

@@ -13,8 +13,10 @@
 # Search: start at START calls/s and double while a run passes, then bisect between the last
 # pass and the first failure until they are within 5% (at most MAX_RUNS runs per mode; each run
 # is bounded by SECS + 30 s). The server is started once per mode and stopped at the end.
-# SIPp is pinned to core SIPP_CPU (0), the server to SERVER_CPU (1), both at nice NICE (-10:
-# a shared machine's other work then gets little of those cores; 0 to turn it off).
+# SIPp is pinned to core SIPP_CPU (0), the server to SERVER_CPU (1), both scheduled by SCHED:
+# nice:-10 by default (a shared machine's other work then gets less of those cores), or rt:10
+# (SCHED_FIFO: each gets its core whenever it has work; others keep the kernel's 5% RT
+# throttling reserve, and only for the bounded runs).
 #
 # Environment:
 #   SERVER      kamailio (default) | sipreg | cmd
@@ -47,8 +49,13 @@ secs=${SECS:-10}
 start_rate=${START:-4000}
 max_runs=${MAX_RUNS:-10}
 out=${OUT:-$(mktemp -d /tmp/sipp-rate.XXXXXX)}
-nice=${NICE:--10}
-export SIPP_NICE=$nice
+sched_spec=${SCHED:-nice:-10}
+export SIPP_SCHED=$sched_spec
+case $sched_spec in
+    rt:*) prio=(chrt -f "${sched_spec#rt:}") ;;
+    nice:*) prio=(nice -n "${sched_spec#nice:}") ;;
+    *) echo "sipp-rate.sh: SCHED is not nice:N or rt:P" >&2; exit 2 ;;
+esac
 mkdir -p "$out"
 case $addr in 127.*) ;; *) echo "sipp-rate.sh: loopback addresses only" >&2; exit 2 ;; esac
 
@@ -57,8 +64,8 @@ server_start() { # MODE
     local mode=$1
     case $server in
         kamailio)
-            KAM_CPU=${SERVER_CPU:-1} KAM_NICE=$nice "$here/run.sh" start "$out/kamailio-$mode" "$addr" "$port" \
-                "$mode" >/dev/null
+            KAM_CPU=${SERVER_CPU:-1} KAM_SCHED=$sched_spec \
+                "$here/run.sh" start "$out/kamailio-$mode" "$addr" "$port" "$mode" >/dev/null
             server_pid=$(<"$out/kamailio-$mode/kamailio.pid")
             ;;
         sipreg)
@@ -72,14 +79,14 @@ server_start() { # MODE
             extra=(${SIPREG_ARGS:-})
             # shellcheck disable=SC2206
             [[ $mode == noauth ]] && extra+=(${SIPREG_NOAUTH_ARGS:-})
-            nice -n "$nice" taskset -c "${SERVER_CPU:-1}" "$bin" serve --listen "udp:$addr:$port" \
+            "${prio[@]}" taskset -c "${SERVER_CPU:-1}" "$bin" serve --listen "udp:$addr:$port" \
                 --domain example.com --users "$file" --auth-algorithms MD5,SHA-256 \
                 "${extra[@]}" </dev/null >"$out/sipreg-$mode.log" 2>&1 &
             server_pid=$!
             ;;
         cmd)
             ADDR=$addr PORT=$port MODE=$mode USERS_CSV=$out/users.csv \
-                nice -n "$nice" taskset -c "${SERVER_CPU:-1}" bash -c "exec $SERVER_CMD" \
+                "${prio[@]}" taskset -c "${SERVER_CPU:-1}" bash -c "exec $SERVER_CMD" \
                 </dev/null >"$out/server-$mode.log" 2>&1 &
             server_pid=$!
             ;;
