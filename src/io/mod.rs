@@ -510,6 +510,45 @@ To: <sip:a@example.com>\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\
         assert_eq!((handed, taken), (41, 41));
     }
 
+    fn echoes(workers: usize, seen: &Arc<Mutex<Seen>>) -> Vec<Echo> {
+        (0..workers)
+            .map(|index| Echo {
+                index,
+                workers,
+                handoff: false,
+                slow: Duration::ZERO,
+                seen: Arc::clone(seen),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_port_in_use_is_refused_even_with_several_workers() {
+        // SO_REUSEPORT must not let a second server share the port silently.
+        let run = Running::with(2, false, Duration::ZERO, 64, TcpLimits::default());
+        let udp = Settings {
+            workers: 2,
+            udp: vec![run.udp],
+            ..Settings::default()
+        };
+        let err = Server::start(&udp, echoes(2, &run.seen))
+            .err()
+            .expect("udp port taken");
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+        assert!(err.to_string().contains(&run.udp.to_string()), "{err}");
+        let tcp = Settings {
+            workers: 2,
+            tcp: vec![run.tcp],
+            ..Settings::default()
+        };
+        let err = Server::start(&tcp, echoes(2, &run.seen))
+            .err()
+            .expect("tcp port taken");
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+        // The first server is unharmed.
+        assert_eq!(ask(&udp_client(), run.udp).0, b"ok Udp");
+    }
+
     #[test]
     fn a_full_queue_is_answered_at_once_and_nothing_waits() {
         // The owner takes 50 ms per message and its queue holds 2: of a burst of 20 from one

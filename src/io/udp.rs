@@ -36,8 +36,11 @@ fn socket(addr: SocketAddr, ty: Type, protocol: Protocol, reuse_port: bool) -> i
         // `[::]:5060` and `0.0.0.0:5060` coexist.
         socket.set_only_v6(true)?;
     }
-    // A restart does not wait for old connections' TIME_WAIT.
-    socket.set_reuse_address(true)?;
+    // TCP: a restart does not wait for old connections' TIME_WAIT. Not UDP, which has no
+    // TIME_WAIT and where SO_REUSEADDR would let another socket share the port.
+    if ty == Type::STREAM {
+        socket.set_reuse_address(true)?;
+    }
     if reuse_port {
         socket.set_reuse_port(true)?;
     }

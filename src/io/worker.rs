@@ -230,6 +230,20 @@ impl<E: Element> Server<E> {
         let mut tcp_addrs = settings.tcp.clone();
         let mut udp: Vec<Vec<UdpSocket>> = Vec::with_capacity(workers);
         let mut tcp: Vec<Vec<TcpListener>> = Vec::with_capacity(workers);
+        if reuse {
+            // SO_REUSEPORT would let this server share a port another process (a second sipreg
+            // by mistake) already holds, splitting its traffic silently. A plain bind first
+            // fails with EADDRINUSE if anyone holds it.
+            for addr in settings.udp.iter().filter(|a| a.port() != 0) {
+                drop(
+                    bind_udp_with(*addr, false, Buffers::default())
+                        .map_err(|e| with_addr(e, "udp", *addr))?,
+                );
+            }
+            for addr in settings.tcp.iter().filter(|a| a.port() != 0) {
+                drop(bind_tcp_with(*addr, false).map_err(|e| with_addr(e, "tcp", *addr))?);
+            }
+        }
         for w in 0..workers {
             let mut mine = Vec::with_capacity(udp_addrs.len());
             for addr in &mut udp_addrs {
