@@ -177,6 +177,14 @@ impl Journal {
         }
     }
 
+    /// Starts a snapshot at the next [`Journal::tick`] (unless one is in progress), for an
+    /// operator's request or a measurement; compaction otherwise starts by itself.
+    pub fn snapshot_now(&mut self) {
+        if self.snapshot.is_none() {
+            self.snapshot_due = Some(0);
+        }
+    }
+
     /// When [`Journal::tick`] next has work, in `now_ms` milliseconds: the hand-over of the
     /// buffer, a queue retry, the next snapshot step or retry. `None`: nothing pending.
     pub fn next_deadline(&self) -> Option<u64> {

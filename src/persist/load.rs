@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -213,7 +214,14 @@ pub fn load(dir: &Path, now_ms: u64, shards: usize) -> io::Result<Loaded> {
     report.generation = generation;
     report.generation_shards = old_shards;
 
+    // A binding record takes 150 bytes or more: room for every record, no rehash on the way.
     let mut table = Table::default();
+    let total: u64 = names
+        .keys()
+        .filter_map(|n| fs::metadata(dir.join(n)).ok())
+        .map(|m| m.len())
+        .sum();
+    table.reserve(usize::try_from(total / 150).unwrap_or(0));
     let mut used = vec![false; names.len()];
     let keys: Vec<(&String, &FileName)> = names.iter().collect();
     for s in 0..old_shards {
@@ -300,6 +308,10 @@ pub fn load(dir: &Path, now_ms: u64, shards: usize) -> io::Result<Loaded> {
         report.ignored.push(((*name).clone(), why.into()));
     }
 
+    let per_shard = table.slab.len() / shards + table.slab.len() / (8 * shards);
+    for v in &mut out.shards {
+        v.reserve(per_shard);
+    }
     for (aor, binding) in table.slab.into_iter().flatten() {
         if !binding.is_live(now_ms) {
             report.expired += 1;
@@ -323,6 +335,17 @@ struct Table {
 }
 
 impl Table {
+    fn reserve(&mut self, n: usize) {
+        self.slab.reserve(n);
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        self.index.reserve(n, |&j| match slab.get(j as usize) {
+            Some(Some((a, x))) => {
+                hasher.hash_one((a.as_bytes(), x.contact(), x.instance(), x.reg_id()))
+            }
+            _ => 0,
+        });
+    }
+
     fn hash(&self, aor: &Aor, b: &Binding) -> u64 {
         self.hasher
             .hash_one((aor.as_bytes(), b.contact(), b.instance(), b.reg_id()))
