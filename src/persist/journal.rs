@@ -260,7 +260,7 @@ impl Journal {
     }
 
     fn backoff(&self) -> u64 {
-        self.config.retry_ms << self.failures.min(5)
+        self.config.retry_ms << self.failures.saturating_sub(1).min(5)
     }
 
     fn fresh_buffer(&mut self) -> Vec<u8> {
@@ -401,5 +401,151 @@ impl Drop for Journal {
             let _ = self.tx.send(Msg::SnapAbort { shard: self.shard });
         }
         self.publish(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::location::{Aor, Registration};
+    use crate::sip::{Transport, Uri};
+    use std::sync::mpsc;
+
+    fn shard_with(n: usize) -> (Shard, Vec<Event>) {
+        let mut shard = Shard::new();
+        let mut events = Vec::new();
+        for i in 0..n {
+            let raw = format!("sip:u{i}@example.com");
+            let uri = Uri::parse(raw.as_bytes()).expect("parses");
+            let aor = Aor::from_uri(uri.sip().expect("sip"));
+            let contact = format!("sip:u{i}@192.0.2.1");
+            let reg = Registration {
+                contact: contact.as_bytes(),
+                params: b"",
+                path: &[],
+                instance: None,
+                reg_id: None,
+                q: 1000,
+                expires_at: 10_000_000,
+                call_id: b"c",
+                cseq: 1,
+                source: "192.0.2.1:5060".parse().expect("address"),
+                transport: Transport::Udp,
+                connection: None,
+            };
+            shard.insert(&aor, &reg, 0).expect("insert");
+            events.extend(core::iter::from_fn(|| shard.poll_event()));
+        }
+        (shard, events)
+    }
+
+    /// A writer that takes nothing: the queue (one message) fills, the pending bytes pass the
+    /// limit, and the journal gives up, flags the gap, drops events, and snapshots after the
+    /// backoff once the queue has room again.
+    #[test]
+    fn a_stuck_writer_never_blocks_the_worker() {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let (_recycle_tx, recycle_rx) = mpsc::sync_channel(1);
+        let shared = Arc::new(ShardShared::default());
+        let stats = Arc::new(Stats::default());
+        let config = Config {
+            buffer_bytes: 256,
+            pending_limit: 4096,
+            snapshot_slots: 8,
+            retry_ms: 100,
+            ..Config::default()
+        };
+        let mut j = Journal::new(
+            0,
+            config,
+            tx,
+            recycle_rx,
+            Arc::clone(&shared),
+            Arc::clone(&stats),
+            0,
+        );
+        let (shard, events) = shard_with(200);
+        for ev in &events {
+            j.record(ev, 1_000);
+        }
+        assert!(j.suspended, "{j:?}");
+        assert!(shared.gap.load(Ordering::Acquire));
+        assert!(j.pending_bytes <= 4096 + 512);
+        assert!(j.unpublished.dropped > 0);
+        // Within the backoff nothing starts; after it, a snapshot begins once the queue drains.
+        j.tick(&shard, 1_050);
+        assert!(j.snapshot.is_none());
+        assert_eq!(j.next_deadline(), Some(1_100));
+        while rx.try_recv().is_ok() {}
+        j.tick(&shard, 1_100);
+        assert!(!j.suspended);
+        assert!(j.snapshot.is_some() || j.compaction == 1);
+        let mut begun = false;
+        for _ in 0..1000 {
+            while let Ok(msg) = rx.try_recv() {
+                begun |= matches!(msg, Msg::SnapBegin { c: 1, .. });
+                if let Msg::SnapEnd { c, .. } = msg {
+                    assert_eq!(c, 1);
+                    assert!(begun);
+                    j.tick(&shard, 1_200);
+                    j.publish(1_300);
+                    assert_eq!(stats.overflows.load(Ordering::Relaxed), 1);
+                    return;
+                }
+            }
+            j.tick(&shard, 1_100);
+        }
+        panic!("the snapshot never ended: {j:?}");
+    }
+
+    /// The gap flag reaches the real writer: it deletes the shard's files, reports the shard not
+    /// durable, and the next snapshot makes it durable again.
+    #[test]
+    fn a_gap_invalidates_the_files_until_the_next_snapshot() {
+        let dir = std::env::temp_dir().join(format!("sipreg-journal-gap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let loaded = super::super::load(&dir, 0, 1).expect("load");
+        let config = Config {
+            window_ms: 20,
+            retry_ms: 50,
+            ..Config::default()
+        };
+        let (p, mut journals) = super::super::start(&dir, &loaded, config).expect("start");
+        let mut j = journals.pop().expect("one");
+        let (shard, events) = shard_with(10);
+        for ev in &events {
+            j.record(ev, 0);
+        }
+        j.tick(&shard, 100);
+        j.shared.gap.store(true, Ordering::Release);
+        let snaps = |dir: &std::path::Path| {
+            std::fs::read_dir(dir)
+                .expect("list")
+                .filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".snap"))
+                })
+                .count()
+        };
+        let stats = Arc::clone(p.stats());
+        let mut now = 100;
+        let mut saw_invalid = false;
+        for _ in 0..500 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            // Deleted, snapshot first, while the shard waits for its next snapshot.
+            saw_invalid |= !stats.healthy() && snaps(&dir) == 0;
+            now += 5;
+            j.tick(&shard, now);
+            if saw_invalid && stats.healthy() {
+                break;
+            }
+        }
+        assert!(saw_invalid && stats.healthy(), "{stats}");
+        assert_eq!(snaps(&dir), 1);
+        j.close(&shard, now);
+        p.finish();
+        let back = super::super::load(&dir, 0, 1).expect("load");
+        assert_eq!(back.report.bindings, 10, "{}", back.report);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -77,7 +77,8 @@ pub struct Config {
     pub snapshot_slots: usize,
     /// A shard's journal is compacted once it exceeds this and twice the last snapshot.
     pub compact_min_bytes: u64,
-    /// First wait before a failed snapshot is retried; doubles up to 32 times that.
+    /// Wait before a snapshot after a failure is retried; doubles with each failure in a row, up
+    /// to 32 times this.
     pub retry_ms: u64,
 }
 
