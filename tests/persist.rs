@@ -624,3 +624,33 @@ fn events_journal_their_kinds() {
     node.shutdown(T0);
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// A crash while start-up rewrote the table leaves a newer generation without its marker: the
+/// complete older one is loaded, and the partial files are deleted.
+#[test]
+fn an_unfinished_rewrite_is_ignored_in_favour_of_the_complete_generation() {
+    let dir = one_shard_dir("unfinished", 30);
+    let snap = file_of(&dir, ".snap");
+    // Generation 90 got one of two snapshots written, half of it, and no marker.
+    let bytes = fs::read(&snap).expect("read");
+    fs::write(
+        dir.join("g00000090-s0000-c00000000.snap"),
+        &bytes[..bytes.len() / 2],
+    )
+    .expect("write");
+    fs::write(dir.join("g00000090-s0001-c00000000.snap.tmp"), b"partial").expect("write");
+    let node = Node::boot(&dir, 2, T0, fast());
+    assert_eq!(node.report.bindings, 30, "{}", node.report);
+    assert!(!node.report.has_damage(), "{}", node.report);
+    assert_eq!(node.report.ignored.len(), 2, "{:?}", node.report.ignored);
+    node.shutdown(T0);
+    let listed = files(&dir);
+    assert!(
+        listed.iter().all(|f| f.starts_with("g00000091")),
+        "{listed:?}"
+    );
+    let node = Node::boot(&dir, 2, T0, fast());
+    assert_eq!(node.report.bindings, 30);
+    node.shutdown(T0);
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -11,6 +11,10 @@ use super::writer::{Msg, ShardShared};
 use super::{Config, Stats};
 use crate::location::{Event, Shard};
 
+/// Snapshot chunks a shard keeps queued for the writer at most: a journal buffer waits behind
+/// no more than this many (a few hundred KiB each).
+const MAX_CHUNKS_IN_FLIGHT: usize = 4;
+
 /// The journal of one shard, owned by the worker that owns the shard.
 ///
 /// After each request (and each [`Shard::expire`]), pass every event from
@@ -194,7 +198,12 @@ impl Journal {
             at_most(self.buf_since + self.config.window_ms / 2);
         }
         if self.snapshot.is_some() && self.pending.is_empty() {
-            at_most(self.last_now);
+            let in_flight = self.shared.chunks_in_flight.load(Ordering::Acquire);
+            at_most(if in_flight < MAX_CHUNKS_IN_FLIGHT {
+                self.last_now
+            } else {
+                self.last_now + 1
+            });
         }
         if !self.pending.is_empty() {
             at_most(self.last_now + 10);
@@ -230,11 +239,17 @@ impl Journal {
         let Some(cursor) = self.snapshot else {
             return;
         };
+        if !self.blocking
+            && self.shared.chunks_in_flight.load(Ordering::Acquire) >= MAX_CHUNKS_IN_FLIGHT
+        {
+            return;
+        }
         let mut chunk = self.fresh_buffer();
         let next = shard.scan(cursor, self.config.snapshot_slots, now_ms, |aor, b| {
             record::push_binding(&mut chunk, KIND_UPSERT, aor, b);
         });
         self.snapshot_len += chunk.len() as u64;
+        self.shared.chunks_in_flight.fetch_add(1, Ordering::AcqRel);
         self.send(
             Msg::SnapChunk {
                 shard: self.shard,
@@ -352,6 +367,14 @@ impl Journal {
     /// The writer is too far behind: drop what waits (bounded memory), tell the writer the
     /// journal has a gap, and stop journaling until a snapshot can be taken.
     fn overflow(&mut self, now_ms: u64) {
+        let chunks = self
+            .pending
+            .iter()
+            .filter(|m| matches!(m, Msg::SnapChunk { .. }))
+            .count();
+        self.shared
+            .chunks_in_flight
+            .fetch_sub(chunks, Ordering::AcqRel);
         self.pending.clear();
         self.pending_bytes = 0;
         self.buf.clear();
@@ -484,6 +507,9 @@ mod tests {
         for _ in 0..1000 {
             while let Ok(msg) = rx.try_recv() {
                 begun |= matches!(msg, Msg::SnapBegin { c: 1, .. });
+                if let Msg::SnapChunk { .. } = msg {
+                    shared.chunks_in_flight.fetch_sub(1, Ordering::AcqRel); // as the writer does
+                }
                 if let Msg::SnapEnd { c, .. } = msg {
                     assert_eq!(c, 1);
                     assert!(begun);

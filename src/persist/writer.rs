@@ -5,7 +5,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -61,6 +61,10 @@ pub(super) struct ShardShared {
     pub resnapshot: AtomicBool,
     /// Snapshots completed, for the worker to reset its retry backoff.
     pub snapshots: AtomicU64,
+    /// Snapshot chunks sent and not yet written: the worker keeps this small so that journal
+    /// buffers never wait behind a whole snapshot in the queue (the durability window holds
+    /// during a snapshot).
+    pub chunks_in_flight: AtomicUsize,
 }
 
 /// The running persistence layer: the writer thread and the shared [`Stats`].
@@ -429,6 +433,9 @@ impl Writer {
     }
 
     fn snap_chunk(&mut self, s: usize, mut buf: Vec<u8>) {
+        if let Some(f) = self.shards.get(s) {
+            f.shared.chunks_in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
         if let Some((_, file)) = self.shards.get_mut(s).and_then(|f| f.snap.as_mut()) {
             record::seal(&mut buf);
             match file.write_all(&buf) {
