@@ -1,5 +1,5 @@
 //! Persistence at one million bindings, measured (not asserted): the worker-side append cost,
-//! the writer's throughput, a snapshot's per-tick stall, the start-up rewrite and the load.
+//! the writer's throughput and both threads' CPU time per event, a snapshot's per-tick stall, the start-up rewrite and the load.
 //!
 //! Run (release, on an idle machine):
 //! `cargo test --release --test persist_scale -- --ignored --nocapture`
@@ -12,6 +12,20 @@ use sipreg::persist::{self, Config};
 use sipreg::sip::{Transport, Uri};
 
 const N: usize = 1_000_000;
+
+/// User plus system CPU time in milliseconds from a /proc stat file (clock ticks of 10 ms): the
+/// whole process (dead threads included) or one thread.
+fn cpu_ms(stat: &str) -> u64 {
+    let text = std::fs::read_to_string(stat).unwrap_or_default();
+    let after = text.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    fields.iter().sum::<u64>() * 10
+}
 const T0: u64 = 1_800_000_000_000;
 
 #[test]
@@ -70,29 +84,7 @@ fn one_million_bindings() {
         warm.as_nanos() as f64 / N as f64
     );
 
-    // 1a. Journal::record alone into one growing buffer (cold pages: page faults), no hand-over.
-    let loaded = persist::load(&dir, T0, 1).expect("load");
-    let big = Config {
-        buffer_bytes: 1 << 30,
-        ..cfg.clone()
-    };
-    let (p, mut journals) = persist::start(&dir, &loaded, big).expect("start");
-    let mut journal = journals.pop().expect("one journal");
-    let t = Instant::now();
-    for ev in &events {
-        journal.record(ev, T0);
-    }
-    let encode = t.elapsed();
-    println!(
-        "record (encode only): {:.0} ns/event, {:.2} M events/s",
-        encode.as_nanos() as f64 / N as f64,
-        N as f64 / encode.as_secs_f64() / 1e6,
-    );
-    drop(journal);
-    p.finish();
-    let _ = std::fs::remove_dir_all(&dir);
-
-    // 1b. The worker with hand-over, ticking every 64 events as a busy worker loop would, and
+    // 2. The worker with hand-over, ticking every 64 events as a busy worker loop would, and
     // the writer behind it (the queue may hold everything: no overflow in this measurement).
     let loaded = persist::load(&dir, T0, 1).expect("load");
     let roomy = Config {
@@ -101,6 +93,7 @@ fn one_million_bindings() {
     };
     let (p, mut journals) = persist::start(&dir, &loaded, roomy).expect("start");
     let mut journal = journals.pop().expect("one journal");
+    let (process0, thread0) = (cpu_ms("/proc/self/stat"), cpu_ms("/proc/thread-self/stat"));
     let t = Instant::now();
     for (k, ev) in events.iter().enumerate() {
         journal.record(ev, T0);
@@ -113,6 +106,13 @@ fn one_million_bindings() {
     let stats = p.stats().clone();
     p.finish();
     let written = t.elapsed();
+    let worker_cpu = cpu_ms("/proc/thread-self/stat") - thread0;
+    let writer_cpu = (cpu_ms("/proc/self/stat") - process0).saturating_sub(worker_cpu);
+    println!(
+        "CPU: worker {worker_cpu} ms ({} ns/event), writer {writer_cpu} ms ({} ns/event)",
+        worker_cpu * 1_000_000 / N as u64,
+        writer_cpu * 1_000_000 / N as u64,
+    );
     let bytes = stats
         .bytes_written
         .load(std::sync::atomic::Ordering::Relaxed);
@@ -130,7 +130,7 @@ fn one_million_bindings() {
     );
     drop(events);
 
-    // 2. Start-up: load the journal of 1M records, rewrite as a new generation, restore.
+    // 3. Start-up: load the journal of 1M records, rewrite as a new generation, restore.
     let t = Instant::now();
     let loaded = persist::load(&dir, T0 + 1000, 2).expect("load");
     let load = t.elapsed();
@@ -151,7 +151,7 @@ fn one_million_bindings() {
     let restore = t.elapsed();
     println!("start: rewrite of 2 snapshots {rewrite:?}, restore into shards {restore:?}");
 
-    // 3. A snapshot of a 500k shard taken in steps: the stall is the longest tick.
+    // 4. A snapshot of a 500k shard taken in steps: the stall is the longest tick.
     let j = &mut journals[0];
     j.snapshot_now();
     let (mut ticks, mut worst, mut total) = (0u32, Duration::ZERO, Duration::ZERO);

@@ -15,6 +15,13 @@ use crate::location::{Event, Shard};
 /// no more than this many (a few hundred KiB each).
 const MAX_CHUNKS_IN_FLIGHT: usize = 4;
 
+/// Room beyond `buffer_bytes` in a new buffer: more than a typical record (200 bytes to a few
+/// KiB).
+const SLACK: usize = 16 * 1024;
+
+/// Bytes reserved per record slot in a snapshot chunk: one binding of typical size.
+const SLOT_BYTES: usize = 256;
+
 /// The journal of one shard, owned by the worker that owns the shard.
 ///
 /// After each request (and each [`Shard::expire`]), pass every event from
@@ -78,7 +85,7 @@ impl Journal {
     ) -> Journal {
         Journal {
             shard,
-            buf: Vec::with_capacity(config.buffer_bytes),
+            buf: Vec::with_capacity(config.buffer_bytes + SLACK),
             config,
             tx,
             recycled,
@@ -245,6 +252,7 @@ impl Journal {
             return;
         }
         let mut chunk = self.fresh_buffer();
+        chunk.reserve(self.config.snapshot_slots * SLOT_BYTES);
         let next = shard.scan(cursor, self.config.snapshot_slots, now_ms, |aor, b| {
             record::push_binding(&mut chunk, KIND_UPSERT, aor, b);
         });
@@ -278,10 +286,13 @@ impl Journal {
         self.config.retry_ms << self.failures.saturating_sub(1).min(5)
     }
 
+    /// A buffer from the writer's returns, or a new one with room for a hand-over's worth and
+    /// the record that crosses the line, so that appending never reallocates (a reallocation
+    /// copies the buffer and, past malloc's mmap threshold, faults in fresh pages).
     fn fresh_buffer(&mut self) -> Vec<u8> {
         self.recycled
             .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(self.config.buffer_bytes))
+            .unwrap_or_else(|_| Vec::with_capacity(self.config.buffer_bytes + SLACK))
     }
 
     fn hand_over(&mut self, now_ms: u64) {
