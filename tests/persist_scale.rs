@@ -131,14 +131,19 @@ fn one_million_bindings() {
     drop(events);
 
     // 3. Start-up: load the journal of 1M records, rewrite as a new generation, restore.
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), cpu_ms("/proc/self/stat"));
     let loaded = persist::load(&dir, T0 + 1000, 2).expect("load");
     let load = t.elapsed();
-    println!("load: {} in {load:?}", loaded.report);
+    println!(
+        "load: {} in {load:?} (CPU {} ms)",
+        loaded.report,
+        cpu_ms("/proc/self/stat") - cpu
+    );
     assert_eq!(loaded.report.bindings, N as u64);
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), cpu_ms("/proc/self/stat"));
     let (p, mut journals) = persist::start(&dir, &loaded, cfg.clone()).expect("start");
     let rewrite = t.elapsed();
+    let rewrite_cpu = cpu_ms("/proc/self/stat") - cpu;
     let t = Instant::now();
     let mut shards: Vec<Shard> = (0..2)
         .map(|_| Shard::with_capacity(N / 2 + N / 8))
@@ -149,7 +154,10 @@ fn one_million_bindings() {
         }
     }
     let restore = t.elapsed();
-    println!("start: rewrite of 2 snapshots {rewrite:?}, restore into shards {restore:?}");
+    println!(
+        "start: rewrite of 2 snapshots {rewrite:?} (CPU {rewrite_cpu} ms), restore into shards \
+         {restore:?}"
+    );
 
     // 4. A snapshot of a 500k shard taken in steps: the stall is the longest tick.
     let j = &mut journals[0];
@@ -181,9 +189,14 @@ fn one_million_bindings() {
         j.close(s, T0 + 2000);
     }
     p.finish();
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), cpu_ms("/proc/self/stat"));
     let again = persist::load(&dir, T0 + 3000, 2).expect("load");
-    println!("load after snapshot: {} in {:?}", again.report, t.elapsed());
+    println!(
+        "load after snapshot: {} in {:?} (CPU {} ms)",
+        again.report,
+        t.elapsed(),
+        cpu_ms("/proc/self/stat") - cpu
+    );
     assert_eq!(again.report.bindings, N as u64);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -185,6 +185,7 @@ pub fn start(dir: &Path, loaded: &Loaded, config: Config) -> io::Result<(Persist
         stats: Arc::clone(&stats),
         half_window: Duration::from_millis(config.window_ms / 2),
         dirty_since: None,
+        dir_dirty: false,
     };
     let thread = std::thread::Builder::new()
         .name("sipreg-persist".into())
@@ -229,6 +230,8 @@ struct Writer {
     half_window: Duration,
     /// When the oldest unsynced journal write happened.
     dirty_since: Option<Instant>,
+    /// A journal file was created since the last commit.
+    dir_dirty: bool,
 }
 
 impl Writer {
@@ -315,6 +318,8 @@ impl Writer {
                     .and_then(|mut log| {
                         log.write_all(&buf)?;
                         f.log = Some(log);
+                        // The new name must reach disk too: fsync the directory at the commit.
+                        self.dir_dirty = true;
                         Ok(())
                     }),
             };
@@ -345,6 +350,12 @@ impl Writer {
     /// fsyncs every journal written since the last group commit.
     fn sync(&mut self) {
         self.dirty_since = None;
+        if self.dir_dirty {
+            self.dir_dirty = false;
+            if let Err(e) = sync_dir(&self.dir) {
+                self.stats.error("directory fsync", &e);
+            }
+        }
         for s in 0..self.shards.len() {
             let Some(f) = self.shards.get_mut(s) else {
                 continue;
