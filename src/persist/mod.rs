@@ -43,6 +43,46 @@
 //! brings back a removed one. The exception is a disk that refuses even to delete a file: then
 //! the old state stays and is loaded.
 //!
+//! # Wiring
+//!
+//! ```
+//! use sipreg::location::Shard;
+//! use sipreg::persist;
+//!
+//! # let dir = std::env::temp_dir().join(format!("sipreg-doc-{}", std::process::id()));
+//! let workers = 2;
+//! let now = 1_800_000_000_000; // io::now_ms()
+//! // Start-up, before opening sockets: read, then rewrite for this worker count.
+//! let loaded = persist::load(&dir, now, workers)?;
+//! eprintln!("sipreg: persist: {}", loaded.report); // a warning if loaded.report.has_damage()
+//! let (persist, mut journals) = persist::start(&dir, &loaded, persist::Config::default())?;
+//! let mut shards: Vec<Shard> = (0..workers).map(|_| Shard::new()).collect();
+//! for (shard, bindings) in shards.iter_mut().zip(loaded.shards) {
+//!     for (aor, binding) in bindings {
+//!         shard.restore(&aor, binding, now)?;
+//!     }
+//! }
+//! // Each worker owns shards[i] and journals[i] (requests for an AOR go to worker
+//! // persist::shard_of(aor, workers)). Its loop, after every request and expiry:
+//! for (shard, journal) in shards.iter_mut().zip(journals.iter_mut()) {
+//!     shard.expire(now);
+//!     while let Some(event) = shard.poll_event() {
+//!         journal.record(&event, now);
+//!     }
+//!     journal.tick(shard, now);
+//!     // poll timeout: no later than journal.next_deadline() nor shard.next_deadline()
+//! }
+//! // Clean shutdown: each worker closes its journal, then the main thread waits for the disk.
+//! for (shard, journal) in shards.iter().zip(journals) {
+//!     journal.close(shard, now);
+//! }
+//! let stats = persist.stats().clone(); // expose: counters, healthy(), last_error()
+//! persist.finish();
+//! assert!(stats.healthy());
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! What this module does not do: read the clock (the caller passes `now_ms`, milliseconds since
 //! the Unix epoch, the clock of bindings' `expires_at`), choose the data directory, or log
 //! anywhere but standard error.
