@@ -16,5 +16,6 @@ pub mod auth;
 pub mod config;
 pub mod io;
 pub mod location;
+pub mod persist;
 pub mod registrar;
 pub mod sip;

@@ -64,6 +64,12 @@ impl Aor {
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
+
+    /// An AOR from bytes [`Aor::as_bytes`] returned earlier (persistence reads them back). Not
+    /// canonicalized again: bytes from anywhere else would make an AOR no request matches.
+    pub fn from_stored(bytes: &[u8]) -> Aor {
+        Aor(bytes.into())
+    }
 }
 
 impl Borrow<[u8]> for Aor {

@@ -233,6 +233,119 @@ impl Binding {
     pub fn heap_len(&self) -> usize {
         self.data.len()
     }
+
+    /// Appends the durable form of this binding to `out`: every field but the connection id
+    /// (which dies with the process) and the shard's key. Little-endian, [`DURABLE_FIXED`]
+    /// bytes of fixed fields, then the variable-length block as stored:
+    ///
+    /// ```text
+    /// expires_at u64 | updated_at u64 | cseq u32 | reg_id u32 (bit 31: present) |
+    /// ends [u16; 4] (contact, params, instance, call-id end offsets) | port u16 |
+    /// meta u16 (q 10 bits, transport 3 bits, bit 14 instance, bit 15 IPv6) | ip [u8; 16] |
+    /// data length u16 | data (contact, params, instance, call-id, then each Path value as a
+    /// big-endian u16 length and its bytes)
+    /// ```
+    ///
+    /// One copy of the packed fields; no allocation when `out` has room.
+    pub fn encode_durable(&self, out: &mut Vec<u8>) {
+        out.reserve(DURABLE_FIXED + self.data.len());
+        out.extend_from_slice(&self.expires_at.to_le_bytes());
+        out.extend_from_slice(&self.updated_at.to_le_bytes());
+        out.extend_from_slice(&self.cseq.to_le_bytes());
+        out.extend_from_slice(&self.reg_id.to_le_bytes());
+        for end in self.ends {
+            out.extend_from_slice(&end.to_le_bytes());
+        }
+        out.extend_from_slice(&self.port.to_le_bytes());
+        out.extend_from_slice(&(self.meta & !META_CONNECTION).to_le_bytes());
+        out.extend_from_slice(&self.ip);
+        // Binding::new keeps data within u16::MAX bytes.
+        out.extend_from_slice(&(self.data.len() as u16).to_le_bytes());
+        out.extend_from_slice(&self.data);
+    }
+
+    /// The binding [`Binding::encode_durable`] wrote at the start of `bytes`, and the bytes
+    /// after it; `None` if they do not hold a well-formed one (truncated, offsets out of order,
+    /// q above 1.0, a malformed Path block). The connection is absent; the shard assigns the key
+    /// when it restores the binding.
+    pub fn decode_durable(bytes: &[u8]) -> Option<(Binding, &[u8])> {
+        let mut r = Reader(bytes);
+        let expires_at = u64::from_le_bytes(r.array()?);
+        let updated_at = u64::from_le_bytes(r.array()?);
+        let cseq = u32::from_le_bytes(r.array()?);
+        let mut reg_id = u32::from_le_bytes(r.array()?);
+        let mut ends = [0u16; 4];
+        for end in &mut ends {
+            *end = u16::from_le_bytes(r.array()?);
+        }
+        let port = u16::from_le_bytes(r.array()?);
+        let meta = u16::from_le_bytes(r.array()?) & !META_CONNECTION;
+        let ip: [u8; 16] = r.array()?;
+        let len = usize::from(u16::from_le_bytes(r.array()?));
+        let data = r.take(len)?;
+        let ordered = ends.windows(2).all(|w| w[0] <= w[1]);
+        if !ordered || usize::from(ends[3]) > data.len() || meta & META_Q > Q_MAX {
+            return None;
+        }
+        if reg_id & REG_ID_SET == 0 {
+            reg_id = 0;
+        }
+        // Absent instance: Binding::new stores an empty one.
+        if meta & META_INSTANCE == 0 && ends[1] != ends[2] {
+            return None;
+        }
+        // The Path block must split into whole values.
+        let mut path = Path {
+            rest: data.get(usize::from(ends[3])..)?,
+        };
+        while path.next().is_some() {}
+        if !path.rest.is_empty() {
+            return None;
+        }
+        let binding = Binding {
+            data: data.into(),
+            expires_at,
+            updated_at,
+            connection: 0,
+            ip,
+            cseq,
+            reg_id,
+            key: 0,
+            ends,
+            port,
+            meta,
+        };
+        Some((binding, r.0))
+    }
+
+    /// Whether `self` and `other` are the same binding of one AOR for persistence: the same
+    /// contact URI bytes, `+sip.instance` and reg-id. A refresh that changes any of them is a
+    /// removal of the old binding and an addition of the new one on disk.
+    pub fn same_identity(&self, other: &Binding) -> bool {
+        self.contact() == other.contact()
+            && self.instance() == other.instance()
+            && self.reg_id() == other.reg_id()
+    }
+}
+
+/// The size of the fixed part of [`Binding::encode_durable`]'s form.
+pub const DURABLE_FIXED: usize = 8 + 8 + 4 + 4 + 8 + 2 + 2 + 16 + 2;
+
+/// A checked reader over untrusted bytes.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_first_chunk::<N>()?;
+        self.0 = rest;
+        Some(*head)
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
 }
 
 impl fmt::Debug for Binding {
@@ -452,6 +565,68 @@ mod tests {
             Binding::new(&max, 0, 0).expect("fits").reg_id(),
             Some((1 << 31) - 1)
         );
+    }
+
+    #[test]
+    fn durable_form_round_trips_every_field_but_the_connection() {
+        for r in [
+            reg(),
+            Registration {
+                params: b"",
+                path: &[],
+                instance: None,
+                reg_id: None,
+                connection: None,
+                source: "[2001:db8::7]:5061".parse().expect("address"),
+                ..reg()
+            },
+        ] {
+            let b = Binding::new(&r, 9, 1_234).expect("fits");
+            let mut out = vec![0xaa];
+            b.encode_durable(&mut out);
+            assert_eq!(out.len(), 1 + DURABLE_FIXED + b.heap_len());
+            out.push(0xbb);
+            let (d, rest) = Binding::decode_durable(&out[1..]).expect("decodes");
+            assert_eq!(rest, [0xbb]);
+            assert_eq!(d.connection(), None);
+            assert_eq!(d.key, 0);
+            let want = Binding {
+                connection: 0,
+                key: 0,
+                meta: b.meta & !META_CONNECTION,
+                ..b.clone()
+            };
+            assert_eq!(d, want);
+            assert!(d.same_identity(&b));
+            // Every truncation is refused, never a panic.
+            for n in 0..out.len() - 2 {
+                assert!(Binding::decode_durable(&out[1..1 + n]).is_none(), "{n}");
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_durable_forms_are_refused() {
+        let b = Binding::new(&reg(), 0, 0).expect("fits");
+        let mut good = Vec::new();
+        b.encode_durable(&mut good);
+        let q_at = 8 + 8 + 4 + 4 + 8 + 2;
+        let high = (b.meta >> 8) as u8;
+        let cases: [&[(usize, u8)]; 3] = [
+            // contact end beyond params end: offsets out of order
+            &[(24, 0xff)],
+            // q 1023 (the low ten bits of meta)
+            &[(q_at, 0xff), (q_at + 1, high | 0x03)],
+            // a Path length running past the data
+            &[(DURABLE_FIXED + usize::from(b.ends[3]), 0x7f)],
+        ];
+        for edits in cases {
+            let mut bad = good.clone();
+            for &(at, byte) in edits {
+                bad[at] = byte;
+            }
+            assert!(Binding::decode_durable(&bad).is_none(), "{edits:?}");
+        }
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!
 //! It does not implement registrar policy (RFC 3261 10.3 steps 6 to 8: Call-ID/CSeq checks,
 //! minimum expiry, maximum contacts); it does not spread AORs over shards (the caller hashes the
-//! AOR to pick one) or persist anything.
+//! AOR to pick one) or persist anything: it gives persistence (`src/persist/`) a durable form of
+//! a binding, a way to restore one, and a resumable scan for snapshots.
 
 mod aor;
 mod binding;
@@ -23,7 +24,7 @@ mod wheel;
 use core::fmt;
 
 pub use aor::Aor;
-pub use binding::{Binding, Path, Q_MAX, Registration};
+pub use binding::{Binding, DURABLE_FIXED, Path, Q_MAX, Registration};
 pub use shard::{BindingId, Entries, Event, Lookup, Shard};
 
 /// Why the shard refused a change.

@@ -332,6 +332,54 @@ impl Shard {
         })
     }
 
+    /// Visits the live bindings of at most `max_slots` record slots from slot `from` on, and
+    /// returns the slot to continue from, or `None` once the whole table has been visited: a
+    /// scan in bounded steps for a snapshot taken while the shard keeps changing. A binding
+    /// added, changed or removed during the scan may be seen in either state; the caller's
+    /// journal of events since the scan began settles it.
+    pub fn scan(
+        &self,
+        from: usize,
+        max_slots: usize,
+        now: u64,
+        mut visit: impl FnMut(&Aor, &Binding),
+    ) -> Option<usize> {
+        let end = from.saturating_add(max_slots).min(self.records.len());
+        for entry in self.records.get(from..end).unwrap_or_default() {
+            if let Entry::Occupied(r) = entry {
+                for b in r.set.as_slice().iter().filter(|b| b.is_live(now)) {
+                    visit(&r.aor, b);
+                }
+            }
+        }
+        (end < self.records.len()).then_some(end)
+    }
+
+    /// Puts back a binding read from disk (see [`Binding::decode_durable`]) with its stored
+    /// fields, expiry and update time, without emitting an event: restoring is not a change.
+    /// Returns false and stores nothing if it expired by `now`. Does not look for a binding it
+    /// duplicates: the loader hands each binding once.
+    pub fn restore(&mut self, aor: &Aor, mut binding: Binding, now: u64) -> Result<bool, Error> {
+        if !binding.is_live(now) {
+            return Ok(false);
+        }
+        let key = self.next_key;
+        binding.key = key;
+        let slot = match self.slot_of(aor.as_bytes()) {
+            Some(slot) => slot,
+            None => self.add_record(aor.clone())?,
+        };
+        self.next_key = key.wrapping_add(1);
+        let expires_at = binding.expires_at();
+        if let Some(rec) = self.record_mut(slot) {
+            rec.set.insert(binding);
+            self.bindings += 1;
+        }
+        self.wheel
+            .schedule(due_second(expires_at), Timer { slot, key }, now / 1000);
+        Ok(true)
+    }
+
     /// Adds a binding to `aor` and emits [`Event::Added`]. Expired bindings of `aor` are
     /// collected first. Does not look for an existing binding to replace: that is
     /// [`Shard::find_contact`] / [`Shard::find_instance`] and [`Shard::refresh`].
@@ -671,6 +719,57 @@ impl<'a> Iterator for Lookup<'a> {
 mod tests {
     use super::*;
     use crate::sip::Transport;
+
+    #[test]
+    fn restored_bindings_keep_their_fields_and_expire() {
+        let mut src = Shard::new();
+        let a = aor("sip:alice@example.com");
+        src.insert(&a, &reg("sip:a1@192.0.2.1", 500, 10_000), 1_000)
+            .expect("insert");
+        src.insert(&a, &reg("sip:a2@192.0.2.1", 900, 20_000), 2_000)
+            .expect("insert");
+        src.insert(
+            &aor("sip:bob@example.com"),
+            &reg("sip:b@x", 0, 3_000),
+            2_000,
+        )
+        .expect("insert");
+        let mut seen = Vec::new();
+        let mut from = Some(0);
+        while let Some(f) = from {
+            from = src.scan(f, 1, 2_500, |aor, b| seen.push((aor.clone(), b.clone())));
+        }
+        assert_eq!(seen.len(), 3);
+        let mut dst = Shard::new();
+        for (aor, b) in seen {
+            let mut bytes = Vec::new();
+            b.encode_durable(&mut bytes);
+            let (d, _) = Binding::decode_durable(&bytes).expect("decodes");
+            assert!(dst.restore(&aor, d, 2_500).expect("fits"));
+        }
+        assert!(dst.poll_event().is_none(), "restoring is not a change");
+        assert_eq!(
+            contacts(&dst, &a, 2_500),
+            ["sip:a2@192.0.2.1", "sip:a1@192.0.2.1"]
+        );
+        let b = dst
+            .lookup(a.as_bytes(), 2_500)
+            .next()
+            .expect("live")
+            .clone();
+        assert_eq!(
+            (b.updated_at(), b.expires_at(), b.q()),
+            (2_000, 20_000, 900)
+        );
+        assert_eq!(dst.expire(3_000), 1);
+        assert_eq!(dst.expire(10_000), 1);
+        assert_eq!(dst.len(), 1);
+        // An expired one is not restored.
+        let mut bytes = Vec::new();
+        b.encode_durable(&mut bytes);
+        let (gone, _) = Binding::decode_durable(&bytes).expect("decodes");
+        assert!(!dst.restore(&a, gone, 20_000).expect("fits"));
+    }
 
     fn aor(s: &str) -> Aor {
         let uri = Uri::parse(s.as_bytes()).expect("test AOR parses");
