@@ -13,6 +13,7 @@ use sipreg::auth::Algorithm;
 use sipreg::auth::file::{self, Entry};
 use sipreg::config::{self, DEFAULT_USERS, Listener, Protocol};
 use sipreg::io;
+use sipreg::persist;
 use sipreg::registrar::{Peer, Registrar};
 use sipreg::sip;
 
@@ -47,6 +48,10 @@ enum Command {
         /// it MD5 first.
         #[arg(long, value_name = "LIST", value_delimiter = ',')]
         auth_algorithms: Vec<String>,
+        /// Where bindings are kept across restarts (default /var/lib/sipreg; see [persist] in
+        /// the configuration file).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
         /// Worker threads, each with its own sockets and share of the bindings (default: one
         /// per core).
         #[arg(long, value_name = "N")]
@@ -153,6 +158,7 @@ fn main() -> ExitCode {
             auth_algorithms,
             workers,
             log_level,
+            data_dir,
         } => {
             Logger::install(log_level);
             serve(
@@ -162,6 +168,7 @@ fn main() -> ExitCode {
                 users,
                 &auth_algorithms,
                 workers,
+                data_dir,
             )
         }
         Command::User { action } => user(action),
@@ -186,6 +193,8 @@ fn main() -> ExitCode {
 /// the AORs that hash to it; a REGISTER for another worker's AOR is handed to that worker.
 struct Shell {
     registrar: Registrar,
+    /// This worker's journal of binding changes, when persistence is on.
+    journal: Option<persist::Journal>,
     index: usize,
     workers: usize,
     /// Reused buffer for the canonical AOR of a received message.
@@ -198,13 +207,6 @@ fn peer(d: &io::Datagram<'_>) -> Peer {
         transport: d.transport,
         connection: d.connection,
     }
-}
-
-/// FNV-1a, 64 bits: a stable hash, so that every worker (and every run) agrees on the owner.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 impl Shell {
@@ -230,7 +232,7 @@ impl Shell {
         };
         self.aor.clear();
         sipreg::location::Aor::encode(&uri, &mut self.aor);
-        Some((fnv1a(&self.aor) % self.workers as u64) as usize)
+        Some(persist::shard_of(&self.aor, self.workers))
     }
 }
 
@@ -280,6 +282,17 @@ impl io::Element for Shell {
     fn on_tick(&mut self, now_ms: u64) {
         self.registrar.tick(now_ms);
         self.drain_events();
+        if let Some(j) = &mut self.journal {
+            j.tick(self.registrar.shard(), now_ms);
+        }
+    }
+
+    fn on_stop(&mut self, now_ms: u64) {
+        self.drain_events();
+        // A clean stop loses nothing: the journal is flushed and synced.
+        if let Some(j) = self.journal.take() {
+            j.close(self.registrar.shard(), now_ms);
+        }
     }
 
     fn on_control(&mut self, reload: &Reload) {
@@ -289,9 +302,15 @@ impl io::Element for Shell {
 }
 
 impl Shell {
-    /// Takes the location table's events (the registrar notes TCP flows from them on the way).
+    /// Takes the location table's events (the registrar notes TCP flows from them on the way)
+    /// into the journal.
     fn drain_events(&mut self) {
-        while self.registrar.poll_event().is_some() {}
+        let now = io::now_ms();
+        while let Some(event) = self.registrar.poll_event() {
+            if let Some(j) = &mut self.journal {
+                j.record(&event, now);
+            }
+        }
     }
 }
 
@@ -374,6 +393,7 @@ fn serve(
     users: Option<PathBuf>,
     algorithms: &[String],
     workers: Option<usize>,
+    data_dir: Option<PathBuf>,
 ) -> Result<(), String> {
     let mut settings = match config_path {
         Some(path) => read_config(path)?,
@@ -409,6 +429,9 @@ fn serve(
     }
     if let Some(n) = workers {
         settings.set_workers(n);
+    }
+    if let Some(dir) = data_dir {
+        settings.set_data_dir(dir);
     }
     let config = settings.registrar_config(&[local_host_name()]);
     let users_path = settings.users().to_path_buf();
@@ -455,19 +478,22 @@ fn serve(
     let domains: Vec<&str> = config.domains.iter().map(|d| d.name.as_str()).collect();
     let domains = domains.join(", ");
     let policy = config.policy.clone();
-    let shells = (0..workers)
+    let mut shells: Vec<Shell> = (0..workers)
         .map(|index| {
             let mut registrar = Registrar::new(config.clone(), secret);
             registrar.set_worker(index);
             registrar.set_users(file::load(&entries));
             Shell {
                 registrar,
+                journal: None,
                 index,
                 workers,
                 aor: Vec::with_capacity(128),
             }
         })
         .collect();
+    // The bindings of the last run, before any socket opens.
+    let persist = open_persist(settings.persist(), &mut shells)?;
     let server = io::Server::start(&layout, shells).map_err(|e| format!("cannot listen: {e}"))?;
     for w in server.warnings() {
         log::warn!("{w}");
@@ -525,6 +551,12 @@ fn serve(
         }
     }
     let done = server.stop().map_err(|e| format!("worker failed: {e}"))?;
+    if let Some(p) = persist {
+        let stats = std::sync::Arc::clone(p.stats());
+        // Every journal was closed by its worker; this waits for the last write and sync.
+        p.finish();
+        log::info!("persistence: {stats}");
+    }
     let handed: u64 = done.iter().map(|(_, s)| s.handed_off).sum();
     let overloaded: u64 = done.iter().map(|(_, s)| s.overloaded).sum();
     let received: u64 = done.iter().map(|(_, s)| s.received).sum();
@@ -532,6 +564,66 @@ fn serve(
         "stopped: {received} messages, {handed} handed between workers, {overloaded} answered 503 for overload"
     );
     Ok(())
+}
+
+/// Loads the bindings saved in the data directory into the workers' registrars (split by AOR
+/// over however many workers there are now) and starts the journals. `None` when persistence is
+/// off, or when the default directory cannot be used (a warning; a chosen one is an error).
+fn open_persist(
+    p: &config::Persist,
+    shells: &mut [Shell],
+) -> Result<Option<persist::Persist>, String> {
+    if !p.enabled {
+        log::info!("persistence off: bindings are kept in memory only");
+        return Ok(None);
+    }
+    let opened = (|| -> std::io::Result<(persist::Persist, Vec<persist::Journal>, usize)> {
+        std::fs::create_dir_all(&p.dir)?;
+        // Held until the process exits.
+        std::mem::forget(persist::lock(&p.dir)?);
+        let now = io::now_ms();
+        let loaded = persist::load(&p.dir, now, shells.len())?;
+        if loaded.report.has_damage() {
+            log::warn!("{}: {}", p.dir.display(), loaded.report);
+        } else {
+            log::info!("{}: {}", p.dir.display(), loaded.report);
+        }
+        let config = persist::Config {
+            window_ms: p.window_ms,
+            ..persist::Config::default()
+        };
+        let (handle, journals) = persist::start(&p.dir, &loaded, config)?;
+        let mut restored = 0;
+        for (shell, bindings) in shells.iter_mut().zip(loaded.shards) {
+            for (aor, binding) in bindings {
+                if shell.registrar.restore(&aor, binding, now).unwrap_or(false) {
+                    restored += 1;
+                }
+            }
+        }
+        Ok((handle, journals, restored))
+    })();
+    match opened {
+        Ok((handle, journals, restored)) => {
+            for (shell, journal) in shells.iter_mut().zip(journals) {
+                shell.journal = Some(journal);
+            }
+            log::info!(
+                "{restored} bindings restored from {}; changes reach disk within {} ms",
+                p.dir.display(),
+                p.window_ms
+            );
+            Ok(Some(handle))
+        }
+        Err(e) if p.explicit => Err(format!("data directory {}: {e}", p.dir.display())),
+        Err(e) => {
+            log::warn!(
+                "data directory {}: {e}: bindings are NOT persisted (set --data-dir or [persist] dir)",
+                p.dir.display()
+            );
+            Ok(None)
+        }
+    }
 }
 
 /// What SIGHUP reads again: the credentials file, and the policy of the configuration file if

@@ -176,7 +176,9 @@ fn start_sipreg(dir: &TempDir) -> (Process, SocketAddr) {
         .arg("--users")
         .arg(&users)
         // baresip 1.0 answers MD5 and refuses a 401 offering anything else (see above).
-        .args(["--auth-algorithms", "MD5"]);
+        .args(["--auth-algorithms", "MD5"])
+        .arg("--data-dir")
+        .arg(dir.path("data"));
     let mut server = Process::spawn(cmd, dir.path("sipreg.log"));
     let deadline = Instant::now() + STARTUP;
     let expected = format!("listening on {listen}");

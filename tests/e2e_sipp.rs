@@ -154,6 +154,8 @@ impl Server {
             .arg("--users")
             .arg(users)
             .args(["--auth-algorithms", "MD5,SHA-256"])
+            .arg("--data-dir")
+            .arg(dir.path("data"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)

@@ -34,6 +34,33 @@ pub const EXAMPLE: &str = include_str!("example.toml");
 /// file at this path means "no users yet"; a missing file named explicitly is an error.
 pub const DEFAULT_USERS: &str = "/etc/sipreg/users";
 
+/// Where bindings are kept across restarts unless configured otherwise.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/sipreg";
+
+/// Persistence of the location table (`[persist]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Persist {
+    /// Off: bindings live in memory only and die with the process.
+    pub enabled: bool,
+    pub dir: PathBuf,
+    /// Whether `dir` was chosen (file or `--data-dir`) rather than the default: a chosen
+    /// directory that cannot be used stops the server; the default only warns.
+    pub explicit: bool,
+    /// The durability window in milliseconds: after kill -9 at most this much is lost.
+    pub window_ms: u64,
+}
+
+impl Default for Persist {
+    fn default() -> Self {
+        Persist {
+            enabled: true,
+            dir: PathBuf::from(DEFAULT_DATA_DIR),
+            explicit: false,
+            window_ms: 1000,
+        }
+    }
+}
+
 /// The listeners when none are configured: UDP and TCP port 5060 on every IPv4 and IPv6
 /// address. The shell still starts when the IPv6 ones fail (a host without IPv6); listeners
 /// configured explicitly must all work.
@@ -143,6 +170,7 @@ pub struct File {
     users: PathBuf,
     tcp: Tcp,
     limits: sip::Limits,
+    persist: Persist,
 }
 
 impl Default for File {
@@ -164,6 +192,7 @@ impl Default for File {
             users: PathBuf::from(DEFAULT_USERS),
             tcp: Tcp::default(),
             limits: registrar.limits,
+            persist: Persist::default(),
         }
     }
 }
@@ -263,6 +292,18 @@ impl File {
     }
 
     /// Replaces the served domains, each its own realm (a command-line `--domain` wins).
+    /// Persistence of the location table.
+    pub fn persist(&self) -> &Persist {
+        &self.persist
+    }
+
+    /// The data directory (`--data-dir`), which also turns persistence on.
+    pub fn set_data_dir(&mut self, dir: PathBuf) {
+        self.persist.dir = dir;
+        self.persist.explicit = true;
+        self.persist.enabled = true;
+    }
+
     /// Worker threads (`--workers`); 0 means one per core.
     pub fn set_workers(&mut self, workers: usize) {
         self.workers = workers;
@@ -441,6 +482,38 @@ struct Raw {
     tcp: RawTcp,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    persist: RawPersist,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPersist {
+    enabled: Option<bool>,
+    dir: Option<String>,
+    window_ms: Option<u64>,
+}
+
+impl RawPersist {
+    fn apply(self, p: &mut Persist, at: &Locate<'_>) -> Result<(), ConfigError> {
+        if let Some(e) = self.enabled {
+            p.enabled = e;
+        }
+        if let Some(dir) = self.dir {
+            if dir.is_empty() {
+                return Err(at.error("persist.dir", "must not be empty"));
+            }
+            p.dir = PathBuf::from(dir);
+            p.explicit = true;
+        }
+        if let Some(w) = self.window_ms {
+            if !(10..=60_000).contains(&w) {
+                return Err(at.error("persist.window_ms", "must be 10 to 60000 milliseconds"));
+            }
+            p.window_ms = w;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -525,6 +598,7 @@ impl Raw {
         self.auth.apply(&mut file, at)?;
         self.limits.apply(&mut file.limits, at)?;
         self.tcp.apply(&mut file, at)?;
+        self.persist.apply(&mut file.persist, at)?;
         Ok(file)
     }
 }
@@ -997,8 +1071,10 @@ max_line = 4096
             )
             .replace("# [[domain]]", "[[domain]]")
             .replace("# name =", "name =")
-            .replace("# realm =", "realm =");
+            .replace("# realm =", "realm =")
+            .replace("# dir =", "dir =");
         let file = File::parse(&uncommented).unwrap();
+        assert!(file.persist().explicit);
         assert_eq!(file.domains().len(), 2);
         assert_eq!(file.nonce_secret(), Some([0xab; 32]));
     }

@@ -135,6 +135,29 @@ impl Default for Config {
     }
 }
 
+/// Takes the data directory for this process: an exclusive lock on `DIR/lock`, held as long as
+/// the returned file is open. A second server on the same directory would interleave journals
+/// and undo each other's removals; it is refused instead.
+pub fn lock(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(std::io::Error::new(
+            std::io::ErrorKind::WouldBlock,
+            format!(
+                "{} is locked: another sipreg uses this data directory",
+                path.display()
+            ),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 /// The shard of an AOR among `shards`: FNV-1a 64 of the canonical AOR bytes
 /// ([`Aor::as_bytes`](crate::location::Aor::as_bytes)) modulo `shards`. Stable across runs,
 /// builds and machines: the workers and [`load`] must agree on it. `shards` 0 is taken as 1.

@@ -80,6 +80,17 @@ impl Registrar {
         }
     }
 
+    /// Puts back a binding loaded from disk at start-up (no event: it is on disk already);
+    /// an expired one is skipped. Returns whether it was stored.
+    pub fn restore(
+        &mut self,
+        aor: &Aor,
+        binding: Binding,
+        now_ms: u64,
+    ) -> Result<bool, crate::location::Error> {
+        self.shard.restore(aor, binding, now_ms)
+    }
+
     /// Makes this registrar's nonces distinct from those of the other workers' registrars
     /// (which share its key): worker `index` numbers its nonces from `index << 48`.
     pub fn set_worker(&mut self, index: usize) {
