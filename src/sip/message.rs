@@ -157,8 +157,15 @@ pub enum Status<T> {
 }
 
 enum StartLine<'a> {
-    Request { method: &'a [u8], uri: &'a [u8] },
-    Response { code: u16, reason: &'a [u8] },
+    Request {
+        method: Method,
+        raw_method: &'a [u8],
+        uri: &'a [u8],
+    },
+    Response {
+        code: u16,
+        reason: &'a [u8],
+    },
 }
 
 struct Head<'a> {
@@ -304,9 +311,13 @@ fn assemble<'a, 'h>(
     let lines: &'h [Header<'a>] = storage.get(..head.count).unwrap_or_default();
     let headers = Headers { lines };
     match head.start {
-        StartLine::Request { method, uri } => Message::Request(Request {
-            method: Method::classify(method),
-            raw_method: method,
+        StartLine::Request {
+            method,
+            raw_method,
+            uri,
+        } => Message::Request(Request {
+            method,
+            raw_method,
             uri,
             headers,
             body,
@@ -581,7 +592,65 @@ fn general_line(rest: &[u8], max_line: usize) -> Result<(Header<'_>, usize), Err
 }
 
 /// `Request-Line = Method SP Request-URI SP SIP-Version CRLF`, with single spaces exactly.
+#[inline(always)]
 fn parse_request_line(line: &[u8]) -> Result<StartLine<'_>, ErrorKind> {
+    // The usual line ends in exactly " SIP/2.0"; any other goes the general way, which accepts
+    // everything this accepts, with the same parts.
+    if let Some(head) = line.strip_suffix(b" SIP/2.0")
+        && let Some(first) = find_byte(head, b' ')
+        && let (Some(raw_method), Some(uri)) = (head.get(..first), head.get(first + 1..))
+    {
+        let method = Method::classify(raw_method);
+        // A known method is a token.
+        if (method != Method::Other || chars::is_token(raw_method))
+            && !uri.is_empty()
+            && !has_ctl_or_space(uri)
+        {
+            return Ok(StartLine::Request {
+                method,
+                raw_method,
+                uri,
+            });
+        }
+    }
+    general_request_line(line)
+}
+
+/// The first `byte` in `buf`, a word at a time.
+#[inline(always)]
+fn find_byte(buf: &[u8], byte: u8) -> Option<usize> {
+    let mut words = buf.chunks_exact(8);
+    let mut at = 0;
+    for chunk in words.by_ref() {
+        let bits = byte_bits(word(chunk), byte);
+        if bits != 0 {
+            return Some(at + (bits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    Some(at + words.remainder().iter().position(|&b| b == byte)?)
+}
+
+/// True when `buf` holds a control character, SP or DEL, a word at a time.
+#[inline(always)]
+fn has_ctl_or_space(buf: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = buf.chunks_exact(8);
+    for chunk in words.by_ref() {
+        let w = word(chunk);
+        // Some byte is below 0x21 exactly when this is non-zero (the has-less-than test).
+        let below = w.wrapping_sub(ONES * 0x21) & !w & HIGH;
+        if below | byte_bits(w, 0x7f) != 0 {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|&b| b <= b' ' || b == 0x7f)
+}
+
+#[cold]
+#[inline(never)]
+fn general_request_line(line: &[u8]) -> Result<StartLine<'_>, ErrorKind> {
     let first = memchr::memchr(b' ', line).ok_or(ErrorKind::BadStartLine)?;
     let last = memchr::memrchr(b' ', line).ok_or(ErrorKind::BadStartLine)?;
     if last <= first {
@@ -598,7 +667,11 @@ fn parse_request_line(line: &[u8]) -> Result<StartLine<'_>, ErrorKind> {
         return Err(ErrorKind::BadStartLine);
     }
     check_version(version)?;
-    Ok(StartLine::Request { method, uri })
+    Ok(StartLine::Request {
+        method: Method::classify(method),
+        raw_method: method,
+        uri,
+    })
 }
 
 /// `Status-Line = SIP-Version SP Status-Code SP Reason-Phrase CRLF`
@@ -864,5 +937,65 @@ Content-Length: 0\r\n\r\n";
             }
         }
         assert!(plain > 0);
+    }
+
+    #[test]
+    fn request_line_fast_path_agrees() {
+        fn parts(r: Result<StartLine<'_>, ErrorKind>) -> Result<(Method, &[u8], &[u8]), ErrorKind> {
+            match r? {
+                StartLine::Request {
+                    method,
+                    raw_method,
+                    uri,
+                } => Ok((method, raw_method, uri)),
+                StartLine::Response { .. } => panic!("a request line parsed as a status line"),
+            }
+        }
+        let lines: &[&[u8]] = &[
+            b"REGISTER sip:example.com SIP/2.0",
+            b"INVITE sip:a@b;transport=udp SIP/2.0",
+            b"NEWMETHOD sip:a@b SIP/2.0",
+            b"NEW\x01METHOD sip:a@b SIP/2.0",
+            b"OPTIONS  sip:a@b SIP/2.0",
+            b"OPTIONS sip:a@b  SIP/2.0",
+            b"OPTIONS sip:a b SIP/2.0",
+            b"OPTIONS sip:a\x7fb SIP/2.0",
+            b"OPTIONS sip:a\x80b SIP/2.0",
+            b"OPTIONS sip:a@example.com;long-parameter=\x09 SIP/2.0",
+            b"OPTIONS sip:a@b sip/2.0",
+            b"OPTIONS sip:a@b SIP/02.00",
+            b"OPTIONS sip:a@b SIP/7.0",
+            b"OPTIONS  SIP/2.0",
+            b" SIP/2.0",
+            b"SIP/2.0",
+            b"OPTIONS SIP/2.0",
+        ];
+        for line in lines {
+            assert_eq!(
+                parts(parse_request_line(line)),
+                parts(general_request_line(line)),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn word_scanners() {
+        for len in 0..40 {
+            for at in 0..len {
+                let mut buf = vec![b'a'; len];
+                buf[at] = b' ';
+                assert_eq!(find_byte(&buf, b' '), Some(at));
+                assert!(has_ctl_or_space(&buf));
+                for bad in [0u8, b'\r', 0x7f] {
+                    buf[at] = bad;
+                    assert!(has_ctl_or_space(&buf), "{buf:?}");
+                }
+                buf[at] = 0xff;
+                assert!(!has_ctl_or_space(&buf));
+                assert_eq!(find_byte(&buf, b' '), None);
+            }
+        }
     }
 }
