@@ -51,7 +51,7 @@ impl HeaderName {
     pub fn classify(name: &[u8]) -> HeaderName {
         match name {
             [c] => COMPACT[usize::from(*c)],
-            _ => known(name, name.len()).unwrap_or(Other),
+            _ => known(name, name.len()).unwrap_or(HeaderName::Other),
         }
     }
 
@@ -62,15 +62,16 @@ impl HeaderName {
     pub(crate) fn classify_prefix(line: &[u8], len: usize) -> Option<HeaderName> {
         let h = match len {
             1 => COMPACT[usize::from(*line.first()?)],
-            _ => known(line, len).unwrap_or(Other),
+            _ => known(line, len).unwrap_or(HeaderName::Other),
         };
-        if h != Other {
+        if h != HeaderName::Other {
             return Some(h);
         }
         other_token(line.get(..len)?)
     }
     /// The full canonical name, as the writer emits it.
     pub const fn as_str(self) -> &'static str {
+        use HeaderName::*;
         match self {
             Accept => "Accept",
             Allow => "Allow",
@@ -108,10 +109,9 @@ impl HeaderName {
     }
 }
 
-use HeaderName::*;
-
 /// RFC 3261 7.3.3 compact forms, indexed by byte (either case).
 static COMPACT: [HeaderName; 256] = {
+    use HeaderName::*;
     let mut t = [Other; 256];
     let forms = [
         (b'i', CallId),
@@ -137,39 +137,42 @@ static COMPACT: [HeaderName; 256] = {
 };
 
 /// The known full names, each with its canonical spelling from [`HeaderName::as_str`].
-const KNOWN: [HeaderName; 31] = [
-    Accept,
-    Allow,
-    Authorization,
-    CallId,
-    Contact,
-    ContentEncoding,
-    ContentLength,
-    ContentType,
-    CSeq,
-    Date,
-    Event,
-    Expires,
-    From,
-    MaxForwards,
-    MinExpires,
-    Path,
-    ProxyAuthenticate,
-    ProxyAuthorization,
-    ProxyRequire,
-    RecordRoute,
-    Require,
-    RetryAfter,
-    Route,
-    Server,
-    Subject,
-    Supported,
-    To,
-    Unsupported,
-    UserAgent,
-    Via,
-    WwwAuthenticate,
-];
+const KNOWN: [HeaderName; 31] = {
+    use HeaderName::*;
+    [
+        Accept,
+        Allow,
+        Authorization,
+        CallId,
+        Contact,
+        ContentEncoding,
+        ContentLength,
+        ContentType,
+        CSeq,
+        Date,
+        Event,
+        Expires,
+        From,
+        MaxForwards,
+        MinExpires,
+        Path,
+        ProxyAuthenticate,
+        ProxyAuthorization,
+        ProxyRequire,
+        RecordRoute,
+        Require,
+        RetryAfter,
+        Route,
+        Server,
+        Subject,
+        Supported,
+        To,
+        Unsupported,
+        UserAgent,
+        Via,
+        WwwAuthenticate,
+    ]
+};
 
 /// One slot of the perfect hash of the known names: the name in lowercase as three little-endian
 /// words (zero past its end), the bits that may differ by letter case (0x20 at each letter), and
@@ -189,7 +192,7 @@ const EMPTY_SLOT: Slot = Slot {
     fold: [0; 3],
     care: [0; 3],
     len: 0,
-    name: Other,
+    name: HeaderName::Other,
 };
 
 /// The hash of a name of two bytes or more: its length and its first and last bytes, case folded,
@@ -250,7 +253,7 @@ fn known(line: &[u8], len: usize) -> Option<HeaderName> {
 #[cold]
 #[inline(never)]
 fn other_token(name: &[u8]) -> Option<HeaderName> {
-    chars::is_token(name).then_some(Other)
+    chars::is_token(name).then_some(HeaderName::Other)
 }
 
 /// The eight bytes of `line` from `at` as a little-endian word, zero-padded past its end.
@@ -367,6 +370,7 @@ mod tests {
 
     #[test]
     fn only_exact_names_match() {
+        use HeaderName::*;
         for h in KNOWN {
             let name = h.as_str().as_bytes();
             for i in 0..name.len() {
@@ -394,6 +398,7 @@ mod tests {
 
     #[test]
     fn prefixes_of_lines() {
+        use HeaderName::*;
         let cases: &[(&[u8], usize, Option<HeaderName>)] = &[
             (b"Via: SIP/2.0/UDP h", 3, Some(Via)),
             (b"v: SIP/2.0/UDP h", 1, Some(Via)),
