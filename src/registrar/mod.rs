@@ -136,8 +136,9 @@ pub struct Registrar {
     config: Config,
     users: UserDb,
     keys: NonceKeys,
-    /// The opaque value of each domain's challenges (a MAC of the realm; computed once).
-    opaques: Vec<crate::auth::Opaque>,
+    /// Each domain's challenges, rendered once: realm, opaque (a MAC of the realm), algorithm
+    /// and qop never change; a 401 writes only the nonce.
+    challenges: Vec<sip::ChallengeLines>,
     counts: NcTracker,
     shard: Shard,
     /// Nonce sequence number, so two challenges in the same second differ.
@@ -153,10 +154,16 @@ impl Registrar {
     pub fn new(config: Config, secret: [u8; 32]) -> Registrar {
         let counts = NcTracker::with_capacity(config.auth.nc_entries, config.auth.nonce_lifetime);
         let keys = NonceKeys::new(0, &secret);
-        let opaques = config
+        let algorithms: Vec<&str> = config.auth.algorithms.iter().map(|a| a.name()).collect();
+        let challenges = config
             .domains
             .iter()
-            .map(|d| keys.opaque(d.realm.as_bytes()))
+            .map(|d| {
+                let realm = d.realm.as_bytes();
+                let opaque = keys.opaque(realm);
+                let name = "WWW-Authenticate";
+                sip::ChallengeLines::new(name, realm, opaque.as_bytes(), &algorithms, register::QOP)
+            })
             .collect();
         let mut tag = [0u8; 16];
         let digest = crate::auth::hash_hex(Algorithm::Sha256, &secret);
@@ -167,7 +174,7 @@ impl Registrar {
             config,
             users: UserDb::new(),
             keys,
-            opaques,
+            challenges,
             counts,
             shard: Shard::new(),
             seq: 0,

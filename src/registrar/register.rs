@@ -7,8 +7,7 @@
 use crate::auth::{Algorithm, NcTracker, NcVerdict, NonceCheck, NonceKeys, UserDb};
 use crate::location::{Aor, BindingId, Registration};
 use crate::sip::{
-    Challenge, Contact, Contacts, Credentials, Essentials, HeaderName, Quoted, Request,
-    ResponseBuilder, SipUri, Uri,
+    Contact, Credentials, Essentials, HeaderName, Quoted, Request, ResponseBuilder, SipUri, Uri,
 };
 
 use super::{AuthConfig, ContactPolicy, Peer, Registrar};
@@ -18,7 +17,7 @@ const MAX_CONTACTS_PER_REQUEST: usize = 16;
 /// Path values one REGISTER may carry.
 const MAX_PATH: usize = 8;
 /// The qop values offered in challenges.
-const QOP: &str = "auth,auth-int";
+pub(super) const QOP: &str = "auth,auth-int";
 
 /// The outcome of authentication.
 enum Auth<'a> {
@@ -47,22 +46,31 @@ enum ContactSet<'a> {
     List([Option<Contact<'a>>; MAX_CONTACTS_PER_REQUEST], usize),
 }
 
-/// Parses every Contact of `req`; a defect is the reason phrase of a 400.
+/// Parses every Contact of `req` in one walk over the Contact elements; a defect is the reason
+/// phrase of a 400. A `*` must be the only element (RFC 3261 10.3 step 6).
 fn parse_contacts<'a>(req: &Request<'a, '_>) -> Result<ContactSet<'a>, &'static str> {
-    match req.headers.contacts() {
-        Err(_) => Err("Bad Contact"),
-        Ok(Contacts::Absent) => Ok(ContactSet::Absent),
-        Ok(Contacts::Wildcard) => Ok(ContactSet::Wildcard),
-        Ok(Contacts::List(list)) => {
-            let mut items = [None; MAX_CONTACTS_PER_REQUEST];
-            let mut n = 0;
-            for c in list {
-                let c = c.map_err(|_| "Bad Contact")?;
-                *items.get_mut(n).ok_or("Too Many Contacts")? = Some(c);
-                n += 1;
+    let mut items = [None; MAX_CONTACTS_PER_REQUEST];
+    let (mut n, mut count, mut wildcard, mut too_many) = (0, 0, false, false);
+    for element in req.headers.elements(HeaderName::Contact) {
+        count += 1;
+        if element == b"*" {
+            wildcard = true;
+        } else if !wildcard && !too_many {
+            let c = Contact::parse(element).map_err(|_| "Bad Contact")?;
+            match items.get_mut(n) {
+                Some(slot) => *slot = Some(c),
+                // Parsing stops; the walk goes on only to find a `*`.
+                None => too_many = true,
             }
-            Ok(ContactSet::List(items, n))
+            n += 1;
         }
+    }
+    match (wildcard, count) {
+        (_, 0) => Ok(ContactSet::Absent),
+        (true, 1) => Ok(ContactSet::Wildcard),
+        (true, _) => Err("Bad Contact"),
+        (false, _) if too_many => Err("Too Many Contacts"),
+        (false, _) => Ok(ContactSet::List(items, n)),
     }
 }
 
@@ -497,18 +505,9 @@ impl Registrar {
         self.seq = self.seq.wrapping_add(1);
         let realm = self.config.domains.get(d)?.realm.as_bytes();
         let nonce = self.keys.issue(now_s, realm, self.seq);
-        let opaque = self.opaques.get(d)?;
+        let lines = self.challenges.get(d)?;
         self.respond(peer, (req, e), 401, "Unauthorized", out, |r| {
-            for alg in &self.config.auth.algorithms {
-                r.www_authenticate(&Challenge {
-                    realm,
-                    nonce: nonce.as_bytes(),
-                    opaque: opaque.as_bytes(),
-                    algorithm: alg.name(),
-                    qop: QOP,
-                    stale,
-                });
-            }
+            r.challenges(lines, nonce.as_bytes(), stale);
         })
     }
 
