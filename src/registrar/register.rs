@@ -19,7 +19,22 @@ const MAX_PATH: usize = 8;
 /// The qop values offered in challenges.
 pub(super) const QOP: &str = "auth,auth-int";
 
-/// The outcome of authentication.
+/// What the credentials of a request prove, decided from the request, the keys and the user
+/// table alone: no nonce-count table, no location shard, so any worker can compute it.
+enum Verdict<'a> {
+    /// A right digest on a fresh nonce; whether it is new depends on the nonce-count
+    /// ([`observe_nc`]). `nonce` identifies the nonce, issued at `issued` (seconds).
+    Verified {
+        username: Quoted<'a>,
+        nonce: u64,
+        issued: u64,
+        nc: u32,
+    },
+    /// Challenge (again); `stale` when the credentials were right but the nonce had expired.
+    Challenge { stale: bool },
+}
+
+/// The outcome of authentication once the nonce-count is checked.
 enum Auth<'a> {
     /// The credentials prove this user name (as received, quoted-pairs unresolved).
     User(Quoted<'a>),
@@ -38,18 +53,20 @@ enum Op<'a> {
 }
 
 /// The Contact header fields of a REGISTER, parsed once.
-// Lives on the stack for one request; boxing the list would allocate per packet.
-#[allow(clippy::large_enum_variant)]
-enum ContactSet<'a> {
+#[derive(Clone, Copy)]
+enum ContactSet {
     Absent,
     Wildcard,
-    List([Option<Contact<'a>>; MAX_CONTACTS_PER_REQUEST], usize),
+    /// This many contacts, parsed into the caller's storage.
+    List(usize),
 }
 
 /// Parses every Contact of `req` in one walk over the Contact elements; a defect is the reason
 /// phrase of a 400. A `*` must be the only element (RFC 3261 10.3 step 6).
-fn parse_contacts<'a>(req: &Request<'a, '_>) -> Result<ContactSet<'a>, &'static str> {
-    let mut items = [None; MAX_CONTACTS_PER_REQUEST];
+fn parse_contacts<'a>(
+    req: &Request<'a, '_>,
+    items: &mut [Option<Contact<'a>>; MAX_CONTACTS_PER_REQUEST],
+) -> Result<ContactSet, &'static str> {
     let (mut n, mut count, mut wildcard, mut too_many) = (0, 0, false, false);
     for element in req.headers.elements(HeaderName::Contact) {
         count += 1;
@@ -70,7 +87,7 @@ fn parse_contacts<'a>(req: &Request<'a, '_>) -> Result<ContactSet<'a>, &'static 
         (true, 1) => Ok(ContactSet::Wildcard),
         (true, _) => Err("Bad Contact"),
         (false, _) if too_many => Err("Too Many Contacts"),
-        (false, _) => Ok(ContactSet::List(items, n)),
+        (false, _) => Ok(ContactSet::List(n)),
     }
 }
 
@@ -89,17 +106,16 @@ fn same_binding(a: &Contact<'_>, b: &Contact<'_>) -> bool {
     }
 }
 
-/// Checks the credentials of `req` against `realm`.
-#[allow(clippy::too_many_arguments)] // the fields of Registrar borrowed apart
+/// Checks the credentials of `req` against `realm`: the receive-side half of authentication.
 fn authenticate<'a>(
     keys: &NonceKeys,
     users: &UserDb,
-    counts: &mut NcTracker,
     cfg: &AuthConfig,
     realm: &[u8],
     now_s: u64,
     req: &Request<'a, '_>,
-) -> Auth<'a> {
+) -> Verdict<'a> {
+    const CHALLENGE: Verdict<'static> = Verdict::Challenge { stale: false };
     // RFC 3261 22.4: the credentials for our realm; other schemes (RFC 4475 regaut01) and other
     // realms are not ours, and earn a fresh challenge.
     let digest = req.headers.authorizations().find_map(|c| match c {
@@ -107,47 +123,65 @@ fn authenticate<'a>(
         _ => None,
     });
     let Some(d) = digest else {
-        return Auth::Challenge { stale: false };
+        return CHALLENGE;
     };
     let (Some(username), Some(nonce)) = (d.username, d.nonce.and_then(|n| n.plain())) else {
-        return Auth::Challenge { stale: false };
+        return CHALLENGE;
     };
     // Only the algorithms offered are accepted (no downgrade to one the operator turned off).
     if !Algorithm::of(&d).is_some_and(|a| cfg.algorithms.contains(&a)) {
-        return Auth::Challenge { stale: false };
+        return CHALLENGE;
     }
     // RFC 7616 3.4: qop is required; without it there is no nonce-count to stop a replay.
-    if d.qop.is_none() || d.nc.is_none() || d.cnonce.is_none() {
-        return Auth::Challenge { stale: false };
-    }
+    let (Some(nc), Some(_), Some(_)) = (d.nc, d.qop, d.cnonce) else {
+        return CHALLENGE;
+    };
     // The digest covers the digest-uri the client signed. RFC 2617 3.2.2.5 lets a server also
     // compare it with the Request-URI; deployed clients (SIPp among them) sign the server's
     // address instead of the domain, and the method in HA2 plus the nonce-count already stop
     // reuse elsewhere, so only its presence is required.
     if d.uri.is_none() {
-        return Auth::Challenge { stale: false };
+        return CHALLENGE;
     }
     let body = req.body;
     match keys.check(nonce, now_s, realm, cfg.nonce_lifetime) {
-        NonceCheck::Invalid => Auth::Challenge { stale: false },
+        NonceCheck::Invalid => CHALLENGE,
         // RFC 7616 3.3: stale "indicating that the previous request from the client was
         // rejected because the nonce value was stale" -- only when the digest itself was right.
-        NonceCheck::Stale => Auth::Challenge {
+        NonceCheck::Stale => Verdict::Challenge {
             stale: users.verify_user(realm, req.raw_method, &d, body),
         },
         NonceCheck::Fresh { issued, id } => {
             if !users.verify_user(realm, req.raw_method, &d, body) {
                 // Unknown user and wrong password: the same 401.
-                return Auth::Challenge { stale: false };
+                return CHALLENGE;
             }
-            match counts.observe(id, issued, d.nc.unwrap_or(0), now_s) {
-                NcVerdict::Accept => Auth::User(username),
-                // The table no longer knows this nonce: a fresh one costs the client one round
-                // trip and cannot let a replay through.
-                NcVerdict::Unknown => Auth::Challenge { stale: true },
-                NcVerdict::Replay => Auth::Replay(username),
+            Verdict::Verified {
+                username,
+                nonce: id,
+                issued,
+                nc,
             }
         }
+    }
+}
+
+/// The owner-side half: a verified digest counts only with a nonce-count not seen before.
+fn observe_nc<'a>(counts: &mut NcTracker, verdict: Verdict<'a>, now_s: u64) -> Auth<'a> {
+    match verdict {
+        Verdict::Challenge { stale } => Auth::Challenge { stale },
+        Verdict::Verified {
+            username,
+            nonce,
+            issued,
+            nc,
+        } => match counts.observe(nonce, issued, nc, now_s) {
+            NcVerdict::Accept => Auth::User(username),
+            // The table no longer knows this nonce: a fresh one costs the client one round
+            // trip and cannot let a replay through.
+            NcVerdict::Unknown => Auth::Challenge { stale: true },
+            NcVerdict::Replay => Auth::Replay(username),
+        },
     }
 }
 
@@ -167,21 +201,23 @@ impl Registrar {
             return self.reply(peer, (req, e), 404, "Domain Not Served", out);
         };
         // Syntax first, so that a malformed Contact earns its 400 before any challenge.
-        let contacts = match parse_contacts(req) {
+        // On the stack, filled in place: the set is large and moving it costs.
+        let mut items = [None; MAX_CONTACTS_PER_REQUEST];
+        let contacts = match parse_contacts(req, &mut items) {
             Ok(c) => c,
             Err(reason) => return self.reply(peer, (req, e), 400, reason, out),
         };
         // Step 2 (Require) was screening. Step 3: "A registrar SHOULD authenticate the UAC."
         let realm = self.config.domains.get(d)?.realm.as_bytes();
-        let auth = authenticate(
+        let verdict = authenticate(
             &self.keys,
             &self.users,
-            &mut self.counts,
             &self.config.auth,
             realm,
             now_s,
             req,
         );
+        let auth = observe_nc(&mut self.counts, verdict, now_s);
         let (username, replay) = match auth {
             Auth::User(u) => (u, false),
             Auth::Replay(u) => (u, true),
@@ -211,7 +247,7 @@ impl Registrar {
                 self.challenge(now_s, d, false, peer, (req, e), out)
             }
         } else {
-            self.update(now_ms, peer, req, e, &contacts, (&to, &aor), out)
+            self.update(now_ms, peer, req, e, (contacts, &items), (&to, &aor), out)
         };
         self.aor_buf = aor;
         answer
@@ -225,7 +261,7 @@ impl Registrar {
         peer: Peer,
         req: &Request<'a, '_>,
         e: &Essentials<'a>,
-        contacts: &ContactSet<'a>,
+        (contacts, items): (ContactSet, &[Option<Contact<'a>>]),
         (to, aor): (&SipUri<'_>, &[u8]),
         out: &mut [u8],
     ) -> Option<usize> {
@@ -236,7 +272,7 @@ impl Registrar {
             ContactSet::Wildcard => {
                 return self.remove_all(now_ms, peer, req, e, header_expires, aor, out);
             }
-            ContactSet::List(items, n) => items.get(..*n).unwrap_or_default(),
+            ContactSet::List(n) => items.get(..n).unwrap_or_default(),
         };
         let mut paths: [&[u8]; MAX_PATH] = [b""; MAX_PATH];
         let mut path_count = 0;
@@ -479,10 +515,12 @@ impl Registrar {
                 );
             }
             // RFC 3327 5.3: the registrar returns the Path it stored when the UA supports path.
-            let supports_path = req
-                .headers
-                .option_tags(HeaderName::Supported)
-                .any(|t| t.is_ok_and(|t| t.eq_ignore_ascii_case(b"path")));
+            // (Without a Path in the request there is nothing to return: Supported is not read.)
+            let supports_path = req.headers.get(HeaderName::Path).is_some()
+                && req
+                    .headers
+                    .option_tags(HeaderName::Supported)
+                    .any(|t| t.is_ok_and(|t| t.eq_ignore_ascii_case(b"path")));
             if supports_path {
                 for p in req.headers.elements(HeaderName::Path) {
                     r.header("Path", p);
