@@ -13,7 +13,7 @@ pub mod screen;
 
 use core::net::SocketAddr;
 
-use crate::auth::{Algorithm, NcTracker, NonceKeys, UserDb};
+use crate::auth::{Algorithm, KnownA2, NcTracker, NonceKeys, UserDb};
 use crate::location::{Event, Shard};
 use crate::sip::{self, Header, Limits, Method, SipUri, Transport};
 
@@ -139,6 +139,8 @@ pub struct Registrar {
     /// Each domain's challenges, rendered once: realm, opaque (a MAC of the realm), algorithm
     /// and qop never change; a 401 writes only the nonce.
     challenges: Vec<sip::ChallengeLines>,
+    /// Each domain's H(A2) for `REGISTER sip:<domain>`, per algorithm offered: what phones sign.
+    known_a2: Vec<Vec<KnownA2>>,
     counts: NcTracker,
     shard: Shard,
     /// Nonce sequence number, so two challenges in the same second differ.
@@ -165,6 +167,17 @@ impl Registrar {
                 sip::ChallengeLines::new(name, realm, opaque.as_bytes(), &algorithms, register::QOP)
             })
             .collect();
+        let known_a2 = config
+            .domains
+            .iter()
+            .map(|d| {
+                let uri = format!("sip:{}", d.name);
+                let algorithms = config.auth.algorithms.iter();
+                algorithms
+                    .map(|&a| KnownA2::new(a, b"REGISTER", uri.as_bytes()))
+                    .collect()
+            })
+            .collect();
         let mut tag = [0u8; 16];
         let digest = crate::auth::hash_hex(Algorithm::Sha256, &secret);
         for (t, h) in tag.iter_mut().zip(digest.as_bytes()) {
@@ -175,6 +188,7 @@ impl Registrar {
             users: UserDb::new(),
             keys,
             challenges,
+            known_a2,
             counts,
             shard: Shard::new(),
             seq: 0,

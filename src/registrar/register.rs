@@ -4,7 +4,7 @@
 //! Every check runs before anything changes: a request is applied whole or not at all. The
 //! location shard stores; this module decides.
 
-use crate::auth::{Algorithm, NcTracker, NcVerdict, NonceCheck, NonceKeys, UserDb};
+use crate::auth::{Algorithm, KnownA2, NcTracker, NcVerdict, NonceCheck, NonceKeys, UserDb};
 use crate::location::{Aor, BindingId, Registration};
 use crate::sip::{
     Contact, Credentials, Essentials, HeaderName, Quoted, Request, ResponseBuilder, SipUri, Uri,
@@ -107,10 +107,12 @@ fn same_binding(a: &Contact<'_>, b: &Contact<'_>) -> bool {
 }
 
 /// Checks the credentials of `req` against `realm`: the receive-side half of authentication.
+#[allow(clippy::too_many_arguments)] // the fields of Registrar borrowed apart
 fn authenticate<'a>(
     keys: &NonceKeys,
     users: &UserDb,
     cfg: &AuthConfig,
+    known: &[KnownA2],
     realm: &[u8],
     now_s: u64,
     req: &Request<'a, '_>,
@@ -149,10 +151,10 @@ fn authenticate<'a>(
         // RFC 7616 3.3: stale "indicating that the previous request from the client was
         // rejected because the nonce value was stale" -- only when the digest itself was right.
         NonceCheck::Stale => Verdict::Challenge {
-            stale: users.verify_user(realm, req.raw_method, &d, body),
+            stale: users.verify_user_with(realm, req.raw_method, &d, body, known),
         },
         NonceCheck::Fresh { issued, id } => {
-            if !users.verify_user(realm, req.raw_method, &d, body) {
+            if !users.verify_user_with(realm, req.raw_method, &d, body, known) {
                 // Unknown user and wrong password: the same 401.
                 return CHALLENGE;
             }
@@ -209,10 +211,12 @@ impl Registrar {
         };
         // Step 2 (Require) was screening. Step 3: "A registrar SHOULD authenticate the UAC."
         let realm = self.config.domains.get(d)?.realm.as_bytes();
+        let known = self.known_a2.get(d).map(Vec::as_slice).unwrap_or_default();
         let verdict = authenticate(
             &self.keys,
             &self.users,
             &self.config.auth,
+            known,
             realm,
             now_s,
             req,
