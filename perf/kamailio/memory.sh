@@ -47,7 +47,7 @@ snapshot() {
         pss=$((pss + ${v% *}))
         rss=$((rss + ${v#* }))
     done
-    contacts=$("${ctl[@]}" stats.get_statistics usrloc:location_contacts | awk '{ print $3 }')
+    contacts=$("${ctl[@]}" stats.get_statistics usrloc: | awk '$1 == "usrloc:location_contacts" { print $3 }')
     echo "$shm $pss $rss $contacts"
 }
 
