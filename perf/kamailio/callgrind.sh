@@ -68,7 +68,9 @@ measure() {
     "$here/run.sh" stop "$dir"
     current=
     local all
-    all=$(cat "$dir"/callgrind.out.* | awk '$1 == "totals:" || $1 == "summary:" { s += $2 } END { print s }')
+    # One total per profile (a profile has a summary: and a totals: line with the same value).
+    all=$(awk '($1 == "totals:" || $1 == "summary:") && !seen[FILENAME]++ { s += $2 } END { print s }' \
+        "$dir"/callgrind.out.*)
     local w
     w=$(awk '$1 == "totals:" || $1 == "summary:" { print $2; exit }' "$dir/callgrind.out.$worker")
     echo "$w $all" >"$dir/result"
@@ -91,6 +93,7 @@ per() { awk -v a="$1" -v b="$2" -v n="$n" 'BEGIN { printf "%.0f", (a - b) / n }'
     echo "  REGISTER -> 401 (challenge):                            $(per "${ir[challenge]}" "${ir[base-auth]}")"
     echo "  authenticated REGISTER -> 200 (auth - challenge):       $(per "${ir[auth]}" "${ir[challenge]}")"
     echo "  REGISTER -> 200 without auth:                           $(per "${ir[noauth]}" "${ir[base-noauth]}")"
-    echo "  (all processes, registration with auth:                 $(per "${all[auth]}" "${all[base-auth]}"))"
+    echo "  (all processes, registration with auth:                 $(per "${all[auth]}" "${all[base-auth]}");"
+    echo "   this includes the timer processes ticking for the run's longer wall time)"
 } | tee -a "$out/summary.txt"
 echo "profiles: $out (callgrind_annotate $out/auth/callgrind.out.PID)"
