@@ -182,7 +182,12 @@ for mode in $modes; do
     done
     server_stop "$mode"
     current_mode=
-    echo "$server $mode: max sustainable rate $lo registrations/s (first failure at $hi; $secs s runs)" |
+    if ((hi == 0)); then
+        limit="no failure up to $lo; raise MAX_RUNS"
+    else
+        limit="first failure at $hi"
+    fi
+    echo "$server $mode: max sustainable rate $lo registrations/s ($limit; $secs s runs)" |
         tee -a "$out/summary.txt"
 done
 echo "logs: $out"
