@@ -28,12 +28,20 @@ pub const fn encoded_len(n: usize) -> usize {
 pub fn encode(input: &[u8], out: &mut [u8]) -> Option<usize> {
     let len = encoded_len(input.len());
     let out = out.get_mut(..len)?;
-    for (group, chars) in input.chunks(3).zip(out.chunks_mut(4)) {
-        let b = |i: usize| u32::from(group.get(i).copied().unwrap_or(0));
+    let enc = |n: u32, k: u32| ALPHABET[(n >> (18 - 6 * k)) as usize & 63];
+    // Whole groups first, with fixed-size chunks the compiler unrolls.
+    let (groups, tail) = input.as_chunks::<3>();
+    let (chars, rest) = out.as_chunks_mut::<4>();
+    for (&[a, b, c], out) in groups.iter().zip(chars) {
+        let n = u32::from(a) << 16 | u32::from(b) << 8 | u32::from(c);
+        *out = [enc(n, 0), enc(n, 1), enc(n, 2), enc(n, 3)];
+    }
+    if !tail.is_empty() {
+        let b = |i: usize| u32::from(tail.get(i).copied().unwrap_or(0));
         let n = b(0) << 16 | b(1) << 8 | b(2);
-        for (k, c) in chars.iter_mut().enumerate() {
+        for (k, c) in rest.iter_mut().enumerate() {
             // A 6-bit value: always inside the 64-entry alphabet.
-            *c = ALPHABET[(n >> (18 - 6 * k)) as usize & 63];
+            *c = enc(n, k as u32);
         }
     }
     Some(len)
@@ -47,9 +55,23 @@ pub fn decode(input: &[u8], out: &mut [u8]) -> Option<usize> {
     }
     let len = input.len() * 3 / 4;
     let out = out.get_mut(..len)?;
-    for (chars, group) in input.chunks(4).zip(out.chunks_mut(3)) {
+    let (chunks, tail) = input.as_chunks::<4>();
+    let (groups, group) = out.as_chunks_mut::<3>();
+    // Whole groups: a byte outside the alphabet decodes to 0xFF, so OR-ing every value and
+    // checking once afterwards finds it.
+    let mut bad = 0u8;
+    for (chars, g) in chunks.iter().zip(groups) {
+        let [a, b, c, d] = chars.map(|c| DECODE[usize::from(c)]);
+        bad |= a | b | c | d;
+        let n = u32::from(a) << 18 | u32::from(b) << 12 | u32::from(c) << 6 | u32::from(d);
+        *g = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+    }
+    if bad & 0xC0 != 0 {
+        return None;
+    }
+    if !tail.is_empty() {
         let mut n = 0u32;
-        for &c in chars {
+        for &c in tail {
             let v = DECODE[usize::from(c)];
             if v == 0xFF {
                 return None;
@@ -57,8 +79,7 @@ pub fn decode(input: &[u8], out: &mut [u8]) -> Option<usize> {
             n = n << 6 | u32::from(v);
         }
         // Left-align a short final group as if it had been padded with zero characters.
-        let missing = 4 - chars.len();
-        n <<= 6 * missing;
+        n <<= 6 * (4 - tail.len());
         // The bits past the last whole byte must be zero, else two texts decode alike.
         let unused = (0xFF_FFFF >> (8 * group.len())) & n;
         if unused != 0 {

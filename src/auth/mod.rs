@@ -57,7 +57,10 @@ pub mod nc;
 pub mod nonce;
 pub mod users;
 
-pub use digest::{Algorithm, Ha1, Hex, compute_response, hash_hex, verify};
+pub use digest::{
+    Algorithm, Ha1, Hex, KnownA2, compute_response, compute_response_with, hash_hex, verify,
+    verify_with,
+};
 pub use nc::{NcTracker, NcVerdict};
 pub use nonce::{MAX_SKEW, Nonce, NonceCheck, NonceKeys, Opaque};
 pub use users::UserDb;

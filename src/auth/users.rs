@@ -13,7 +13,7 @@ use core::hash::{Hash, Hasher};
 
 use hashbrown::{Equivalent, HashMap};
 
-use super::digest::{Algorithm, Ha1, verify};
+use super::digest::{Algorithm, Ha1, KnownA2, verify_with};
 use crate::sip::{DigestResponse, Quoted};
 
 /// Longest username with quoted-pairs we unescape (on the stack) for a lookup; a longer one is
@@ -140,6 +140,19 @@ impl UserDb {
         resp: &DigestResponse<'_>,
         body: &[u8],
     ) -> bool {
+        self.verify_user_with(realm, method, resp, body, &[])
+    }
+
+    /// [`UserDb::verify_user`] with H(A2) values computed ahead (see [`KnownA2`]); the answer is
+    /// the same, only faster when one matches.
+    pub fn verify_user_with(
+        &self,
+        realm: &[u8],
+        method: &[u8],
+        resp: &DigestResponse<'_>,
+        body: &[u8],
+        known: &[KnownA2],
+    ) -> bool {
         // An unsupported algorithm is visible in the request itself; refusing early leaks nothing.
         let Some(alg) = Algorithm::of(resp) else {
             return false;
@@ -154,7 +167,7 @@ impl UserDb {
         };
         let found = stored.is_some();
         let ha1 = stored.or(DUMMY.get(alg.index())).copied();
-        let ok = ha1.is_some_and(|h| verify(&h, method, resp, body));
+        let ok = ha1.is_some_and(|h| verify_with(&h, method, resp, body, known));
         // Non-short-circuiting: the digest above has run whatever `found` is.
         ok & found & realm_ok
     }
@@ -184,7 +197,7 @@ fn unescape<'a>(q: Quoted<'a>, buf: &'a mut [u8]) -> Option<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::digest::compute_response;
+    use crate::auth::digest::{compute_response, verify};
     use crate::sip::Credentials;
 
     const RFC2617: &[u8] = b"Digest username=\"Mufasa\", realm=\"testrealm@host.com\", \

@@ -14,7 +14,7 @@ mod serving;
 
 use core::net::SocketAddr;
 
-use crate::auth::{Algorithm, NcTracker, NonceKeys, UserDb};
+use crate::auth::{Algorithm, KnownA2, NcTracker, NonceKeys, UserDb};
 use crate::location::{Event, Shard};
 use crate::sip::{self, Header, Limits, Method, SipUri, Transport};
 
@@ -141,8 +141,11 @@ pub struct Registrar {
     config: Config,
     users: UserDb,
     keys: NonceKeys,
-    /// The opaque value of each domain's challenges (a MAC of the realm; computed once).
-    opaques: Vec<crate::auth::Opaque>,
+    /// Each domain's challenges, rendered once: realm, opaque (a MAC of the realm), algorithm
+    /// and qop never change; a 401 writes only the nonce.
+    challenges: Vec<sip::ChallengeLines>,
+    /// Each domain's H(A2) for `REGISTER sip:<domain>`, per algorithm offered: what phones sign.
+    known_a2: Vec<Vec<KnownA2>>,
     counts: NcTracker,
     shard: Shard,
     /// Nonce sequence number, so two challenges in the same second differ.
@@ -160,10 +163,27 @@ impl Registrar {
     pub fn new(config: Config, secret: [u8; 32]) -> Registrar {
         let counts = NcTracker::with_capacity(config.auth.nc_entries, config.auth.nonce_lifetime);
         let keys = NonceKeys::new(0, &secret);
-        let opaques = config
+        let algorithms: Vec<&str> = config.auth.algorithms.iter().map(|a| a.name()).collect();
+        let challenges = config
             .domains
             .iter()
-            .map(|d| keys.opaque(d.realm.as_bytes()))
+            .map(|d| {
+                let realm = d.realm.as_bytes();
+                let opaque = keys.opaque(realm);
+                let name = "WWW-Authenticate";
+                sip::ChallengeLines::new(name, realm, opaque.as_bytes(), &algorithms, register::QOP)
+            })
+            .collect();
+        let known_a2 = config
+            .domains
+            .iter()
+            .map(|d| {
+                let uri = format!("sip:{}", d.name);
+                let algorithms = config.auth.algorithms.iter();
+                algorithms
+                    .map(|&a| KnownA2::new(a, b"REGISTER", uri.as_bytes()))
+                    .collect()
+            })
             .collect();
         let mut tag = [0u8; 16];
         let digest = crate::auth::hash_hex(Algorithm::Sha256, &secret);
@@ -174,7 +194,8 @@ impl Registrar {
             config,
             users: UserDb::new(),
             keys,
-            opaques,
+            challenges,
+            known_a2,
             counts,
             shard: Shard::new(),
             seq: 0,

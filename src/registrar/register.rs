@@ -4,11 +4,10 @@
 //! Every check runs before anything changes: a request is applied whole or not at all. The
 //! location shard stores; this module decides.
 
-use crate::auth::{Algorithm, NcTracker, NcVerdict, NonceCheck, NonceKeys, UserDb};
+use crate::auth::{Algorithm, KnownA2, NcTracker, NcVerdict, NonceCheck, NonceKeys, UserDb};
 use crate::location::{Aor, BindingId, Registration};
 use crate::sip::{
-    Challenge, Contact, Contacts, Credentials, Essentials, HeaderName, Quoted, Request,
-    ResponseBuilder, SipUri, Uri,
+    Contact, Credentials, Essentials, HeaderName, Quoted, Request, ResponseBuilder, SipUri, Uri,
 };
 
 use super::{AuthConfig, ContactPolicy, Peer, Registrar};
@@ -18,9 +17,24 @@ const MAX_CONTACTS_PER_REQUEST: usize = 16;
 /// Path values one REGISTER may carry.
 const MAX_PATH: usize = 8;
 /// The qop values offered in challenges.
-const QOP: &str = "auth,auth-int";
+pub(super) const QOP: &str = "auth,auth-int";
 
-/// The outcome of authentication.
+/// What the credentials of a request prove, decided from the request, the keys and the user
+/// table alone: no nonce-count table, no location shard, so any worker can compute it.
+enum Verdict<'a> {
+    /// A right digest on a fresh nonce; whether it is new depends on the nonce-count
+    /// ([`observe_nc`]). `nonce` identifies the nonce, issued at `issued` (seconds).
+    Verified {
+        username: Quoted<'a>,
+        nonce: u64,
+        issued: u64,
+        nc: u32,
+    },
+    /// Challenge (again); `stale` when the credentials were right but the nonce had expired.
+    Challenge { stale: bool },
+}
+
+/// The outcome of authentication once the nonce-count is checked.
 enum Auth<'a> {
     /// The credentials prove this user name (as received, quoted-pairs unresolved).
     User(Quoted<'a>),
@@ -39,30 +53,41 @@ enum Op<'a> {
 }
 
 /// The Contact header fields of a REGISTER, parsed once.
-// Lives on the stack for one request; boxing the list would allocate per packet.
-#[allow(clippy::large_enum_variant)]
-enum ContactSet<'a> {
+#[derive(Clone, Copy)]
+enum ContactSet {
     Absent,
     Wildcard,
-    List([Option<Contact<'a>>; MAX_CONTACTS_PER_REQUEST], usize),
+    /// This many contacts, parsed into the caller's storage.
+    List(usize),
 }
 
-/// Parses every Contact of `req`; a defect is the reason phrase of a 400.
-fn parse_contacts<'a>(req: &Request<'a, '_>) -> Result<ContactSet<'a>, &'static str> {
-    match req.headers.contacts() {
-        Err(_) => Err("Bad Contact"),
-        Ok(Contacts::Absent) => Ok(ContactSet::Absent),
-        Ok(Contacts::Wildcard) => Ok(ContactSet::Wildcard),
-        Ok(Contacts::List(list)) => {
-            let mut items = [None; MAX_CONTACTS_PER_REQUEST];
-            let mut n = 0;
-            for c in list {
-                let c = c.map_err(|_| "Bad Contact")?;
-                *items.get_mut(n).ok_or("Too Many Contacts")? = Some(c);
-                n += 1;
+/// Parses every Contact of `req` in one walk over the Contact elements; a defect is the reason
+/// phrase of a 400. A `*` must be the only element (RFC 3261 10.3 step 6).
+fn parse_contacts<'a>(
+    req: &Request<'a, '_>,
+    items: &mut [Option<Contact<'a>>; MAX_CONTACTS_PER_REQUEST],
+) -> Result<ContactSet, &'static str> {
+    let (mut n, mut count, mut wildcard, mut too_many) = (0, 0, false, false);
+    for element in req.headers.elements(HeaderName::Contact) {
+        count += 1;
+        if element == b"*" {
+            wildcard = true;
+        } else if !wildcard && !too_many {
+            let c = Contact::parse(element).map_err(|_| "Bad Contact")?;
+            match items.get_mut(n) {
+                Some(slot) => *slot = Some(c),
+                // Parsing stops; the walk goes on only to find a `*`.
+                None => too_many = true,
             }
-            Ok(ContactSet::List(items, n))
+            n += 1;
         }
+    }
+    match (wildcard, count) {
+        (_, 0) => Ok(ContactSet::Absent),
+        (true, 1) => Ok(ContactSet::Wildcard),
+        (true, _) => Err("Bad Contact"),
+        (false, _) if too_many => Err("Too Many Contacts"),
+        (false, _) => Ok(ContactSet::List(n)),
     }
 }
 
@@ -81,17 +106,18 @@ fn same_binding(a: &Contact<'_>, b: &Contact<'_>) -> bool {
     }
 }
 
-/// Checks the credentials of `req` against `realm`.
+/// Checks the credentials of `req` against `realm`: the receive-side half of authentication.
 #[allow(clippy::too_many_arguments)] // the fields of Registrar borrowed apart
 fn authenticate<'a>(
     keys: &NonceKeys,
     users: &UserDb,
-    counts: &mut NcTracker,
     cfg: &AuthConfig,
+    known: &[KnownA2],
     realm: &[u8],
     now_s: u64,
     req: &Request<'a, '_>,
-) -> Auth<'a> {
+) -> Verdict<'a> {
+    const CHALLENGE: Verdict<'static> = Verdict::Challenge { stale: false };
     // RFC 3261 22.4: the credentials for our realm; other schemes (RFC 4475 regaut01) and other
     // realms are not ours, and earn a fresh challenge.
     let digest = req.headers.authorizations().find_map(|c| match c {
@@ -99,47 +125,65 @@ fn authenticate<'a>(
         _ => None,
     });
     let Some(d) = digest else {
-        return Auth::Challenge { stale: false };
+        return CHALLENGE;
     };
     let (Some(username), Some(nonce)) = (d.username, d.nonce.and_then(|n| n.plain())) else {
-        return Auth::Challenge { stale: false };
+        return CHALLENGE;
     };
     // Only the algorithms offered are accepted (no downgrade to one the operator turned off).
     if !Algorithm::of(&d).is_some_and(|a| cfg.algorithms.contains(&a)) {
-        return Auth::Challenge { stale: false };
+        return CHALLENGE;
     }
     // RFC 7616 3.4: qop is required; without it there is no nonce-count to stop a replay.
-    if d.qop.is_none() || d.nc.is_none() || d.cnonce.is_none() {
-        return Auth::Challenge { stale: false };
-    }
+    let (Some(nc), Some(_), Some(_)) = (d.nc, d.qop, d.cnonce) else {
+        return CHALLENGE;
+    };
     // The digest covers the digest-uri the client signed. RFC 2617 3.2.2.5 lets a server also
     // compare it with the Request-URI; deployed clients (SIPp among them) sign the server's
     // address instead of the domain, and the method in HA2 plus the nonce-count already stop
     // reuse elsewhere, so only its presence is required.
     if d.uri.is_none() {
-        return Auth::Challenge { stale: false };
+        return CHALLENGE;
     }
     let body = req.body;
     match keys.check(nonce, now_s, realm, cfg.nonce_lifetime) {
-        NonceCheck::Invalid => Auth::Challenge { stale: false },
+        NonceCheck::Invalid => CHALLENGE,
         // RFC 7616 3.3: stale "indicating that the previous request from the client was
         // rejected because the nonce value was stale" -- only when the digest itself was right.
-        NonceCheck::Stale => Auth::Challenge {
-            stale: users.verify_user(realm, req.raw_method, &d, body),
+        NonceCheck::Stale => Verdict::Challenge {
+            stale: users.verify_user_with(realm, req.raw_method, &d, body, known),
         },
         NonceCheck::Fresh { issued, id } => {
-            if !users.verify_user(realm, req.raw_method, &d, body) {
+            if !users.verify_user_with(realm, req.raw_method, &d, body, known) {
                 // Unknown user and wrong password: the same 401.
-                return Auth::Challenge { stale: false };
+                return CHALLENGE;
             }
-            match counts.observe(id, issued, d.nc.unwrap_or(0), now_s) {
-                NcVerdict::Accept => Auth::User(username),
-                // The table no longer knows this nonce: a fresh one costs the client one round
-                // trip and cannot let a replay through.
-                NcVerdict::Unknown => Auth::Challenge { stale: true },
-                NcVerdict::Replay => Auth::Replay(username),
+            Verdict::Verified {
+                username,
+                nonce: id,
+                issued,
+                nc,
             }
         }
+    }
+}
+
+/// The owner-side half: a verified digest counts only with a nonce-count not seen before.
+fn observe_nc<'a>(counts: &mut NcTracker, verdict: Verdict<'a>, now_s: u64) -> Auth<'a> {
+    match verdict {
+        Verdict::Challenge { stale } => Auth::Challenge { stale },
+        Verdict::Verified {
+            username,
+            nonce,
+            issued,
+            nc,
+        } => match counts.observe(nonce, issued, nc, now_s) {
+            NcVerdict::Accept => Auth::User(username),
+            // The table no longer knows this nonce: a fresh one costs the client one round
+            // trip and cannot let a replay through.
+            NcVerdict::Unknown => Auth::Challenge { stale: true },
+            NcVerdict::Replay => Auth::Replay(username),
+        },
     }
 }
 
@@ -159,21 +203,25 @@ impl Registrar {
             return self.reply(peer, (req, e), 404, "Domain Not Served", out);
         };
         // Syntax first, so that a malformed Contact earns its 400 before any challenge.
-        let contacts = match parse_contacts(req) {
+        // On the stack, filled in place: the set is large and moving it costs.
+        let mut items = [None; MAX_CONTACTS_PER_REQUEST];
+        let contacts = match parse_contacts(req, &mut items) {
             Ok(c) => c,
             Err(reason) => return self.reply(peer, (req, e), 400, reason, out),
         };
         // Step 2 (Require) was screening. Step 3: "A registrar SHOULD authenticate the UAC."
         let realm = self.config.domains.get(d)?.realm.as_bytes();
-        let auth = authenticate(
+        let known = self.known_a2.get(d).map(Vec::as_slice).unwrap_or_default();
+        let verdict = authenticate(
             &self.keys,
             &self.users,
-            &mut self.counts,
             &self.config.auth,
+            known,
             realm,
             now_s,
             req,
         );
+        let auth = observe_nc(&mut self.counts, verdict, now_s);
         let (username, replay) = match auth {
             Auth::User(u) => (u, false),
             Auth::Replay(u) => (u, true),
@@ -203,7 +251,7 @@ impl Registrar {
                 self.challenge(now_s, d, false, peer, (req, e), out)
             }
         } else {
-            self.update(now_ms, peer, req, e, &contacts, (&to, &aor), out)
+            self.update(now_ms, peer, req, e, (contacts, &items), (&to, &aor), out)
         };
         self.aor_buf = aor;
         answer
@@ -217,7 +265,7 @@ impl Registrar {
         peer: Peer,
         req: &Request<'a, '_>,
         e: &Essentials<'a>,
-        contacts: &ContactSet<'a>,
+        (contacts, items): (ContactSet, &[Option<Contact<'a>>]),
         (to, aor): (&SipUri<'_>, &[u8]),
         out: &mut [u8],
     ) -> Option<usize> {
@@ -228,7 +276,7 @@ impl Registrar {
             ContactSet::Wildcard => {
                 return self.remove_all(now_ms, peer, req, e, header_expires, aor, out);
             }
-            ContactSet::List(items, n) => items.get(..*n).unwrap_or_default(),
+            ContactSet::List(n) => items.get(..n).unwrap_or_default(),
         };
         let mut paths: [&[u8]; MAX_PATH] = [b""; MAX_PATH];
         let mut path_count = 0;
@@ -471,10 +519,12 @@ impl Registrar {
                 );
             }
             // RFC 3327 5.3: the registrar returns the Path it stored when the UA supports path.
-            let supports_path = req
-                .headers
-                .option_tags(HeaderName::Supported)
-                .any(|t| t.is_ok_and(|t| t.eq_ignore_ascii_case(b"path")));
+            // (Without a Path in the request there is nothing to return: Supported is not read.)
+            let supports_path = req.headers.get(HeaderName::Path).is_some()
+                && req
+                    .headers
+                    .option_tags(HeaderName::Supported)
+                    .any(|t| t.is_ok_and(|t| t.eq_ignore_ascii_case(b"path")));
             if supports_path {
                 for p in req.headers.elements(HeaderName::Path) {
                     r.header("Path", p);
@@ -497,18 +547,9 @@ impl Registrar {
         self.seq = self.seq.wrapping_add(1);
         let realm = self.config.domains.get(d)?.realm.as_bytes();
         let nonce = self.keys.issue(now_s, realm, self.seq);
-        let opaque = self.opaques.get(d)?;
+        let lines = self.challenges.get(d)?;
         self.respond(peer, (req, e), 401, "Unauthorized", out, |r| {
-            for alg in &self.config.auth.algorithms {
-                r.www_authenticate(&Challenge {
-                    realm,
-                    nonce: nonce.as_bytes(),
-                    opaque: opaque.as_bytes(),
-                    algorithm: alg.name(),
-                    qop: QOP,
-                    stale,
-                });
-            }
+            r.challenges(lines, nonce.as_bytes(), stale);
         })
     }
 

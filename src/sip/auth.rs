@@ -71,6 +71,51 @@ pub struct DigestResponse<'a> {
     pub userhash: bool,
 }
 
+impl<'a> DigestResponse<'a> {
+    /// Records one `dig-resp` parameter; `None` when its value is malformed. The name is matched
+    /// on its length first, so each parameter costs at most two case-insensitive compares.
+    fn set(&mut self, name: &[u8], value: &'a [u8], quoted: bool) -> Option<()> {
+        let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+        let q = Some(Quoted(value));
+        match name.len() {
+            2 if is(b"nc") => {
+                // nc-value = 8LHEX
+                if quoted || value.len() != 8 {
+                    return None;
+                }
+                let mut n = 0u32;
+                for &b in value {
+                    n = n << 4 | u32::from(chars::hex_value(b)?);
+                }
+                self.nc = Some(n);
+            }
+            3 if is(b"uri") => self.uri = q,
+            3 if is(b"qop") => self.qop = Some(value),
+            5 if is(b"realm") => self.realm = q,
+            5 if is(b"nonce") => self.nonce = q,
+            6 if is(b"cnonce") => self.cnonce = q,
+            6 if is(b"opaque") => self.opaque = q,
+            8 if is(b"username") => self.username = q,
+            8 if is(b"response") => {
+                if !value.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
+                self.response = Some(value);
+            }
+            8 if is(b"userhash") => self.userhash = value.eq_ignore_ascii_case(b"true"),
+            9 if is(b"algorithm") => self.algorithm = Some(value),
+            // Other auth-params are extensions and ignored.
+            _ => {}
+        }
+        Some(())
+    }
+}
+
+/// Length of the token at the start of `s`.
+fn token_len(s: &[u8]) -> usize {
+    s.iter().take_while(|&&b| chars::is(b, TOKEN)).count()
+}
+
 /// A credentials value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Credentials<'a> {
@@ -84,8 +129,7 @@ pub enum Credentials<'a> {
 impl<'a> Credentials<'a> {
     pub fn parse(value: &'a [u8]) -> Option<Credentials<'a>> {
         let s = chars::trim(value);
-        let n = s.iter().take_while(|&&b| chars::is(b, TOKEN)).count();
-        let (scheme, rest) = s.split_at_checked(n)?;
+        let (scheme, rest) = s.split_at_checked(token_len(s))?;
         if scheme.is_empty() {
             return None;
         }
@@ -96,62 +140,35 @@ impl<'a> Credentials<'a> {
         if !rest.first().is_some_and(|&b| chars::is_lws(b)) {
             return None;
         }
+        // One pass over `dig-resp *(COMMA dig-resp)`: each parameter's name, `=`, its value
+        // (a quoted-string or a token), then a comma or the end. No element is scanned twice.
         let mut d = DigestResponse::default();
-        for param in chars::CommaList::new(rest) {
-            let eq = memchr::memchr(b'=', param)?;
-            let name = chars::trim(param.get(..eq)?);
-            let raw = chars::trim(param.get(eq + 1..)?);
-            if !chars::is_token(name) {
+        let mut s = rest;
+        loop {
+            s = chars::trim_start(s);
+            let n = token_len(s);
+            let (name, after) = s.split_at_checked(n)?;
+            if name.is_empty() {
                 return None;
             }
-            let (value, quoted) = if raw.first() == Some(&b'"') {
-                let (inner, after) = chars::split_quoted(raw)?;
-                if !after.is_empty() {
-                    return None;
-                }
-                (inner, true)
-            } else if chars::is_token(raw) {
-                (raw, false)
+            let after = chars::trim_start(after).strip_prefix(b"=")?;
+            let after = chars::trim_start(after);
+            let (value, quoted, after) = if after.first() == Some(&b'"') {
+                let (inner, after) = chars::split_quoted(after)?;
+                (inner, true, after)
             } else {
-                return None;
+                let (value, after) = after.split_at_checked(token_len(after))?;
+                if value.is_empty() {
+                    return None;
+                }
+                (value, false, after)
             };
-            let q = Some(Quoted(value));
-            let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
-            if is(b"username") {
-                d.username = q;
-            } else if is(b"realm") {
-                d.realm = q;
-            } else if is(b"nonce") {
-                d.nonce = q;
-            } else if is(b"uri") {
-                d.uri = q;
-            } else if is(b"cnonce") {
-                d.cnonce = q;
-            } else if is(b"opaque") {
-                d.opaque = q;
-            } else if is(b"response") {
-                if !value.iter().all(u8::is_ascii_hexdigit) {
-                    return None;
-                }
-                d.response = Some(value);
-            } else if is(b"algorithm") {
-                d.algorithm = Some(value);
-            } else if is(b"qop") {
-                d.qop = Some(value);
-            } else if is(b"nc") {
-                // nc-value = 8LHEX
-                if quoted || value.len() != 8 {
-                    return None;
-                }
-                let mut n = 0u32;
-                for &b in value {
-                    n = n << 4 | u32::from(chars::hex_value(b)?);
-                }
-                d.nc = Some(n);
-            } else if is(b"userhash") {
-                d.userhash = value.eq_ignore_ascii_case(b"true");
+            d.set(name, value, quoted)?;
+            match chars::trim_start(after) {
+                [] => break,
+                [b',', tail @ ..] => s = tail,
+                _ => return None,
             }
-            // Other auth-params are extensions and ignored.
         }
         Some(Credentials::Digest(d))
     }
@@ -195,6 +212,29 @@ mod tests {
         assert!(Credentials::parse(b"Digest nc=1").is_none());
         assert!(Credentials::parse(b"Digest response=\"xyz\"").is_none());
         assert!(Credentials::parse(b"Digest username").is_none());
+        // Empty elements, a dangling comma, junk after a value, nothing at all.
+        for bad in [
+            &b"Digest realm=\"a\","[..],
+            b"Digest realm=\"a\",,nonce=\"b\"",
+            b"Digest ,realm=\"a\"",
+            b"Digest realm=\"a\" x",
+            b"Digest realm=a\"b\"",
+            b"Digest realm=",
+            b"Digest  ",
+            b"Digest",
+        ] {
+            assert!(Credentials::parse(bad).is_none(), "{bad:?}");
+        }
+        // LWS around `=` and `,`, any letter case in names, unknown parameters ignored.
+        let Some(Credentials::Digest(d)) =
+            Credentials::parse(b"digest  REALM = \"a\" ,\r\n NC=0000000A , x-y=z,qop=auth")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (d.realm, d.nc, d.qop),
+            (Some(Quoted(b"a")), Some(10), Some(&b"auth"[..]))
+        );
     }
 
     #[test]

@@ -5,10 +5,11 @@
 //! supports) belong to the element; this module only knows syntax.
 
 use super::addr::NameAddr;
+use super::chars;
 use super::error::ErrorKind;
 use super::header::HeaderName;
 use super::message::Request;
-use super::typed::CSeq;
+use super::typed::{CSeq, parse_call_id};
 use super::uri::{SipUri, Uri};
 use super::via::Via;
 
@@ -44,15 +45,42 @@ pub fn check_request<'a>(req: &Request<'a, '_>) -> Result<Essentials<'a>, ErrorK
     for v in vias {
         v?;
     }
-    let from = h.from()?;
-    let to = h.to()?;
-    let call_id = h.call_id()?;
-    let cseq = h.cseq()?;
+    // One walk over the lines picks up every single-valued header checked here, instead of one
+    // walk per header; a repeated one is a defect (RFC 4475 multi01).
+    let (mut from, mut to, mut call_id) = (Slot::Absent, Slot::Absent, Slot::Absent);
+    let (mut cseq, mut max_forwards) = (Slot::Absent, Slot::Absent);
+    for line in h.lines {
+        let slot = match line.name {
+            HeaderName::From => &mut from,
+            HeaderName::To => &mut to,
+            HeaderName::CallId => &mut call_id,
+            HeaderName::CSeq => &mut cseq,
+            HeaderName::MaxForwards => &mut max_forwards,
+            _ => continue,
+        };
+        slot.add(line.value);
+    }
+    let from = name_addr(from, ErrorKind::BadFrom)?;
+    let to = name_addr(to, ErrorKind::BadTo)?;
+    let call_id = call_id
+        .required(ErrorKind::BadCallId)
+        .and_then(|v| parse_call_id(v).ok_or(ErrorKind::BadCallId))?;
+    let cseq = cseq
+        .required(ErrorKind::BadCSeq)
+        .and_then(|v| CSeq::parse(v).ok_or(ErrorKind::BadCSeq))?;
     // RFC 3261 8.1.1.5: "The method MUST match that of the request." (RFC 4475 mismatch01)
     if cseq.method != req.method || cseq.raw_method != req.raw_method {
         return Err(ErrorKind::CSeqMethodMismatch);
     }
-    let max_forwards = h.max_forwards()?;
+    // Max-Forwards, 0 to 255 (RFC 4475 scalar02 treats larger values as defects).
+    let max_forwards = max_forwards
+        .optional(ErrorKind::BadMaxForwards)?
+        .map(|v| {
+            chars::parse_decimal(v, 255)
+                .map(|n| n as u8)
+                .ok_or(ErrorKind::BadMaxForwards)
+        })
+        .transpose()?;
     Ok(Essentials {
         uri,
         via,
@@ -62,6 +90,40 @@ pub fn check_request<'a>(req: &Request<'a, '_>) -> Result<Essentials<'a>, ErrorK
         cseq,
         max_forwards,
     })
+}
+
+/// A single-valued header seen during the walk over the lines.
+#[derive(Clone, Copy)]
+enum Slot<'a> {
+    Absent,
+    One(&'a [u8]),
+    Repeated,
+}
+
+impl<'a> Slot<'a> {
+    fn add(&mut self, value: &'a [u8]) {
+        *self = match self {
+            Slot::Absent => Slot::One(value),
+            _ => Slot::Repeated,
+        };
+    }
+
+    fn optional(self, err: ErrorKind) -> Result<Option<&'a [u8]>, ErrorKind> {
+        match self {
+            Slot::Absent => Ok(None),
+            Slot::One(v) => Ok(Some(v)),
+            Slot::Repeated => Err(err),
+        }
+    }
+
+    fn required(self, err: ErrorKind) -> Result<&'a [u8], ErrorKind> {
+        self.optional(err)?.ok_or(err)
+    }
+}
+
+/// From or To: present once and a valid name-addr or addr-spec.
+fn name_addr(slot: Slot<'_>, err: ErrorKind) -> Result<NameAddr<'_>, ErrorKind> {
+    NameAddr::parse(slot.required(err)?).ok_or(err)
 }
 
 /// The Require option tags the element does not support, for a 420 (RFC 3261 8.2.2.3).

@@ -1,7 +1,11 @@
 //! Header names: the ones sipreg understands, recognised case-insensitively and in compact form.
 //!
 //! Classification happens once per header line while framing, so later lookups compare a one-byte
-//! enum. Names the enum does not know stay `Other` and keep their raw bytes in [`Header`].
+//! enum. Names the enum does not know stay `Other` and keep their raw bytes in [`Header`]. A
+//! perfect hash of a name's length and its first and last bytes picks the one known name it can
+//! be, which is then compared ignoring case a word at a time, read in place from the line.
+
+use super::chars;
 
 /// A header name sipreg knows, or `Other`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -43,77 +47,30 @@ pub enum HeaderName {
 impl HeaderName {
     /// Recognises a header name in any letter case, including RFC 3261 section 7.3.3 compact
     /// forms and the compact forms registered since (`o` Event, `u` Allow-Events is `Other`).
-    /// `name` is a token, as the framer guarantees; other bytes may be misclassified.
+    /// Anything that is not exactly a known name, ignoring ASCII case, is `Other`.
     pub fn classify(name: &[u8]) -> HeaderName {
-        use HeaderName::*;
-        if let [c] = name {
-            return match c.to_ascii_lowercase() {
-                b'i' => CallId,
-                b'm' => Contact,
-                b'e' => ContentEncoding,
-                b'l' => ContentLength,
-                b'c' => ContentType,
-                b'f' => From,
-                b's' => Subject,
-                b'k' => Supported,
-                b't' => To,
-                b'v' => Via,
-                b'o' => Event,
-                _ => Other,
-            };
+        match name {
+            [c] => COMPACT[usize::from(*c)],
+            _ => known(name, name.len()).unwrap_or(HeaderName::Other),
         }
-        let Some(key) = fold(name) else {
-            return Other;
-        };
-        // Dispatch on length first; then compare three folded words per candidate.
-        let candidates: &[([u64; 3], HeaderName)] = match name.len() {
-            2 => &[(TO, To)],
-            3 => &[(VIA, Via)],
-            4 => &[(FROM, From), (CSEQ, CSeq), (DATE, Date), (PATH, Path)],
-            5 => &[(ALLOW, Allow), (ROUTE, Route), (EVENT, Event)],
-            6 => &[(ACCEPT, Accept), (SERVER, Server)],
-            7 => &[
-                (CALL_ID, CallId),
-                (CONTACT, Contact),
-                (EXPIRES, Expires),
-                (REQUIRE, Require),
-                (SUBJECT, Subject),
-            ],
-            9 => &[(SUPPORTED, Supported)],
-            10 => &[(USER_AGENT, UserAgent)],
-            11 => &[
-                (MIN_EXPIRES, MinExpires),
-                (RETRY_AFTER, RetryAfter),
-                (UNSUPPORTED, Unsupported),
-            ],
-            12 => &[
-                (MAX_FORWARDS, MaxForwards),
-                (CONTENT_TYPE, ContentType),
-                (RECORD_ROUTE, RecordRoute),
-            ],
-            13 => &[
-                (AUTHORIZATION, Authorization),
-                (PROXY_REQUIRE, ProxyRequire),
-            ],
-            14 => &[(CONTENT_LENGTH, ContentLength)],
-            16 => &[
-                (CONTENT_ENCODING, ContentEncoding),
-                (WWW_AUTHENTICATE, WwwAuthenticate),
-            ],
-            18 => &[(PROXY_AUTHENTICATE, ProxyAuthenticate)],
-            19 => &[(PROXY_AUTHORIZATION, ProxyAuthorization)],
-            _ => &[],
-        };
-        for (k, header) in candidates {
-            if *k == key {
-                return *header;
-            }
-        }
-        Other
     }
 
+    /// Classifies the header name that fills the first `len` bytes of `line` (the bytes after it,
+    /// the rest of the line, are read but ignored), or `None` when those bytes are not a token.
+    /// A known name is a token, so only other names are scanned byte by byte.
+    #[inline(always)]
+    pub(crate) fn classify_prefix(line: &[u8], len: usize) -> Option<HeaderName> {
+        let h = match len {
+            1 => COMPACT[usize::from(*line.first()?)],
+            _ => known(line, len).unwrap_or(HeaderName::Other),
+        };
+        if h != HeaderName::Other {
+            return Some(h);
+        }
+        other_token(line.get(..len)?)
+    }
     /// The full canonical name, as the writer emits it.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         use HeaderName::*;
         match self {
             Accept => "Accept",
@@ -152,65 +109,172 @@ impl HeaderName {
     }
 }
 
-/// Folds a header name of up to 24 bytes into three little-endian words with every byte OR-ed
-/// with 0x20, padding included. Among token characters only the letters A-Z and `_` lack that
-/// bit: letters become lowercase and `_` becomes DEL, which no known name contains. So two tokens
-/// fold alike exactly when they are equal ignoring case.
-#[inline]
-fn fold(name: &[u8]) -> Option<[u64; 3]> {
-    let mut buf = [0u8; 24];
-    buf.get_mut(..name.len())?.copy_from_slice(name);
-    let word = |i: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(buf.get(i * 8..i * 8 + 8).unwrap_or(&[0; 8]));
-        u64::from_le_bytes(w) | 0x2020_2020_2020_2020
-    };
-    Some([word(0), word(1), word(2)])
-}
-
-/// The same folding at compile time, for the known names.
-const fn key(name: &str) -> [u64; 3] {
-    let bytes = name.as_bytes();
-    let mut words = [0x2020_2020_2020_2020u64; 3];
+/// RFC 3261 7.3.3 compact forms, indexed by byte (either case).
+static COMPACT: [HeaderName; 256] = {
+    use HeaderName::*;
+    let mut t = [Other; 256];
+    let forms = [
+        (b'i', CallId),
+        (b'm', Contact),
+        (b'e', ContentEncoding),
+        (b'l', ContentLength),
+        (b'c', ContentType),
+        (b'f', From),
+        (b's', Subject),
+        (b'k', Supported),
+        (b't', To),
+        (b'v', Via),
+        (b'o', Event),
+    ];
     let mut i = 0;
-    while i < bytes.len() {
-        words[i / 8] |= (bytes[i] as u64) << ((i % 8) * 8);
+    while i < forms.len() {
+        let (c, h) = forms[i];
+        t[c as usize] = h;
+        t[c.to_ascii_uppercase() as usize] = h;
         i += 1;
     }
-    words
+    t
+};
+
+/// The known full names, each with its canonical spelling from [`HeaderName::as_str`].
+const KNOWN: [HeaderName; 31] = {
+    use HeaderName::*;
+    [
+        Accept,
+        Allow,
+        Authorization,
+        CallId,
+        Contact,
+        ContentEncoding,
+        ContentLength,
+        ContentType,
+        CSeq,
+        Date,
+        Event,
+        Expires,
+        From,
+        MaxForwards,
+        MinExpires,
+        Path,
+        ProxyAuthenticate,
+        ProxyAuthorization,
+        ProxyRequire,
+        RecordRoute,
+        Require,
+        RetryAfter,
+        Route,
+        Server,
+        Subject,
+        Supported,
+        To,
+        Unsupported,
+        UserAgent,
+        Via,
+        WwwAuthenticate,
+    ]
+};
+
+/// One slot of the perfect hash of the known names: the name in lowercase as three little-endian
+/// words (zero past its end), the bits that may differ by letter case (0x20 at each letter), and
+/// the bytes that belong to the name. A candidate of the same length matches when
+/// `(word | fold) & care == lower` for each word: letters in either case, every other byte exact.
+#[derive(Clone, Copy)]
+struct Slot {
+    lower: [u64; 3],
+    fold: [u64; 3],
+    care: [u64; 3],
+    len: usize,
+    name: HeaderName,
 }
 
-const TO: [u64; 3] = key("to");
-const VIA: [u64; 3] = key("via");
-const FROM: [u64; 3] = key("from");
-const CSEQ: [u64; 3] = key("cseq");
-const DATE: [u64; 3] = key("date");
-const PATH: [u64; 3] = key("path");
-const ALLOW: [u64; 3] = key("allow");
-const ROUTE: [u64; 3] = key("route");
-const EVENT: [u64; 3] = key("event");
-const ACCEPT: [u64; 3] = key("accept");
-const SERVER: [u64; 3] = key("server");
-const CALL_ID: [u64; 3] = key("call-id");
-const CONTACT: [u64; 3] = key("contact");
-const EXPIRES: [u64; 3] = key("expires");
-const REQUIRE: [u64; 3] = key("require");
-const SUBJECT: [u64; 3] = key("subject");
-const SUPPORTED: [u64; 3] = key("supported");
-const USER_AGENT: [u64; 3] = key("user-agent");
-const MIN_EXPIRES: [u64; 3] = key("min-expires");
-const RETRY_AFTER: [u64; 3] = key("retry-after");
-const UNSUPPORTED: [u64; 3] = key("unsupported");
-const MAX_FORWARDS: [u64; 3] = key("max-forwards");
-const CONTENT_TYPE: [u64; 3] = key("content-type");
-const RECORD_ROUTE: [u64; 3] = key("record-route");
-const AUTHORIZATION: [u64; 3] = key("authorization");
-const PROXY_REQUIRE: [u64; 3] = key("proxy-require");
-const CONTENT_LENGTH: [u64; 3] = key("content-length");
-const CONTENT_ENCODING: [u64; 3] = key("content-encoding");
-const WWW_AUTHENTICATE: [u64; 3] = key("www-authenticate");
-const PROXY_AUTHENTICATE: [u64; 3] = key("proxy-authenticate");
-const PROXY_AUTHORIZATION: [u64; 3] = key("proxy-authorization");
+const EMPTY_SLOT: Slot = Slot {
+    lower: [0; 3],
+    fold: [0; 3],
+    care: [0; 3],
+    len: 0,
+    name: HeaderName::Other,
+};
+
+/// The hash of a name of two bytes or more: its length and its first and last bytes, case folded,
+/// multiplied into the top six bits. The multiplier was searched for so that the 31 known names
+/// land in 31 different slots; `TABLE`'s construction fails to compile otherwise.
+#[inline(always)]
+const fn slot_of(len: usize, first: u8, last: u8) -> usize {
+    const MULTIPLIER: u32 = 0x13a7_00e9;
+    let key = (len as u32 & 0xff) | ((first as u32 | 0x20) << 8) | ((last as u32 | 0x20) << 16);
+    (key.wrapping_mul(MULTIPLIER) >> 26) as usize
+}
+
+static TABLE: [Slot; 64] = {
+    let mut t = [EMPTY_SLOT; 64];
+    let mut k = 0;
+    while k < KNOWN.len() {
+        let name = KNOWN[k].as_str().as_bytes();
+        let len = name.len();
+        assert!(len >= 2 && len <= 24);
+        let mut slot = Slot {
+            len,
+            name: KNOWN[k],
+            ..EMPTY_SLOT
+        };
+        let mut i = 0;
+        while i < len {
+            let shift = (i % 8) * 8;
+            let b = name[i].to_ascii_lowercase();
+            slot.lower[i / 8] |= (b as u64) << shift;
+            slot.care[i / 8] |= 0xff << shift;
+            if b.is_ascii_lowercase() {
+                slot.fold[i / 8] |= 0x20 << shift;
+            }
+            i += 1;
+        }
+        let at = slot_of(len, name[0], name[len - 1]);
+        assert!(t[at].len == 0, "two known header names share a hash slot");
+        t[at] = slot;
+        k += 1;
+    }
+    t
+};
+
+/// The known name (two bytes or more) that fills the first `len` bytes of `line`, if any.
+#[inline(always)]
+fn known(line: &[u8], len: usize) -> Option<HeaderName> {
+    let first = *line.first()?;
+    let last = *line.get(len.checked_sub(1)?)?;
+    let slot = &TABLE[slot_of(len, first, last)];
+    if slot.len != len {
+        return None;
+    }
+    let matches = |i: usize| (word(line, i * 8) | slot.fold[i]) & slot.care[i] == slot.lower[i];
+    (matches(0) && (len <= 8 || matches(1)) && (len <= 16 || matches(2))).then_some(slot.name)
+}
+
+/// `Other` if `name` is a token, `None` if not.
+#[cold]
+#[inline(never)]
+fn other_token(name: &[u8]) -> Option<HeaderName> {
+    chars::is_token(name).then_some(HeaderName::Other)
+}
+
+/// The eight bytes of `line` from `at` as a little-endian word, zero-padded past its end.
+#[inline(always)]
+fn word(line: &[u8], at: usize) -> u64 {
+    match line.get(at..).and_then(|r| r.first_chunk::<8>()) {
+        Some(w) => u64::from_le_bytes(*w),
+        None => padded_word(line.get(at..).unwrap_or_default()),
+    }
+}
+
+/// The first bytes of `tail` (fewer than eight) as a little-endian word, zero-padded.
+#[cold]
+#[inline(never)]
+fn padded_word(tail: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    for (d, s) in w.iter_mut().zip(tail) {
+        *d = *s;
+    }
+    u64::from_le_bytes(w)
+}
 
 /// One header line as borrowed slices of the received bytes.
 ///
@@ -302,5 +366,58 @@ mod tests {
             HeaderName::classify(b"MaX-fOrWaRdS"),
             HeaderName::MaxForwards
         );
+    }
+
+    #[test]
+    fn only_exact_names_match() {
+        use HeaderName::*;
+        for h in KNOWN {
+            let name = h.as_str().as_bytes();
+            for i in 0..name.len() {
+                // Flipping the case bit keeps a letter the same name and makes anything else
+                // (`-` becomes CR) a different one; so does any other byte.
+                let mut flipped = name.to_vec();
+                flipped[i] ^= 0x20;
+                let expected = if name[i].is_ascii_alphabetic() {
+                    h
+                } else {
+                    Other
+                };
+                assert_eq!(HeaderName::classify(&flipped), expected, "{flipped:?}");
+                let mut other = name.to_vec();
+                other[i] = b'_';
+                assert_eq!(HeaderName::classify(&other), Other, "{other:?}");
+            }
+            if name.len() > 2 {
+                // ("T" is To's compact form.)
+                assert_eq!(HeaderName::classify(&name[..name.len() - 1]), Other);
+            }
+            assert_eq!(HeaderName::classify(&[name, b"x"].concat()), Other);
+        }
+    }
+
+    #[test]
+    fn prefixes_of_lines() {
+        use HeaderName::*;
+        let cases: &[(&[u8], usize, Option<HeaderName>)] = &[
+            (b"Via: SIP/2.0/UDP h", 3, Some(Via)),
+            (b"v: SIP/2.0/UDP h", 1, Some(Via)),
+            (b"CONTENT-LENGTH:0", 14, Some(ContentLength)),
+            (b"X-Custom: 1", 8, Some(Other)),
+            (b"u: x", 1, Some(Other)),
+            (b"Call\rID: x", 7, None),
+            (b"Foo bar: x", 7, None),
+            (b"Via : x", 4, None),
+            (b": x", 0, None),
+            (b"Via", 4, None),
+        ];
+        for &(line, len, expected) in cases {
+            assert_eq!(
+                HeaderName::classify_prefix(line, len),
+                expected,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
     }
 }

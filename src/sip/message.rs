@@ -157,8 +157,15 @@ pub enum Status<T> {
 }
 
 enum StartLine<'a> {
-    Request { method: &'a [u8], uri: &'a [u8] },
-    Response { code: u16, reason: &'a [u8] },
+    Request {
+        method: Method,
+        raw_method: &'a [u8],
+        uri: &'a [u8],
+    },
+    Response {
+        code: u16,
+        reason: &'a [u8],
+    },
 }
 
 struct Head<'a> {
@@ -304,9 +311,13 @@ fn assemble<'a, 'h>(
     let lines: &'h [Header<'a>] = storage.get(..head.count).unwrap_or_default();
     let headers = Headers { lines };
     match head.start {
-        StartLine::Request { method, uri } => Message::Request(Request {
-            method: Method::classify(method),
-            raw_method: method,
+        StartLine::Request {
+            method,
+            raw_method,
+            uri,
+        } => Message::Request(Request {
+            method,
+            raw_method,
             uri,
             headers,
             body,
@@ -349,36 +360,64 @@ fn line_end(buf: &[u8], from: usize) -> Option<(usize, usize)> {
 /// Finds the next LF at or after `from`. Header lines are short (tens of bytes), where a
 /// word-at-a-time scan beats a SIMD search's set-up cost. Two words per step: a line of a typical
 /// REGISTER takes one or two steps, and the loop's own bookkeeping is paid once per 16 bytes.
-#[inline]
+#[inline(always)]
 fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while let Some(chunk) = buf.get(i..).and_then(|r| r.first_chunk::<16>()) {
+    let tail = buf.get(from..)?;
+    let mut chunks = tail.chunks_exact(16);
+    let mut at = from;
+    for chunk in chunks.by_ref() {
         let (lo, hi) = chunk.split_at(8);
-        let lo = lf_bits(lo);
-        let hi = lf_bits(hi);
+        let lo = byte_bits(word(lo), b'\n');
+        let hi = byte_bits(word(hi), b'\n');
         if lo | hi != 0 {
-            let at = if lo != 0 {
+            let bit = if lo != 0 {
                 lo.trailing_zeros()
             } else {
                 64 + hi.trailing_zeros()
             };
-            return Some(i + (at / 8) as usize);
+            return Some(at + (bit / 8) as usize);
         }
-        i += 16;
+        at += 16;
     }
-    Some(i + buf.get(i..)?.iter().position(|&b| b == b'\n')?)
+    Some(at + chunks.remainder().iter().position(|&b| b == b'\n')?)
 }
 
-/// Flags each LF byte of an 8-byte word with its high bit (the classic zero-byte test applied to
-/// `word ^ LF`). Bytes above the first LF may be flagged spuriously; the lowest flag is exact.
+/// Finds the colon that ends a header name; `None` when an LF, or the end of `buf`, comes first.
 #[inline(always)]
-fn lf_bits(chunk: &[u8]) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    const LF: u64 = 0x0a0a_0a0a_0a0a_0a0a;
+fn find_colon(buf: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(chunk) = buf.get(i..).and_then(|r| r.first_chunk::<8>()) {
+        let w = u64::from_le_bytes(*chunk);
+        let lf = byte_bits(w, b'\n');
+        let colon = byte_bits(w, b':');
+        if lf | colon != 0 {
+            // Each lowest flag is exact (see `byte_bits`), so comparing them orders the two.
+            let at = colon.trailing_zeros();
+            return (at < lf.trailing_zeros()).then_some(i + (at / 8) as usize);
+        }
+        i += 8;
+    }
+    let at = i + buf
+        .get(i..)?
+        .iter()
+        .position(|&b| b == b':' || b == b'\n')?;
+    (buf.get(at) == Some(&b':')).then_some(at)
+}
+
+#[inline(always)]
+fn word(chunk: &[u8]) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(chunk);
-    let x = u64::from_le_bytes(w) ^ LF;
+    u64::from_le_bytes(w)
+}
+
+/// Flags each `byte` of an 8-byte word with its high bit (the classic zero-byte test applied to
+/// `word ^ byte`). Bytes above the first match may be flagged spuriously; the lowest flag is exact.
+#[inline(always)]
+fn byte_bits(word: u64, byte: u8) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let x = word ^ (ONES * u64::from(byte));
     x.wrapping_sub(ONES) & !x & HIGH
 }
 
@@ -427,20 +466,24 @@ fn parse_head<'a>(
             [] => return Err(fail(ErrorKind::Truncated)),
             _ => {}
         }
-        let (header, len) = header_line(rest, limits.max_line).map_err(fail)?;
-        if header.name == HeaderName::ContentLength {
-            if content_length.is_some() {
-                return Err(fail(ErrorKind::DuplicateContentLength));
+        // The usual line is stored straight from `plain_line`'s offsets; any other line takes the
+        // general path, whose verdicts these are.
+        let len = match plain_line(rest, limits.max_line) {
+            Some((name, colon, value_end, len)) => {
+                let header = Header {
+                    name,
+                    raw_name: rest.get(..colon).unwrap_or_default(),
+                    value: rest.get(colon + 2..value_end).unwrap_or_default(),
+                };
+                push(header, storage, &mut count, &mut content_length, limits).map_err(fail)?;
+                len
             }
-            let n = chars::parse_decimal(header.value, limits.max_message as u64)
-                .ok_or(fail(ErrorKind::BadContentLength))?;
-            content_length = Some(n as usize);
-        }
-        let slot = storage
-            .get_mut(count)
-            .ok_or(fail(ErrorKind::TooManyHeaders))?;
-        *slot = header;
-        count += 1;
+            None => {
+                let (header, len) = general_line(rest, limits.max_line).map_err(fail)?;
+                push(header, storage, &mut count, &mut content_length, limits).map_err(fail)?;
+                len
+            }
+        };
         pos += len;
     }
     Ok(Head {
@@ -451,23 +494,73 @@ fn parse_head<'a>(
     })
 }
 
+/// Stores one header line, reading Content-Length on the way.
+#[inline(always)]
+fn push<'a>(
+    header: Header<'a>,
+    storage: &mut [Header<'a>],
+    count: &mut usize,
+    content_length: &mut Option<usize>,
+    limits: &Limits,
+) -> Result<(), ErrorKind> {
+    if header.name == HeaderName::ContentLength {
+        if content_length.is_some() {
+            return Err(ErrorKind::DuplicateContentLength);
+        }
+        let n = chars::parse_decimal(header.value, limits.max_message as u64)
+            .ok_or(ErrorKind::BadContentLength)?;
+        *content_length = Some(n as usize);
+    }
+    let slot = storage.get_mut(*count).ok_or(ErrorKind::TooManyHeaders)?;
+    *slot = header;
+    *count += 1;
+    Ok(())
+}
+
+/// The shape nearly every line has, `Name: value CRLF`: a token, a colon, one space, a value
+/// that neither starts nor ends with white space, CRLF, and no continuation. `None` for anything
+/// else, which [`general_line`] then parses; where both succeed they agree (the header line
+/// grammar and its verdicts are `general_line`'s). Returns the name,
+/// the colon's offset (the value starts two bytes later), the end of the value and the length of
+/// the line.
+#[inline(always)]
+fn plain_line(rest: &[u8], max_line: usize) -> Option<(HeaderName, usize, usize, usize)> {
+    let colon = find_colon(rest)?;
+    // A space before the colon is not a token byte, so HCOLON's white space goes the general way.
+    let name = HeaderName::classify_prefix(rest, colon)?;
+    let value_start = colon + 2;
+    if rest.get(colon + 1) != Some(&b' ') || rest.get(value_start).is_none_or(|&b| chars::is_lws(b))
+    {
+        return None;
+    }
+    let lf = find_lf(rest, value_start)?;
+    // `rest[value_start]` is not LWS, so the line feed is beyond it and `value_end > value_start`.
+    let value_end = lf - 1;
+    if rest.get(value_end) != Some(&b'\r')
+        || matches!(rest.get(lf + 1), Some(b' ' | b'\t'))
+        || value_end > max_line
+        || rest.get(value_end - 1).is_none_or(|&b| chars::is_lws(b))
+    {
+        return None;
+    }
+    Some((name, colon, value_end, lf + 1))
+}
+
 /// One header line at the start of `rest` (which is not the blank line): the header, and the
-/// length of the line with its folded continuations and its line end.
-#[inline]
-fn header_line(rest: &[u8], max_line: usize) -> Result<(Header<'_>, usize), ErrorKind> {
-    let name_len = rest.iter().take_while(|&&b| chars::is(b, TOKEN)).count();
-    if name_len == 0 {
-        return Err(ErrorKind::BadHeaderLine);
+/// length of the line with its folded continuations and its line end. Any line: white space
+/// around the colon, an empty value, bare LF, folding, and every defect.
+#[cold]
+#[inline(never)]
+fn general_line(rest: &[u8], max_line: usize) -> Result<(Header<'_>, usize), ErrorKind> {
+    // The first colon ends the name, so the bytes before it must be a token and, by RFC 3261
+    // 25.1 (HCOLON = *( SP / HTAB ) ":" SWS), optional white space.
+    let colon = find_colon(rest).ok_or(ErrorKind::BadHeaderLine)?;
+    let mut name_len = colon;
+    while let Some(b' ' | b'\t') = rest.get(name_len.wrapping_sub(1)) {
+        name_len -= 1;
     }
+    let name = HeaderName::classify_prefix(rest, name_len).ok_or(ErrorKind::BadHeaderLine)?;
     let raw_name = rest.get(..name_len).unwrap_or_default();
-    // RFC 3261 25.1: HCOLON = *( SP / HTAB ) ":" SWS
-    let mut colon = name_len;
-    while matches!(rest.get(colon), Some(b' ' | b'\t')) {
-        colon += 1;
-    }
-    if rest.get(colon) != Some(&b':') {
-        return Err(ErrorKind::BadHeaderLine);
-    }
     let value_start = colon + 1;
     let unterminated = || {
         if rest.len() > max_line {
@@ -491,7 +584,7 @@ fn header_line(rest: &[u8], max_line: usize) -> Result<(Header<'_>, usize), Erro
         return Err(ErrorKind::LineTooLong);
     }
     let header = Header {
-        name: HeaderName::classify(raw_name),
+        name,
         raw_name,
         value: chars::trim(rest.get(value_start..value_end).unwrap_or_default()),
     };
@@ -499,7 +592,65 @@ fn header_line(rest: &[u8], max_line: usize) -> Result<(Header<'_>, usize), Erro
 }
 
 /// `Request-Line = Method SP Request-URI SP SIP-Version CRLF`, with single spaces exactly.
+#[inline(always)]
 fn parse_request_line(line: &[u8]) -> Result<StartLine<'_>, ErrorKind> {
+    // The usual line ends in exactly " SIP/2.0"; any other goes the general way, which accepts
+    // everything this accepts, with the same parts.
+    if let Some(head) = line.strip_suffix(b" SIP/2.0")
+        && let Some(first) = find_byte(head, b' ')
+        && let (Some(raw_method), Some(uri)) = (head.get(..first), head.get(first + 1..))
+    {
+        let method = Method::classify(raw_method);
+        // A known method is a token.
+        if (method != Method::Other || chars::is_token(raw_method))
+            && !uri.is_empty()
+            && !has_ctl_or_space(uri)
+        {
+            return Ok(StartLine::Request {
+                method,
+                raw_method,
+                uri,
+            });
+        }
+    }
+    general_request_line(line)
+}
+
+/// The first `byte` in `buf`, a word at a time.
+#[inline(always)]
+fn find_byte(buf: &[u8], byte: u8) -> Option<usize> {
+    let mut words = buf.chunks_exact(8);
+    let mut at = 0;
+    for chunk in words.by_ref() {
+        let bits = byte_bits(word(chunk), byte);
+        if bits != 0 {
+            return Some(at + (bits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    Some(at + words.remainder().iter().position(|&b| b == byte)?)
+}
+
+/// True when `buf` holds a control character, SP or DEL, a word at a time.
+#[inline(always)]
+fn has_ctl_or_space(buf: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = buf.chunks_exact(8);
+    for chunk in words.by_ref() {
+        let w = word(chunk);
+        // Some byte is below 0x21 exactly when this is non-zero (the has-less-than test).
+        let below = w.wrapping_sub(ONES * 0x21) & !w & HIGH;
+        if below | byte_bits(w, 0x7f) != 0 {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|&b| b <= b' ' || b == 0x7f)
+}
+
+#[cold]
+#[inline(never)]
+fn general_request_line(line: &[u8]) -> Result<StartLine<'_>, ErrorKind> {
     let first = memchr::memchr(b' ', line).ok_or(ErrorKind::BadStartLine)?;
     let last = memchr::memrchr(b' ', line).ok_or(ErrorKind::BadStartLine)?;
     if last <= first {
@@ -516,7 +667,11 @@ fn parse_request_line(line: &[u8]) -> Result<StartLine<'_>, ErrorKind> {
         return Err(ErrorKind::BadStartLine);
     }
     check_version(version)?;
-    Ok(StartLine::Request { method, uri })
+    Ok(StartLine::Request {
+        method: Method::classify(method),
+        raw_method: method,
+        uri,
+    })
 }
 
 /// `Status-Line = SIP-Version SP Status-Code SP Reason-Phrase CRLF`
@@ -727,5 +882,120 @@ Content-Length: 0\r\n\r\n";
             parse_stream(body, &mut storage, &limits),
             Ok(Status::Partial)
         ));
+    }
+
+    #[test]
+    fn plain_lines_agree_with_the_general_parser() {
+        let names: &[&[u8]] = &[
+            b"Via",
+            b"v",
+            b"Max-Forwards",
+            b"X-Unknown",
+            b"Call\rID",
+            b"A B",
+        ];
+        let colons: &[&[u8]] = &[b":", b" :", b"\t:"];
+        let values: &[&[u8]] = &[
+            b" value",
+            b"  value",
+            b" value ",
+            b"\tvalue",
+            b"value",
+            b" ",
+            b"",
+            b" a\r\n b",
+            b" a:b;c=\"d\"",
+        ];
+        let ends: &[&[u8]] = &[
+            b"\r\n",
+            b"\n",
+            b"\r\n continued\r\n",
+            b"\r\n\tmore\r\n",
+            b"",
+        ];
+        let mut plain = 0;
+        for name in names {
+            for colon in colons {
+                for value in values {
+                    for end in ends {
+                        let line = [*name, *colon, *value, *end, b"Next: 1\r\n"].concat();
+                        for max_line in [8, 8192] {
+                            let general = general_line(&line, max_line);
+                            if let Some((name, colon, value_end, len)) = plain_line(&line, max_line)
+                            {
+                                plain += 1;
+                                let header = Header {
+                                    name,
+                                    raw_name: &line[..colon],
+                                    value: &line[colon + 2..value_end],
+                                };
+                                assert_eq!(general, Ok((header, len)), "{line:?}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(plain > 0);
+    }
+
+    #[test]
+    fn request_line_fast_path_agrees() {
+        fn parts(r: Result<StartLine<'_>, ErrorKind>) -> Result<(Method, &[u8], &[u8]), ErrorKind> {
+            match r? {
+                StartLine::Request {
+                    method,
+                    raw_method,
+                    uri,
+                } => Ok((method, raw_method, uri)),
+                StartLine::Response { .. } => panic!("a request line parsed as a status line"),
+            }
+        }
+        let lines: &[&[u8]] = &[
+            b"REGISTER sip:example.com SIP/2.0",
+            b"INVITE sip:a@b;transport=udp SIP/2.0",
+            b"NEWMETHOD sip:a@b SIP/2.0",
+            b"NEW\x01METHOD sip:a@b SIP/2.0",
+            b"OPTIONS  sip:a@b SIP/2.0",
+            b"OPTIONS sip:a@b  SIP/2.0",
+            b"OPTIONS sip:a b SIP/2.0",
+            b"OPTIONS sip:a\x7fb SIP/2.0",
+            b"OPTIONS sip:a\x80b SIP/2.0",
+            b"OPTIONS sip:a@example.com;long-parameter=\x09 SIP/2.0",
+            b"OPTIONS sip:a@b sip/2.0",
+            b"OPTIONS sip:a@b SIP/02.00",
+            b"OPTIONS sip:a@b SIP/7.0",
+            b"OPTIONS  SIP/2.0",
+            b" SIP/2.0",
+            b"SIP/2.0",
+            b"OPTIONS SIP/2.0",
+        ];
+        for line in lines {
+            assert_eq!(
+                parts(parse_request_line(line)),
+                parts(general_request_line(line)),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn word_scanners() {
+        for len in 0..40 {
+            for at in 0..len {
+                let mut buf = vec![b'a'; len];
+                buf[at] = b' ';
+                assert_eq!(find_byte(&buf, b' '), Some(at));
+                assert!(has_ctl_or_space(&buf));
+                for bad in [0u8, b'\r', 0x7f] {
+                    buf[at] = bad;
+                    assert!(has_ctl_or_space(&buf), "{buf:?}");
+                }
+                buf[at] = 0xff;
+                assert!(!has_ctl_or_space(&buf));
+                assert_eq!(find_byte(&buf, b' '), None);
+            }
+        }
     }
 }

@@ -45,4 +45,4 @@ pub use params::{Param, Params};
 pub use typed::{CSeq, Contacts};
 pub use uri::{Escaped, Host, SipUri, Uri};
 pub use via::{Rport, Transport, Via};
-pub use write::{Challenge, Overflow, ResponseBuilder, Writer};
+pub use write::{Challenge, ChallengeLines, Overflow, ResponseBuilder, Writer};

@@ -137,6 +137,15 @@ impl<'b> Writer<'b> {
         self.len
     }
 
+    /// Drops the quotes `put_quoted` wrote from `start` on, keeping what is between them.
+    fn strip_quotes_after(&mut self, start: usize) {
+        if self.overflow || self.len < start + 2 {
+            return;
+        }
+        self.buf.copy_within(start + 1..self.len - 1, start);
+        self.len -= 2;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -189,6 +198,81 @@ pub struct Challenge<'a> {
     /// The qop-options offered, such as `auth,auth-int`; empty for none.
     pub qop: &'a str,
     pub stale: bool,
+}
+
+/// `name: Digest realm="..", nonce="`: a challenge up to its nonce.
+fn challenge_head(w: &mut Writer<'_>, name: &str, realm: &[u8]) {
+    w.put(name.as_bytes());
+    w.put(b": Digest realm=");
+    w.put_quoted(realm);
+    w.put(b", nonce=");
+}
+
+/// A challenge after its nonce: opaque, algorithm and qop (not `stale`, not the line end).
+fn challenge_tail(w: &mut Writer<'_>, c: &Challenge<'_>) {
+    w.put(b", opaque=");
+    w.put_quoted(c.opaque);
+    w.put(b", algorithm=");
+    w.put(c.algorithm.as_bytes());
+    if !c.qop.is_empty() {
+        w.put(b", qop=");
+        w.put_quoted(c.qop.as_bytes());
+    }
+}
+
+/// The Digest challenges one realm sends, rendered once: everything but the nonce (and
+/// `stale`) is the same in every 401, so writing one is mostly copying (see
+/// [`ResponseBuilder::challenges`]).
+#[derive(Clone, Debug, Default)]
+pub struct ChallengeLines {
+    lines: Vec<ChallengeLine>,
+}
+
+/// One challenge: the text before the nonce's content and the text after it.
+#[derive(Clone, Debug, Default)]
+struct ChallengeLine {
+    head: Box<[u8]>,
+    tail: Box<[u8]>,
+}
+
+impl ChallengeLines {
+    /// One challenge per algorithm, in order, for header `name` (`WWW-Authenticate` or
+    /// `Proxy-Authenticate`); `realm`, `opaque` and `qop` as in [`Challenge`].
+    pub fn new(name: &str, realm: &[u8], opaque: &[u8], algorithms: &[&str], qop: &str) -> Self {
+        let render = |f: &dyn Fn(&mut Writer<'_>)| -> Box<[u8]> {
+            // Room for the fixed words and every variable part escaped in full.
+            let mut buf = vec![0u8; 256 + 2 * (realm.len() + opaque.len() + qop.len())];
+            let mut w = Writer::new(&mut buf);
+            f(&mut w);
+            let n = w.len;
+            buf.truncate(n);
+            buf.into_boxed_slice()
+        };
+        let lines = algorithms
+            .iter()
+            .map(|&algorithm| {
+                let c = Challenge {
+                    realm,
+                    nonce: b"",
+                    opaque,
+                    algorithm,
+                    qop,
+                    stale: false,
+                };
+                // The nonce's opening quote ends the head; its closing quote starts the tail.
+                let head = render(&|w| {
+                    challenge_head(w, name, realm);
+                    w.put(b"\"");
+                });
+                let tail = render(&|w| {
+                    w.put(b"\"");
+                    challenge_tail(w, &c);
+                });
+                ChallengeLine { head, tail }
+            })
+            .collect();
+        ChallengeLines { lines }
+    }
 }
 
 /// Writes a response to a request into a buffer.
@@ -356,23 +440,39 @@ impl<'b> ResponseBuilder<'b> {
 
     fn challenge(&mut self, name: &str, c: &Challenge<'_>) -> &mut Self {
         let w = &mut self.w;
-        w.put(name.as_bytes());
-        w.put(b": Digest realm=");
-        w.put_quoted(c.realm);
-        w.put(b", nonce=");
+        challenge_head(w, name, c.realm);
         w.put_quoted(c.nonce);
-        w.put(b", opaque=");
-        w.put_quoted(c.opaque);
-        w.put(b", algorithm=");
-        w.put(c.algorithm.as_bytes());
-        if !c.qop.is_empty() {
-            w.put(b", qop=");
-            w.put_quoted(c.qop.as_bytes());
-        }
+        challenge_tail(w, c);
         if c.stale {
             w.put(b", stale=true");
         }
         w.put(b"\r\n");
+        self
+    }
+
+    /// The challenges of `lines`, one per algorithm, all with `nonce`: the fixed text is copied,
+    /// only the nonce is written.
+    pub fn challenges(&mut self, lines: &ChallengeLines, nonce: &[u8], stale: bool) -> &mut Self {
+        // Nonces are base64url tokens; anything needing escapes takes the careful path.
+        let plain = nonce
+            .iter()
+            .all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+        for ChallengeLine { head, tail } in &lines.lines {
+            self.w.put(head);
+            if plain {
+                self.w.put(nonce);
+            } else {
+                let n = self.w.len;
+                self.w.put_quoted(nonce);
+                // put_quoted writes the quotes; the fixed text has them already.
+                self.w.strip_quotes_after(n);
+            }
+            self.w.put(tail);
+            if stale {
+                self.w.put(b", stale=true");
+            }
+            self.w.put(b"\r\n");
+        }
         self
     }
 
@@ -512,6 +612,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sip::header::Header;
 
     #[test]
     fn dates() {
@@ -525,6 +626,49 @@ mod tests {
         write_http_date(&mut w, 951_782_400); // leap day
         let n = w.finish().unwrap();
         assert_eq!(&buf[..n], b"Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+
+    /// The precomputed challenges write the same bytes as one `www_authenticate` per algorithm.
+    #[test]
+    fn challenge_lines_match_challenges() {
+        let headers = [Header {
+            name: HeaderName::CallId,
+            raw_name: b"Call-ID",
+            value: b"x",
+        }];
+        let h = Headers { lines: &headers };
+        let source: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+        let (realm, opaque, qop) = (&b"ex\"ample.com"[..], &b"op"[..], "auth,auth-int");
+        let algorithms = ["SHA-256", "MD5"];
+        let lines = ChallengeLines::new("WWW-Authenticate", realm, opaque, &algorithms, qop);
+        for nonce in [
+            &b"AAAAAGcz4wABAAAAAAAAAQ8r2Yw7mF0aYb3xK1dQ"[..],
+            b"a\"b\\c",
+            b"",
+        ] {
+            for stale in [false, true] {
+                let (mut a, mut b) = ([0u8; 1024], [0u8; 1024]);
+                let mut r = ResponseBuilder::start(&mut a, 401, "Unauthorized", &h, source, None);
+                r.challenges(&lines, nonce, stale);
+                let n = r.finish().unwrap();
+                let mut r = ResponseBuilder::start(&mut b, 401, "Unauthorized", &h, source, None);
+                for algorithm in algorithms {
+                    r.www_authenticate(&Challenge {
+                        realm,
+                        nonce,
+                        opaque,
+                        algorithm,
+                        qop,
+                        stale,
+                    });
+                }
+                let m = r.finish().unwrap();
+                assert_eq!(
+                    String::from_utf8_lossy(&a[..n]),
+                    String::from_utf8_lossy(&b[..m])
+                );
+            }
+        }
     }
 
     #[test]
