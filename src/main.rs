@@ -14,7 +14,7 @@ use sipreg::auth::file::{self, Entry};
 use sipreg::config::{self, DEFAULT_USERS, Listener, Protocol};
 use sipreg::io;
 use sipreg::persist;
-use sipreg::registrar::{Peer, Registrar};
+use sipreg::registrar::{Peer, Received, Registrar};
 use sipreg::sip;
 
 #[derive(Parser)]
@@ -197,8 +197,6 @@ struct Shell {
     journal: Option<persist::Journal>,
     index: usize,
     workers: usize,
-    /// Reused buffer for the canonical AOR of a received message.
-    aor: Vec<u8>,
 }
 
 fn peer(d: &io::Datagram<'_>) -> Peer {
@@ -209,53 +207,32 @@ fn peer(d: &io::Datagram<'_>) -> Peer {
     }
 }
 
-impl Shell {
-    /// The worker owning the AOR of a REGISTER (its To URI, canonical); `None` for anything
-    /// that changes no binding (another method, a message that does not parse), which the
-    /// receiving worker answers itself.
-    fn owner(&mut self, bytes: &[u8]) -> Option<usize> {
-        if self.workers < 2 {
-            return None;
-        }
-        let mut storage = [sip::Header::EMPTY; 64];
-        let limits = &self.registrar.config().limits;
-        let Ok(sip::Message::Request(req)) = sip::parse_datagram(bytes, &mut storage, limits)
-        else {
-            return None;
-        };
-        if req.method != sip::Method::Register {
-            return None;
-        }
-        let to = req.headers.to().ok()?;
-        let sip::Uri::Sip(uri) = to.uri else {
-            return None;
-        };
-        self.aor.clear();
-        sipreg::location::Aor::encode(&uri, &mut self.aor);
-        Some(persist::shard_of(&self.aor, self.workers))
-    }
-}
-
 impl io::Element for Shell {
-    type Ticket = ();
+    type Ticket = sipreg::registrar::Ticket;
     type Control = Reload;
 
-    fn on_message(&mut self, d: io::Datagram<'_>, out: &mut [u8]) -> io::Outcome<()> {
-        match self.owner(d.bytes) {
-            Some(worker) if worker != self.index => io::Outcome::HandOff { worker, ticket: () },
-            _ => {
-                let answer = self.registrar.handle(d.now_ms, peer(&d), d.bytes, out);
-                self.drain_events();
-                match answer {
-                    Some(n) => io::Outcome::Reply(n),
-                    None => io::Outcome::Silent,
-                }
-            }
+    fn on_message(&mut self, d: io::Datagram<'_>, out: &mut [u8]) -> io::Outcome<Self::Ticket> {
+        let received =
+            self.registrar
+                .receive(d.now_ms, peer(&d), d.bytes, out, self.index, self.workers);
+        self.drain_events();
+        match received {
+            Received::Answered(Some(n)) => io::Outcome::Reply(n),
+            Received::Answered(None) => io::Outcome::Silent,
+            Received::Owner { shard, ticket } => io::Outcome::HandOff {
+                worker: shard,
+                ticket,
+            },
         }
     }
 
-    fn on_handoff(&mut self, d: io::Datagram<'_>, _: (), out: &mut [u8]) -> Option<usize> {
-        let answer = self.registrar.handle(d.now_ms, peer(&d), d.bytes, out);
+    fn on_handoff(
+        &mut self,
+        d: io::Datagram<'_>,
+        ticket: Self::Ticket,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let answer = self.registrar.own(d.now_ms, peer(&d), d.bytes, ticket, out);
         self.drain_events();
         answer
     }
@@ -488,7 +465,6 @@ fn serve(
                 journal: None,
                 index,
                 workers,
-                aor: Vec::with_capacity(128),
             }
         })
         .collect();

@@ -480,6 +480,11 @@ impl Model {
         if !auth.right {
             return Expect::Challenge { stale: false };
         }
+        // Step 4: only the user's own AOR. Decided by the worker that received the request,
+        // before the AOR's owner counts the nonce: a refused request uses up no nonce-count.
+        if req.aor_user != req.owner {
+            return Expect::Fail(403, "Not Authorized For This AOR");
+        }
         // RFC 7616 3.4: "if the same nc value is seen twice, then the request is a replay."
         let replay = if nonce.highest > 0 {
             if auth.nc > nonce.highest {
@@ -498,10 +503,6 @@ impl Model {
             // so the registrar asks for a new nonce.
             return Expect::Challenge { stale: true };
         };
-        // Step 4: only the user's own AOR.
-        if req.aor_user != req.owner {
-            return Expect::Fail(403, "Not Authorized For This AOR");
-        }
         let aor = aor_of(req.aor_user);
         // In routing order, the order in which the registrar searches them.
         let bindings: Vec<ModelBinding> = self.live(&aor, now).into_iter().cloned().collect();

@@ -280,3 +280,83 @@ fn workers_sharing_a_key_issue_different_nonces() {
     .unwrap();
     assert_eq!(code, 200, "{text}");
 }
+
+#[test]
+fn a_register_for_another_workers_aor_is_verified_here_and_finished_by_the_owner() {
+    use sipreg::location::shard_of;
+    use sipreg::registrar::Received;
+    let mut workers = [
+        registrar(FlowClose::default()),
+        registrar(FlowClose::default()),
+    ];
+    for (i, w) in workers.iter_mut().enumerate() {
+        w.set_worker(i);
+    }
+    let owner = shard_of(format!("sip:alice@{DOMAIN}").as_bytes(), 2);
+    let other = 1 - owner;
+    let mut out = [0u8; 8192];
+    let contact = "sip:alice@10.0.0.1";
+    // The challenge needs no shard: the receiving worker answers it.
+    let first = request("alice", contact, 1, "");
+    let Received::Answered(Some(n)) =
+        workers[other].receive(T0, peer(None), &first, &mut out, other, 2)
+    else {
+        panic!("a 401 from the receiving worker")
+    };
+    let text = String::from_utf8_lossy(&out[..n]).into_owned();
+    assert!(text.starts_with("SIP/2.0 401 "), "{text}");
+    // A right digest goes to the owner with its ticket; the owner answers 200 and stores it.
+    let second = request(
+        "alice",
+        contact,
+        2,
+        &authorization("alice", &nonce_of(&text)),
+    );
+    let Received::Owner { shard, ticket } =
+        workers[other].receive(T0, peer(None), &second, &mut out, other, 2)
+    else {
+        panic!("handed to the owner")
+    };
+    assert_eq!(shard, owner);
+    let n = workers[owner]
+        .own(T0, peer(None), &second, ticket, &mut out)
+        .unwrap();
+    assert!(out[..n].starts_with(b"SIP/2.0 200 "));
+    assert_eq!(bindings(&workers[owner], "alice", T0).len(), 1);
+    assert!(bindings(&workers[other], "alice", T0).is_empty());
+    // The same bytes again (a retransmission): the owner's nonce-count sees nc reused and
+    // answers it as the retransmission it is.
+    let Received::Owner { ticket, .. } =
+        workers[other].receive(T0, peer(None), &second, &mut out, other, 2)
+    else {
+        panic!("handed to the owner")
+    };
+    let n = workers[owner]
+        .own(T0, peer(None), &second, ticket, &mut out)
+        .unwrap();
+    assert!(out[..n].starts_with(b"SIP/2.0 200 "));
+    // The same credentials on a new request: a replay, challenged.
+    let replay = request(
+        "alice",
+        contact,
+        3,
+        &authorization("alice", &nonce_of(&text)),
+    );
+    let Received::Owner { ticket, .. } =
+        workers[other].receive(T0, peer(None), &replay, &mut out, other, 2)
+    else {
+        panic!("handed to the owner")
+    };
+    let n = workers[owner]
+        .own(T0, peer(None), &replay, ticket, &mut out)
+        .unwrap();
+    assert!(out[..n].starts_with(b"SIP/2.0 401 "));
+    // A wrong password never leaves the receiving worker.
+    let mut bad = authorization("alice", &nonce_of(&text));
+    bad = bad.replace("response=\"", "response=\"0");
+    let wrong = request("alice", contact, 4, &bad);
+    assert!(matches!(
+        workers[other].receive(T0, peer(None), &wrong, &mut out, other, 2),
+        Received::Answered(Some(_))
+    ));
+}

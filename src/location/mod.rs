@@ -12,8 +12,8 @@
 //!   instance, lookup in routing order), expiry on a timing wheel, and the event queue.
 //!
 //! It does not implement registrar policy (RFC 3261 10.3 steps 6 to 8: Call-ID/CSeq checks,
-//! minimum expiry, maximum contacts); it does not spread AORs over shards (the caller hashes the
-//! AOR to pick one) or persist anything: it gives persistence (`src/persist/`) a durable form of
+//! minimum expiry, maximum contacts); it does not spread AORs over shards (the caller picks one
+//! with [`shard_of`]) or persist anything: it gives persistence (`src/persist/`) a durable form of
 //! a binding, a way to restore one, and a resumable scan for snapshots.
 
 mod aor;
@@ -26,6 +26,19 @@ use core::fmt;
 pub use aor::Aor;
 pub use binding::{Binding, DURABLE_FIXED, Path, Q_MAX, Registration};
 pub use shard::{BindingId, Entries, Event, Lookup, Shard};
+
+/// The shard of an AOR among `shards`: FNV-1a 64 of the canonical AOR bytes
+/// ([`Aor::as_bytes`]) modulo `shards`. Stable across runs, builds and machines: the workers
+/// routing requests and the loader splitting saved bindings must agree on it. `shards` 0 is
+/// taken as 1.
+pub fn shard_of(aor: &[u8], shards: usize) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in aor {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h % shards.max(1) as u64) as usize
+}
 
 /// Why the shard refused a change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

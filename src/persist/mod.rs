@@ -158,16 +158,10 @@ pub fn lock(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
     }
 }
 
-/// The shard of an AOR among `shards`: FNV-1a 64 of the canonical AOR bytes
-/// ([`Aor::as_bytes`](crate::location::Aor::as_bytes)) modulo `shards`. Stable across runs,
-/// builds and machines: the workers and [`load`] must agree on it. `shards` 0 is taken as 1.
+/// The shard of an AOR among `shards`: [`location::shard_of`](crate::location::shard_of), which
+/// the workers route by.
 pub fn shard_of(aor: &[u8], shards: usize) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in aor {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (h % shards.max(1) as u64) as usize
+    crate::location::shard_of(aor, shards)
 }
 
 /// Counters and health for the server to expose; shared by the writer and the journals.

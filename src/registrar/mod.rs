@@ -126,6 +126,25 @@ impl Config {
     }
 }
 
+/// What the receiving worker made of a message ([`Registrar::receive`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// Answered without another worker: the answer's length in `out`, or nothing to send.
+    Answered(Option<usize>),
+    /// A REGISTER whose AOR worker `shard` owns; hand it there with the ticket.
+    Owner { shard: usize, ticket: Ticket },
+}
+
+/// The digest verification a receiving worker did for the owner of the AOR: a right response
+/// on a fresh nonce. The owner checks the nonce-count against its table, so a replay is
+/// refused by the worker that keeps that nonce's counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticket {
+    pub(crate) nonce: u64,
+    pub(crate) issued: u64,
+    pub(crate) nc: u32,
+}
+
 /// Where a request came from, as the I/O shell knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Peer {
@@ -248,7 +267,7 @@ impl Registrar {
     }
 
     /// Handles one received message and writes the answer into `out`; returns its length, or
-    /// `None` when nothing is to be sent.
+    /// `None` when nothing is to be sent. The single-worker form of [`Registrar::receive`].
     pub fn handle(
         &mut self,
         now_ms: u64,
@@ -256,17 +275,66 @@ impl Registrar {
         bytes: &[u8],
         out: &mut [u8],
     ) -> Option<usize> {
+        match self.receive(now_ms, peer, bytes, out, 0, 1) {
+            Received::Answered(answer) => answer,
+            // One shard owns every AOR.
+            Received::Owner { .. } => None,
+        }
+    }
+
+    /// Handles one message received by worker `me` of `shards` (each worker's registrar holds
+    /// one shard of the location table; an AOR belongs to [`location::shard_of`](crate::location::shard_of)): answers it
+    /// into `out` when it needs no shard or this one, else says which worker must finish it
+    /// with [`Registrar::own`]. Parsing, screening, the domain, the Contact syntax and the
+    /// digest check (nonce MAC, response) happen here, on the receiving worker; the owner does
+    /// the nonce-count and the bindings.
+    pub fn receive(
+        &mut self,
+        now_ms: u64,
+        peer: Peer,
+        bytes: &[u8],
+        out: &mut [u8],
+        me: usize,
+        shards: usize,
+    ) -> Received {
         let mut storage = [Header::EMPTY; 64];
         let parsed = sip::parse_datagram(bytes, &mut storage, &self.config.limits);
         match screen::screen(parsed) {
-            Screened::Ignore => None,
-            Screened::Reject(r) => screen::write_rejection(r, bytes, peer.source, &self.tag, out),
+            Screened::Ignore => Received::Answered(None),
+            Screened::Reject(r) => Received::Answered(screen::write_rejection(
+                r,
+                bytes,
+                peer.source,
+                &self.tag,
+                out,
+            )),
             Screened::Accept(req, e) => match req.method {
-                Method::Register => self.register(now_ms, peer, &req, &e, out),
-                Method::Options => self.options(peer, &req, &e, out),
+                Method::Register => self.register(now_ms, peer, &req, &e, out, (me, shards)),
+                Method::Options => Received::Answered(self.options(peer, &req, &e, out)),
                 // Screening lets only REGISTER and OPTIONS through.
-                _ => None,
+                _ => Received::Answered(None),
             },
+        }
+    }
+
+    /// Finishes a REGISTER another worker received, verified and handed here with `ticket`
+    /// ([`Received::Owner`]); writes the answer into `out`.
+    pub fn own(
+        &mut self,
+        now_ms: u64,
+        peer: Peer,
+        bytes: &[u8],
+        ticket: Ticket,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let mut storage = [Header::EMPTY; 64];
+        let parsed = sip::parse_datagram(bytes, &mut storage, &self.config.limits);
+        match screen::screen(parsed) {
+            Screened::Accept(req, e) if req.method == Method::Register => {
+                self.register_owned(now_ms, peer, &req, &e, ticket, out)
+            }
+            // The receiving worker screened these very bytes.
+            _ => None,
         }
     }
 

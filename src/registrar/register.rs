@@ -4,13 +4,13 @@
 //! Every check runs before anything changes: a request is applied whole or not at all. The
 //! location shard stores; this module decides.
 
-use crate::auth::{Algorithm, KnownA2, NcTracker, NcVerdict, NonceCheck, NonceKeys, UserDb};
+use crate::auth::{Algorithm, KnownA2, NcVerdict, NonceCheck, NonceKeys, UserDb};
 use crate::location::{Aor, BindingId, Registration};
 use crate::sip::{
     Contact, Credentials, Essentials, HeaderName, Quoted, Request, ResponseBuilder, SipUri, Uri,
 };
 
-use super::{AuthConfig, ContactPolicy, Peer, Registrar};
+use super::{AuthConfig, ContactPolicy, Peer, Received, Registrar, Ticket};
 
 /// Contacts one REGISTER may carry; more is refused rather than processed partly.
 const MAX_CONTACTS_PER_REQUEST: usize = 16;
@@ -32,16 +32,6 @@ enum Verdict<'a> {
     },
     /// Challenge (again); `stale` when the credentials were right but the nonce had expired.
     Challenge { stale: bool },
-}
-
-/// The outcome of authentication once the nonce-count is checked.
-enum Auth<'a> {
-    /// The credentials prove this user name (as received, quoted-pairs unresolved).
-    User(Quoted<'a>),
-    /// Challenge (again); `stale` when the credentials were right but the nonce had expired.
-    Challenge { stale: bool },
-    /// A correct digest whose nonce-count was seen already: a retransmission or a replay.
-    Replay(Quoted<'a>),
 }
 
 /// One change a REGISTER asks for, decided before any is applied.
@@ -168,26 +158,13 @@ fn authenticate<'a>(
     }
 }
 
-/// The owner-side half: a verified digest counts only with a nonce-count not seen before.
-fn observe_nc<'a>(counts: &mut NcTracker, verdict: Verdict<'a>, now_s: u64) -> Auth<'a> {
-    match verdict {
-        Verdict::Challenge { stale } => Auth::Challenge { stale },
-        Verdict::Verified {
-            username,
-            nonce,
-            issued,
-            nc,
-        } => match counts.observe(nonce, issued, nc, now_s) {
-            NcVerdict::Accept => Auth::User(username),
-            // The table no longer knows this nonce: a fresh one costs the client one round
-            // trip and cannot let a replay through.
-            NcVerdict::Unknown => Auth::Challenge { stale: true },
-            NcVerdict::Replay => Auth::Replay(username),
-        },
-    }
-}
-
 impl Registrar {
+    /// The receiving worker's part of a REGISTER (RFC 3261 10.3 steps 1 to 5): the domain, the
+    /// Contact syntax, the digest (nonce MAC and response, no nonce-count), the AOR's owner
+    /// (403 otherwise) and the canonical AOR. Everything that needs no location table is
+    /// answered here; the rest goes on at once when this worker owns the AOR (`me` of
+    /// `shards`), or is handed to its owner with the [`Ticket`].
+    #[allow(clippy::too_many_arguments)] // the request and where it is served, lent in
     pub(super) fn register<'a>(
         &mut self,
         now_ms: u64,
@@ -195,22 +172,26 @@ impl Registrar {
         req: &Request<'a, '_>,
         e: &Essentials<'a>,
         out: &mut [u8],
-    ) -> Option<usize> {
+        (me, shards): (usize, usize),
+    ) -> Received {
         let now_s = now_ms / 1000;
         // Step 1: "The registrar inspects the Request-URI to determine whether it has access to
         // bindings for the domain identified in the Request-URI."
         let Some(d) = self.domain_of(&e.uri) else {
-            return self.reply(peer, (req, e), 404, "Domain Not Served", out);
+            return Received::Answered(self.reply(peer, (req, e), 404, "Domain Not Served", out));
         };
         // Syntax first, so that a malformed Contact earns its 400 before any challenge.
         // On the stack, filled in place: the set is large and moving it costs.
         let mut items = [None; MAX_CONTACTS_PER_REQUEST];
         let contacts = match parse_contacts(req, &mut items) {
             Ok(c) => c,
-            Err(reason) => return self.reply(peer, (req, e), 400, reason, out),
+            Err(reason) => return Received::Answered(self.reply(peer, (req, e), 400, reason, out)),
         };
         // Step 2 (Require) was screening. Step 3: "A registrar SHOULD authenticate the UAC."
-        let realm = self.config.domains.get(d)?.realm.as_bytes();
+        let Some(domain) = self.config.domains.get(d) else {
+            return Received::Answered(None);
+        };
+        let realm = domain.realm.as_bytes();
         let known = self.known_a2.get(d).map(Vec::as_slice).unwrap_or_default();
         let verdict = authenticate(
             &self.keys,
@@ -221,44 +202,119 @@ impl Registrar {
             now_s,
             req,
         );
-        let auth = observe_nc(&mut self.counts, verdict, now_s);
-        let (username, replay) = match auth {
-            Auth::User(u) => (u, false),
-            Auth::Replay(u) => (u, true),
-            Auth::Challenge { stale } => {
-                return self.challenge(now_s, d, stale, peer, (req, e), out);
+        let (username, ticket) = match verdict {
+            Verdict::Verified {
+                username,
+                nonce,
+                issued,
+                nc,
+            } => (username, Ticket { nonce, issued, nc }),
+            Verdict::Challenge { stale } => {
+                return Received::Answered(self.challenge(now_s, d, stale, peer, (req, e), out));
             }
         };
         // Screening guarantees a SIP or SIPS To.
         let Uri::Sip(to) = e.to.uri else {
-            return self.reply(peer, (req, e), 400, "To Is Not A SIP URI", out);
+            return Received::Answered(self.reply(peer, (req, e), 400, "To Is Not A SIP URI", out));
         };
         // Step 4: "The registrar SHOULD determine if the authenticated user is authorized to
         // modify registrations for this address-of-record." Here: their own user at the domain.
         if !self.owns(d, username, &to) {
-            return self.reply(peer, (req, e), 403, "Not Authorized For This AOR", out);
+            let answer = self.reply(peer, (req, e), 403, "Not Authorized For This AOR", out);
+            return Received::Answered(answer);
         }
-        // Step 5: the canonical AOR.
+        // Step 5: the canonical AOR, and the worker whose shard holds it.
         let mut aor = core::mem::take(&mut self.aor_buf);
         aor.clear();
         Aor::encode(&to, &mut aor);
-        let answer = if replay {
-            // A correct digest with a used nonce-count is answered only as the retransmission
-            // of the request just processed: same Call-ID and CSeq as a stored binding.
-            if self.is_retransmission(&aor, e, now_ms) {
-                self.ok(now_ms, peer, (req, e), &aor, out)
-            } else {
-                self.challenge(now_s, d, false, peer, (req, e), out)
-            }
+        let shard = crate::location::shard_of(&aor, shards);
+        let received = if shard == me {
+            let answer = self.owned(
+                now_ms,
+                peer,
+                (req, e),
+                d,
+                ticket,
+                (contacts, &items),
+                (&to, &aor),
+                out,
+            );
+            Received::Answered(answer)
         } else {
-            self.update(now_ms, peer, req, e, (contacts, &items), (&to, &aor), out)
+            Received::Owner { shard, ticket }
         };
+        self.aor_buf = aor;
+        received
+    }
+
+    /// The owner's part of a REGISTER another worker received and verified (see
+    /// [`Registrar::register`]): the request is read again (the bytes crossed threads, the
+    /// parse did not), then [`Registrar::owned`] finishes it.
+    pub(super) fn register_owned<'a>(
+        &mut self,
+        now_ms: u64,
+        peer: Peer,
+        req: &Request<'a, '_>,
+        e: &Essentials<'a>,
+        ticket: Ticket,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let d = self.domain_of(&e.uri)?;
+        let mut items = [None; MAX_CONTACTS_PER_REQUEST];
+        let contacts = parse_contacts(req, &mut items).ok()?;
+        let Uri::Sip(to) = e.to.uri else {
+            return None;
+        };
+        let mut aor = core::mem::take(&mut self.aor_buf);
+        aor.clear();
+        Aor::encode(&to, &mut aor);
+        let answer = self.owned(
+            now_ms,
+            peer,
+            (req, e),
+            d,
+            ticket,
+            (contacts, &items),
+            (&to, &aor),
+            out,
+        );
         self.aor_buf = aor;
         answer
     }
 
-    /// Steps 6 to 8: apply the Contact header fields, then answer with every binding.
-    #[allow(clippy::too_many_arguments)]
+    /// Steps 6 to 8 on the shard that owns the AOR: the nonce-count (a replay is answered only
+    /// as the retransmission it may be), then the bindings.
+    #[allow(clippy::too_many_arguments)] // the parts of one request, decided apart
+    fn owned<'a>(
+        &mut self,
+        now_ms: u64,
+        peer: Peer,
+        (req, e): (&Request<'a, '_>, &Essentials<'a>),
+        d: usize,
+        ticket: Ticket,
+        contacts: (ContactSet, &[Option<Contact<'a>>]),
+        (to, aor): (&SipUri<'_>, &[u8]),
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let now_s = now_ms / 1000;
+        match self
+            .counts
+            .observe(ticket.nonce, ticket.issued, ticket.nc, now_s)
+        {
+            NcVerdict::Accept => self.update(now_ms, peer, req, e, contacts, (to, aor), out),
+            // The table no longer knows this nonce: a fresh one costs the client one round
+            // trip and cannot let a replay through.
+            NcVerdict::Unknown => self.challenge(now_s, d, true, peer, (req, e), out),
+            // A correct digest with a used nonce-count is answered only as the retransmission
+            // of the request just processed: same Call-ID and CSeq as a stored binding.
+            NcVerdict::Replay if self.is_retransmission(aor, e, now_ms) => {
+                self.ok(now_ms, peer, (req, e), aor, out)
+            }
+            NcVerdict::Replay => self.challenge(now_s, d, false, peer, (req, e), out),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)] // the parts of one request, decided apart
     fn update<'a>(
         &mut self,
         now_ms: u64,
