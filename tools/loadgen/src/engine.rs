@@ -23,7 +23,6 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -243,8 +242,6 @@ struct Worker {
     shared: Arc<Mutex<Progress>>,
     local_progress: Progress,
     last_publish: Instant,
-    /// Set by nothing yet; kept so a signal handler can stop a run early.
-    stop: Arc<AtomicBool>,
 }
 
 impl Worker {
@@ -301,7 +298,6 @@ impl Worker {
             shared,
             local_progress: Progress::default(),
             last_publish: start,
-            stop: Arc::new(AtomicBool::new(false)),
             cfg: cfg.clone(),
         })
     }
@@ -348,7 +344,7 @@ impl Worker {
         let elapsed = now - self.start;
         if self.phase == Phase::Main {
             let out_of_time = self.cfg.duration.is_some_and(|d| elapsed >= d);
-            if out_of_time || self.offered >= self.count || self.stop.load(Ordering::Relaxed) {
+            if out_of_time || self.offered >= self.count {
                 self.phase = Phase::Drain;
             } else {
                 match self.cfg.load {
