@@ -296,6 +296,7 @@ fn run(a: &RunArgs) -> Res {
         a.label.clone(),
         config,
         outcome.measured.as_secs_f64(),
+        net::process_cpu().as_secs_f64(),
         a.rate,
         &outcome.stats,
     );

@@ -293,3 +293,16 @@ pub fn stderr_is_tty() -> bool {
     // SAFETY: isatty only inspects the descriptor.
     unsafe { libc::isatty(2) == 1 }
 }
+
+/// CPU time (user + system) this process has used so far: how much of a core the load costs,
+/// which a shared machine's wall clock does not show.
+pub fn process_cpu() -> Duration {
+    // SAFETY: rusage is plain old data, all-zero valid; getrusage writes only into it.
+    let mut u: libc::rusage = unsafe { zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer; the result is checked.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}

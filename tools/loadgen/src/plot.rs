@@ -90,3 +90,51 @@ pub fn draw(summaries: &[Summary], out: &Path) -> Result<(), Box<dyn std::error:
     root.present()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summary::{Latency, Percentiles, Rates};
+
+    fn run(label: &str, rate: f64, p50: u64, p99: u64) -> Summary {
+        Summary {
+            label: label.into(),
+            rates: Rates {
+                offered_per_s: rate,
+                ..Rates::default()
+            },
+            latency_us: Latency {
+                registration: Percentiles {
+                    p50,
+                    p99,
+                    ..Percentiles::default()
+                },
+                ..Latency::default()
+            },
+            ..Summary::default()
+        }
+    }
+
+    #[test]
+    fn groups_by_label_sorted_by_load_and_draws_a_png() {
+        let runs = [
+            run("b", 2000.0, 300, 900),
+            run("a", 5000.0, 200, 5000),
+            run("a", 1000.0, 100, 400),
+        ];
+        let s = series(&runs);
+        assert_eq!(s.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(s["a"], [(1000.0, 100, 400), (5000.0, 200, 5000)]);
+        let path =
+            std::env::temp_dir().join(format!("sipreg-loadgen-plot-{}.png", std::process::id()));
+        draw(&runs, &path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"));
+        assert!(
+            bytes.len() > 5000,
+            "a plot with text, {} bytes",
+            bytes.len()
+        );
+    }
+}

@@ -175,6 +175,10 @@ pub struct Summary {
     /// Seconds from the first request to the last answer of the measured phase (de-registration
     /// excluded).
     pub duration_s: f64,
+    /// CPU seconds (user + system) the load generator used, all threads, whole run.
+    pub cpu_s: f64,
+    /// Of which per exchange, in microseconds: its own cost, whatever else the cores ran.
+    pub cpu_us_per_exchange: f64,
     pub counts: Counts,
     pub rates: Rates,
     pub latency_us: Latency,
@@ -185,9 +189,11 @@ impl Summary {
         label: String,
         config: serde_json::Value,
         duration_s: f64,
+        cpu_s: f64,
         offered: Option<f64>,
         s: &Stats,
     ) -> Summary {
+        let all_exchanges = s.exchanges + s.unregister_exchanges;
         let per_s = |n: u64| {
             if duration_s > 0.0 {
                 (n as f64 / duration_s * 10.0).round() / 10.0
@@ -200,6 +206,12 @@ impl Summary {
             label,
             config,
             duration_s: (duration_s * 1000.0).round() / 1000.0,
+            cpu_s: (cpu_s * 1000.0).round() / 1000.0,
+            cpu_us_per_exchange: if all_exchanges > 0 {
+                (cpu_s * 1e7 / all_exchanges as f64).round() / 10.0
+            } else {
+                0.0
+            },
             counts: Counts {
                 registrations: s.registrations,
                 initial: s.initial,
