@@ -74,6 +74,9 @@ pub struct Config {
     pub echo: bool,
     /// Draw a progress line on standard error once a second.
     pub progress: bool,
+    /// Never sleep: poll the sockets in a loop. Costs a core, but an answer is seen without
+    /// waiting for the scheduler to wake the thread (which on a busy machine takes milliseconds).
+    pub busy_poll: bool,
 }
 
 /// What a run produced.
@@ -317,7 +320,11 @@ impl Worker {
             self.fire_timers(now);
             self.flush();
             self.publish(now, false);
-            let wait = self.next_wake(now);
+            let wait = if self.cfg.busy_poll {
+                Duration::ZERO
+            } else {
+                self.next_wake(now)
+            };
             ready.clear();
             poller.wait(wait, |token| ready.push(token as usize))?;
             for &i in &ready {

@@ -123,6 +123,10 @@ struct RunArgs {
     /// Datagrams per recvmmsg/sendmmsg call.
     #[arg(long, default_value_t = 64)]
     batch: usize,
+    /// Poll the sockets without sleeping: a core per thread, for latencies without scheduler
+    /// wake-ups in them.
+    #[arg(long)]
+    busy_poll: bool,
     /// Kernel floor: against sipreg-udp-echo, the request coming back is its answer.
     #[arg(long)]
     echo: bool,
@@ -267,6 +271,7 @@ fn run(a: &RunArgs) -> Res {
         batch: a.batch.clamp(1, 1024),
         echo: a.echo,
         progress: net::stderr_is_tty(),
+        busy_poll: a.busy_poll,
     };
     let config = serde_json::json!({
         "target": a.target.to_string(),
@@ -290,6 +295,7 @@ fn run(a: &RunArgs) -> Res {
         "t2_ms": a.t2_ms,
         "batch": cfg.batch,
         "echo": a.echo,
+        "busy_poll": a.busy_poll,
     });
     let outcome = engine::run(&cfg)?;
     let summary = Summary::new(

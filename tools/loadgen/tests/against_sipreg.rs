@@ -139,6 +139,7 @@ fn config(target: SocketAddr, users: u64, count: u64) -> Config {
         batch: 32,
         echo: false,
         progress: false,
+        busy_poll: false,
     }
 }
 
