@@ -356,7 +356,8 @@ impl Worker {
             } else {
                 match self.cfg.load {
                     Load::Rate { ramp, .. } => {
-                        let due = (offered_by(self.rate, ramp, elapsed) as u64).min(self.count);
+                        // The first registration goes at once: n are due once n-1 periods passed.
+                        let due = (offered_by(self.rate, ramp, elapsed) as u64 + 1).min(self.count);
                         while self.offered < due {
                             self.offered += 1;
                             self.local_progress.offered += 1;
@@ -416,7 +417,7 @@ impl Worker {
         }
         if self.phase == Phase::Main {
             if let Load::Rate { ramp, .. } = self.cfg.load {
-                let next = time_of(self.rate, ramp, self.offered + 1);
+                let next = time_of(self.rate, ramp, self.offered);
                 wake = wake.min((self.start + next).saturating_duration_since(now));
             }
             if let Some(d) = self.cfg.duration {

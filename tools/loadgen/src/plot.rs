@@ -55,6 +55,8 @@ pub fn draw(summaries: &[Summary], out: &Path) -> Result<(), Box<dyn std::error:
         .configure_mesh()
         .x_desc("offered registrations/s")
         .y_desc("latency (µs, log)")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .label_style(("sans-serif", 14))
         .draw()?;
     for (i, (label, points)) in data.iter().enumerate() {
