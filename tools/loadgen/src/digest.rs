@@ -1,0 +1,382 @@
+//! The client side of digest authentication (RFC 3261 22.2, RFC 7616, RFC 8760).
+//!
+//! What it does: reads the Digest challenges of a 401 (`WWW-Authenticate`) or 407
+//! (`Proxy-Authenticate`), picks the strongest algorithm both sides support, keeps the
+//! nonce-count of a nonce that is reused for refreshes, and writes the credentials. The response
+//! itself is `sipreg::auth::compute_response`, the function the registrar's verifier uses.
+//!
+//! What it does not do: `-sess` algorithms, `userhash`, `qop=auth-int` (only `auth`, or none when
+//! the challenge offers no qop), or decide when to re-authenticate (the engine does, from
+//! [`Challenge::stale`]).
+
+use std::sync::Arc;
+
+use sipreg::auth::{Algorithm, Ha1, compute_response};
+use sipreg::sip::chars::{self, CommaList};
+use sipreg::sip::{DigestResponse, Quoted};
+
+/// One Digest challenge, owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Challenge {
+    pub realm: Arc<str>,
+    pub nonce: String,
+    pub opaque: Option<String>,
+    pub algorithm: Algorithm,
+    /// Whether `qop` lists `auth`; otherwise the RFC 2069 form is used.
+    pub qop_auth: bool,
+    /// RFC 7616 3.3: "stale: A case-insensitive flag indicating that the previous request from
+    /// the client was rejected because the nonce value was stale." The credentials were right;
+    /// retry with the new nonce without asking the user.
+    pub stale: bool,
+}
+
+impl Challenge {
+    /// Parses one challenge value (`Digest realm="...", nonce="...", ...`). `None` for another
+    /// scheme, an unknown or `-sess` algorithm, a missing realm or nonce, or bad syntax.
+    pub fn parse(value: &[u8]) -> Option<Challenge> {
+        let s = chars::trim(value);
+        let n = s.iter().take_while(|&&b| chars::is_token(&[b])).count();
+        let (scheme, rest) = s.split_at_checked(n)?;
+        if !scheme.eq_ignore_ascii_case(b"Digest")
+            || !rest.first().is_some_and(|&b| chars::is_lws(b))
+        {
+            return None;
+        }
+        let (mut realm, mut nonce, mut opaque) = (None, None, None);
+        let mut algorithm = Some(Algorithm::Md5); // RFC 7616 3.3: absent means MD5.
+        let (mut qop_auth, mut stale) = (false, false);
+        for param in CommaList::new(rest) {
+            let eq = param.iter().position(|&b| b == b'=')?;
+            let name = chars::trim(param.get(..eq)?);
+            let raw = chars::trim(param.get(eq + 1..)?);
+            let value = if raw.first() == Some(&b'"') {
+                let (inner, after) = chars::split_quoted(raw)?;
+                if !after.is_empty() {
+                    return None;
+                }
+                unescape(inner)
+            } else {
+                String::from_utf8(raw.to_vec()).ok()?
+            };
+            let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+            if is(b"realm") {
+                realm = Some(value);
+            } else if is(b"nonce") {
+                nonce = Some(value);
+            } else if is(b"opaque") {
+                opaque = Some(value);
+            } else if is(b"algorithm") {
+                algorithm = Algorithm::from_token(value.as_bytes());
+            } else if is(b"qop") {
+                qop_auth = value
+                    .split(',')
+                    .any(|q| q.trim().eq_ignore_ascii_case("auth"));
+            } else if is(b"stale") {
+                stale = value.eq_ignore_ascii_case("true");
+            }
+        }
+        Some(Challenge {
+            realm: Arc::from(realm?),
+            nonce: nonce?,
+            opaque,
+            algorithm: algorithm?,
+            qop_auth,
+            stale,
+        })
+    }
+
+    /// The challenge to answer among several: the strongest algorithm in `supported`.
+    /// RFC 8760 3: the server lists its preferred first, and a client "SHOULD" use "the topmost
+    /// header field that it supports"; sipreg lists strongest first, so both rules agree there.
+    /// Ties (two challenges with one algorithm) go to the first.
+    pub fn choose<'v>(
+        values: impl Iterator<Item = &'v [u8]>,
+        supported: &[Algorithm],
+    ) -> Option<Challenge> {
+        let rank = |a: Algorithm| Algorithm::ALL.iter().position(|&x| x == a);
+        let mut best: Option<Challenge> = None;
+        for c in values.filter_map(Challenge::parse) {
+            if !supported.contains(&c.algorithm) {
+                continue;
+            }
+            if best
+                .as_ref()
+                .is_none_or(|b| rank(c.algorithm) < rank(b.algorithm))
+            {
+                best = Some(c);
+            }
+        }
+        best
+    }
+}
+
+/// Resolves quoted-pairs.
+fn unescape(inner: &[u8]) -> String {
+    let mut out = Vec::with_capacity(inner.len());
+    let mut escaped = false;
+    for &b in inner {
+        if !escaped && b == b'\\' {
+            escaped = true;
+            continue;
+        }
+        escaped = false;
+        out.push(b);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What a user agent keeps between requests: the last challenge answered, its HA1 and the
+/// nonce-count, so that a refresh carries pre-emptive credentials with the same nonce.
+#[derive(Clone)]
+pub struct Session {
+    pub challenge: Challenge,
+    ha1: Ha1,
+    /// The last nonce-count sent with this nonce (0: none yet).
+    nc: u32,
+}
+
+impl Session {
+    /// A session for a fresh challenge: HA1 from the password, nonce-count 0.
+    pub fn new(challenge: Challenge, user: &str, password: &str) -> Session {
+        let ha1 = Ha1::from_password(
+            challenge.algorithm,
+            user.as_bytes(),
+            challenge.realm.as_bytes(),
+            password.as_bytes(),
+        );
+        Session {
+            challenge,
+            ha1,
+            nc: 0,
+        }
+    }
+
+    /// Takes a new challenge (after `stale=true`, or any new nonce): same user, new nonce, the
+    /// count starts again. The HA1 is kept when realm and algorithm did not change.
+    pub fn renew(&mut self, challenge: Challenge, user: &str, password: &str) {
+        if challenge.realm == self.challenge.realm
+            && challenge.algorithm == self.challenge.algorithm
+        {
+            self.challenge = challenge;
+            self.nc = 0;
+        } else {
+            *self = Session::new(challenge, user, password);
+        }
+    }
+
+    /// The nonce-count for the next request with this nonce. RFC 7616 3.4: "The nc value is the
+    /// hexadecimal count of the number of requests (including the current request) that the
+    /// client has sent with the nonce value in this request."
+    pub fn next_nc(&mut self) -> u32 {
+        self.nc = self.nc.wrapping_add(1);
+        self.nc
+    }
+
+    pub fn nc(&self) -> u32 {
+        self.nc
+    }
+
+    /// Appends the Authorization header line (with CRLF) for `REGISTER uri` with count `nc`.
+    /// A retransmission passes the same `nc` and gets the same bytes.
+    pub fn write_authorization(
+        &self,
+        out: &mut Vec<u8>,
+        user: &str,
+        uri: &str,
+        nc: u32,
+        cnonce: &str,
+    ) {
+        use std::io::Write;
+        let c = &self.challenge;
+        let qop: Option<&[u8]> = c.qop_auth.then_some(b"auth");
+        let template = DigestResponse {
+            username: Some(Quoted(user.as_bytes())),
+            realm: Some(Quoted(c.realm.as_bytes())),
+            nonce: Some(Quoted(c.nonce.as_bytes())),
+            uri: Some(Quoted(uri.as_bytes())),
+            response: None,
+            algorithm: Some(c.algorithm.name().as_bytes()),
+            cnonce: qop.map(|_| Quoted(cnonce.as_bytes())),
+            opaque: None,
+            qop,
+            nc: qop.map(|_| nc),
+            userhash: false,
+        };
+        // compute_response is None only for a missing parameter or an algorithm mismatch; the
+        // template above has every parameter and the HA1's own algorithm.
+        let response = compute_response(&self.ha1, b"REGISTER", &template, b"")
+            .expect("complete template with the HA1's algorithm");
+        let _ = write!(
+            out,
+            "Authorization: Digest username=\"{user}\", realm=\"{}\", nonce=\"{}\", uri=\"{uri}\", \
+             response=\"{}\", algorithm={}",
+            c.realm,
+            c.nonce,
+            String::from_utf8_lossy(response.as_bytes()),
+            c.algorithm.name(),
+        );
+        if qop.is_some() {
+            let _ = write!(out, ", qop=auth, nc={nc:08x}, cnonce=\"{cnonce}\"");
+        }
+        if let Some(o) = &c.opaque {
+            let _ = write!(out, ", opaque=\"{o}\"");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sipreg::auth::{NcTracker, NcVerdict, NonceCheck, NonceKeys, UserDb};
+    use sipreg::sip::Credentials;
+
+    const REALM: &[u8] = b"example.com";
+
+    fn server() -> (NonceKeys, UserDb) {
+        let keys = NonceKeys::new(0, &[9; 32]);
+        let mut users = UserDb::new();
+        for alg in Algorithm::ALL {
+            users.insert(
+                b"u000001",
+                REALM,
+                Ha1::from_password(alg, b"u000001", REALM, b"p000001"),
+            );
+        }
+        (keys, users)
+    }
+
+    fn header_value(line: &[u8]) -> &[u8] {
+        let v = line.strip_prefix(b"Authorization: ").unwrap();
+        v.strip_suffix(b"\r\n").unwrap()
+    }
+
+    /// The credentials this module writes pass the registrar's own verifier, for every algorithm,
+    /// and a wrong password does not.
+    #[test]
+    fn credentials_verify_with_sipreg() {
+        let (keys, users) = server();
+        let now = 1_800_000_000;
+        for alg in Algorithm::ALL {
+            let nonce = String::from_utf8(keys.issue(now, REALM, 1).as_bytes().to_vec()).unwrap();
+            let value = format!(
+                "Digest realm=\"example.com\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"",
+                alg.name()
+            );
+            let ch = Challenge::parse(value.as_bytes()).unwrap();
+            assert_eq!(ch.algorithm, alg);
+            for (password, ok) in [("p000001", true), ("wrong", false)] {
+                let mut s = Session::new(ch.clone(), "u000001", password);
+                let nc = s.next_nc();
+                let mut out = Vec::new();
+                s.write_authorization(&mut out, "u000001", "sip:example.com", nc, "c0ffee");
+                let Some(Credentials::Digest(d)) = Credentials::parse(header_value(&out)) else {
+                    panic!("unparsable {}", String::from_utf8_lossy(&out))
+                };
+                assert_eq!(
+                    users.verify_user(REALM, b"REGISTER", &d, b""),
+                    ok,
+                    "{alg} {password}"
+                );
+                assert_eq!(d.nc, Some(1));
+                let text = d.nonce.unwrap().plain().unwrap();
+                assert!(matches!(
+                    keys.check(text, now + 1, REALM, 300),
+                    NonceCheck::Fresh { .. }
+                ));
+            }
+        }
+    }
+
+    /// Reusing a nonce counts up, which the registrar's replay table accepts; the same count
+    /// again is a replay.
+    #[test]
+    fn nonce_count_increments_on_reuse() {
+        let (keys, users) = server();
+        let now = 1_800_000_000;
+        let nonce = String::from_utf8(keys.issue(now, REALM, 1).as_bytes().to_vec()).unwrap();
+        let value =
+            format!("Digest realm=\"example.com\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"");
+        let mut s = Session::new(
+            Challenge::parse(value.as_bytes()).unwrap(),
+            "u000001",
+            "p000001",
+        );
+        let mut counts = NcTracker::with_capacity(1024, 300);
+        for want in 1..=3u32 {
+            let nc = s.next_nc();
+            assert_eq!(nc, want);
+            let mut out = Vec::new();
+            s.write_authorization(&mut out, "u000001", "sip:example.com", nc, "abc");
+            assert!(String::from_utf8_lossy(&out).contains(&format!("nc={want:08x}")));
+            let Some(Credentials::Digest(d)) = Credentials::parse(header_value(&out)) else {
+                panic!()
+            };
+            assert!(users.verify_user(REALM, b"REGISTER", &d, b""));
+            let NonceCheck::Fresh { issued, id } = keys.check(nonce.as_bytes(), now, REALM, 300)
+            else {
+                panic!()
+            };
+            assert_eq!(counts.observe(id, issued, nc, now), NcVerdict::Accept);
+            assert_eq!(counts.observe(id, issued, nc, now), NcVerdict::Replay);
+        }
+        // A retransmission repeats the count: same bytes.
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        s.write_authorization(&mut a, "u000001", "sip:example.com", s.nc(), "abc");
+        s.write_authorization(&mut b, "u000001", "sip:example.com", s.nc(), "abc");
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn stale_and_renewal() {
+        let v = b"Digest realm=\"example.com\", nonce=\"n2\", algorithm=SHA-256, qop=\"auth,auth-int\", stale=TRUE, opaque=\"o\"";
+        let ch = Challenge::parse(v).unwrap();
+        assert!(ch.stale && ch.qop_auth);
+        assert_eq!(ch.opaque.as_deref(), Some("o"));
+        let first = Challenge::parse(
+            b"Digest realm=\"example.com\", nonce=\"n1\", algorithm=SHA-256, qop=\"auth\"",
+        )
+        .unwrap();
+        assert!(!first.stale);
+        let mut s = Session::new(first, "u", "p");
+        s.next_nc();
+        s.next_nc();
+        assert_eq!(s.nc(), 2);
+        s.renew(ch, "u", "p");
+        assert_eq!((s.nc(), s.challenge.nonce.as_str()), (0, "n2"));
+        assert_eq!(s.next_nc(), 1);
+    }
+
+    #[test]
+    fn picks_the_strongest_supported() {
+        let offers: [&[u8]; 3] = [
+            b"Digest realm=\"r\", nonce=\"a\", algorithm=SHA-512-256, qop=\"auth\"",
+            b"Digest realm=\"r\", nonce=\"b\", algorithm=SHA-256, qop=\"auth\"",
+            b"Digest realm=\"r\", nonce=\"c\", algorithm=MD5, qop=\"auth\"",
+        ];
+        let pick =
+            |sup: &[Algorithm]| Challenge::choose(offers.iter().copied(), sup).map(|c| c.algorithm);
+        assert_eq!(pick(&Algorithm::ALL), Some(Algorithm::Sha512_256));
+        assert_eq!(
+            pick(&[Algorithm::Md5, Algorithm::Sha256]),
+            Some(Algorithm::Sha256)
+        );
+        assert_eq!(pick(&[Algorithm::Md5]), Some(Algorithm::Md5));
+        // The order of the offers does not matter: strongest wins.
+        let reversed = offers.iter().rev().copied();
+        assert_eq!(
+            Challenge::choose(reversed, &Algorithm::ALL).map(|c| c.algorithm),
+            Some(Algorithm::Sha512_256)
+        );
+        // No algorithm parameter means MD5; -sess and other schemes are skipped.
+        assert_eq!(
+            Challenge::parse(b"Digest realm=\"r\", nonce=\"x\"")
+                .unwrap()
+                .algorithm,
+            Algorithm::Md5
+        );
+        assert!(Challenge::parse(b"Digest realm=\"r\", nonce=\"x\", algorithm=MD5-sess").is_none());
+        assert!(Challenge::parse(b"Basic realm=\"r\"").is_none());
+        assert!(Challenge::parse(b"Digest nonce=\"x\"").is_none());
+    }
+}

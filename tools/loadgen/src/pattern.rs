@@ -1,0 +1,125 @@
+//! printf-style patterns for user names and passwords: `u%06d` formats user 42 as `u000042`.
+//!
+//! Supports one integer conversion `%d` with an optional zero flag and width (`%d`, `%6d`,
+//! `%06d`), and `%%` for a percent sign. Nothing else: no other conversions, no precision.
+
+use core::fmt;
+
+/// A parsed pattern: literal text around at most one number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pattern {
+    prefix: String,
+    number: Option<Number>,
+    suffix: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Number {
+    width: usize,
+    zero: bool,
+}
+
+/// Why a pattern was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PatternError(String);
+
+impl fmt::Display for PatternError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PatternError {}
+
+impl Pattern {
+    pub fn parse(text: &str) -> Result<Pattern, PatternError> {
+        let mut prefix = String::new();
+        let mut suffix = String::new();
+        let mut number = None;
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            let out = if number.is_some() {
+                &mut suffix
+            } else {
+                &mut prefix
+            };
+            if c != '%' {
+                out.push(c);
+                continue;
+            }
+            if chars.peek() == Some(&'%') {
+                chars.next();
+                out.push('%');
+                continue;
+            }
+            let zero = chars.next_if_eq(&'0').is_some();
+            let mut width = 0usize;
+            while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
+                chars.next();
+                width = width * 10 + d as usize;
+                if width > 32 {
+                    return Err(PatternError(format!("{text:?}: width over 32")));
+                }
+            }
+            if chars.next() != Some('d') {
+                return Err(PatternError(format!(
+                    "{text:?}: only %d, %Nd, %0Nd and %% are supported"
+                )));
+            }
+            if number.is_some() {
+                return Err(PatternError(format!("{text:?}: more than one %d")));
+            }
+            number = Some(Number { width, zero });
+        }
+        Ok(Pattern {
+            prefix,
+            number,
+            suffix,
+        })
+    }
+
+    /// The text for index `i`.
+    pub fn format(&self, i: u64) -> String {
+        let mut s = String::with_capacity(self.prefix.len() + 20 + self.suffix.len());
+        self.write(i, &mut s);
+        s
+    }
+
+    /// Appends the text for index `i`.
+    pub fn write(&self, i: u64, out: &mut String) {
+        use fmt::Write;
+        out.push_str(&self.prefix);
+        if let Some(n) = self.number {
+            // Writing into a String cannot fail.
+            let _ = if n.zero {
+                write!(out, "{i:0width$}", width = n.width)
+            } else {
+                write!(out, "{i:width$}", width = n.width)
+            };
+        }
+        out.push_str(&self.suffix);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        let cases = [
+            ("u%06d", 42, "u000042"),
+            ("u%d", 42, "u42"),
+            ("u%3d", 7, "u  7"),
+            ("%d@x", 0, "0@x"),
+            ("100%%-%02d", 5, "100%-05"),
+            ("fixed", 9, "fixed"),
+        ];
+        for (p, i, want) in cases {
+            assert_eq!(Pattern::parse(p).unwrap().format(i), want, "{p}");
+        }
+        assert!(Pattern::parse("u%s").is_err());
+        assert!(Pattern::parse("u%d%d").is_err());
+        assert!(Pattern::parse("u%").is_err());
+    }
+}
