@@ -81,7 +81,7 @@ server_start() { # MODE
             [[ $mode == noauth ]] && extra+=(${SIPREG_NOAUTH_ARGS:-})
             "${prio[@]}" taskset -c "${SERVER_CPU:-1}" "$bin" serve --listen "udp:$addr:$port" \
                 --domain example.com --users "$file" --auth-algorithms MD5,SHA-256 \
-                "${extra[@]}" </dev/null >"$out/sipreg-$mode.log" 2>&1 &
+                --workers 1 --data-dir "$out/data-$mode" "${extra[@]}" </dev/null >"$out/sipreg-$mode.log" 2>&1 &
             server_pid=$!
             ;;
         cmd)

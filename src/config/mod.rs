@@ -182,7 +182,9 @@ impl Default for File {
             // One thread, as `serve` runs today.
             workers: 0,
             pin_workers: false,
-            recv_buffer: None,
+            // Registration storms come in bursts; the kernel's default (about 200 KiB, some
+            // 200 REGISTERs) overflows while a worker is busy.
+            recv_buffer: Some(8 << 20),
             send_buffer: None,
             server_header: registrar.server,
             domains: registrar.domains,

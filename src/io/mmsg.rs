@@ -3,7 +3,7 @@
 //!
 //! This module is the crate's one exception to `#![deny(unsafe_code)]`: the two calls take
 //! arrays of raw `mmsghdr` structures pointing into buffers we own, and neither `std` nor
-//! `socket2` wraps them. The unsafe code is confined to building those arrays, making the calls
+//! `socket2` wraps them (nor `SO_RCVBUFFORCE`, also here: [`force_buffer`]). The unsafe code is confined to building those arrays, making the calls
 //! and reading back the source addresses the kernel wrote; every block states why it is sound.
 //! Everything else (what to do with a datagram, where replies go) is safe code in the worker.
 #![allow(unsafe_code)] // the documented exception; see the module comment
@@ -209,6 +209,33 @@ impl Batch {
         } else {
             Ok(n as usize)
         }
+    }
+}
+
+/// Sets a socket buffer with `SO_RCVBUFFORCE`/`SO_SNDBUFFORCE`, which exceed
+/// `net.core.rmem_max`/`wmem_max` for a process with CAP_NET_ADMIN (root); `receive` picks which.
+/// socket2 does not wrap these options.
+pub fn force_buffer(socket: &impl AsRawFd, receive: bool, size: usize) -> io::Result<()> {
+    let value = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
+    let option = if receive {
+        libc::SO_RCVBUFFORCE
+    } else {
+        libc::SO_SNDBUFFORCE
+    };
+    // SAFETY: `value` is a live c_int and its size is passed with it; the kernel only reads it.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&raw const value).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
 }
 

@@ -48,29 +48,36 @@ fn socket(addr: SocketAddr, ty: Type, protocol: Protocol, reuse_port: bool) -> i
     Ok(socket)
 }
 
-/// Sets the buffer sizes asked for; returns those the kernel capped below the request (Linux
-/// caps at `net.core.rmem_max`/`wmem_max` and reports double what it grants).
+/// Sets the buffer sizes asked for; returns those the kernel capped below the request. Linux
+/// caps at `net.core.rmem_max`/`wmem_max` (and reports double what it grants); a process allowed
+/// to (root) goes past the cap with `SO_RCVBUFFORCE`/`SO_SNDBUFFORCE`.
 fn size_buffers(s: &Socket, addr: SocketAddr, buffers: Buffers) -> io::Result<Vec<Capped>> {
     let mut capped = Vec::new();
-    if let Some(asked) = buffers.recv {
-        s.set_recv_buffer_size(asked)?;
-        let got = s.recv_buffer_size()?;
-        if got < asked {
-            capped.push(Capped {
-                addr,
-                what: "receive",
-                asked,
-                got,
-            });
+    for (receive, asked) in [(true, buffers.recv), (false, buffers.send)] {
+        let Some(asked) = asked else {
+            continue;
+        };
+        let get = |s: &Socket| {
+            if receive {
+                s.recv_buffer_size()
+            } else {
+                s.send_buffer_size()
+            }
+        };
+        if receive {
+            s.set_recv_buffer_size(asked)?;
+        } else {
+            s.set_send_buffer_size(asked)?;
         }
-    }
-    if let Some(asked) = buffers.send {
-        s.set_send_buffer_size(asked)?;
-        let got = s.send_buffer_size()?;
+        if get(s)? < asked {
+            // Not permitted is fine: the warning below says what to raise.
+            let _ = super::mmsg::force_buffer(s, receive, asked);
+        }
+        let got = get(s)?;
         if got < asked {
             capped.push(Capped {
                 addr,
-                what: "send",
+                what: if receive { "receive" } else { "send" },
                 asked,
                 got,
             });

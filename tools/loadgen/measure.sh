@@ -51,7 +51,8 @@ load() {
 }
 start_sipreg() {
   taskset -c 1 "$bin/sipreg" serve --listen "udp:127.0.0.1:$port" --domain example.com \
-    --users "$out/users" --auth-algorithms MD5,SHA-256 > "$out/sipreg.log" 2>&1 &
+    --users "$out/users" --auth-algorithms MD5,SHA-256 --workers 1 --data-dir "$out/data" \
+    > "$out/sipreg.log" 2>&1 &
   server=$!
   sleep 1
 }
