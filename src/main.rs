@@ -48,6 +48,10 @@ enum Command {
         /// it MD5 first.
         #[arg(long, value_name = "LIST", value_delimiter = ',')]
         auth_algorithms: Vec<String>,
+        /// Register without digest authentication (anyone may register any AOR of a served
+        /// domain): only behind something that authenticates, or to measure without auth.
+        #[arg(long)]
+        no_auth: bool,
         /// Where bindings are kept across restarts (default /var/lib/sipreg; see [persist] in
         /// the configuration file).
         #[arg(long, value_name = "DIR")]
@@ -159,6 +163,7 @@ fn main() -> ExitCode {
             workers,
             log_level,
             data_dir,
+            no_auth,
         } => {
             Logger::install(log_level);
             serve(
@@ -169,6 +174,7 @@ fn main() -> ExitCode {
                 &auth_algorithms,
                 workers,
                 data_dir,
+                no_auth,
             )
         }
         Command::User { action } => user(action),
@@ -371,6 +377,7 @@ fn serve(
     algorithms: &[String],
     workers: Option<usize>,
     data_dir: Option<PathBuf>,
+    no_auth: bool,
 ) -> Result<(), String> {
     let mut settings = match config_path {
         Some(path) => read_config(path)?,
@@ -409,6 +416,9 @@ fn serve(
     }
     if let Some(dir) = data_dir {
         settings.set_data_dir(dir);
+    }
+    if no_auth {
+        settings.set_auth_required(false);
     }
     let config = settings.registrar_config(&[local_host_name()]);
     let users_path = settings.users().to_path_buf();
@@ -485,7 +495,9 @@ fn serve(
         if workers == 1 { "" } else { "s" },
         if layout.pin { ", pinned to cores" } else { "" }
     );
-    if entries.is_empty() {
+    if !config.auth.required {
+        log::warn!("authentication is off: anyone may register any AOR of the served domains");
+    } else if entries.is_empty() {
         log::warn!(
             "no credentials in {}: every REGISTER is challenged; add users with `sipreg user add`",
             users_path.display()

@@ -360,3 +360,32 @@ fn a_register_for_another_workers_aor_is_verified_here_and_finished_by_the_owner
         Received::Answered(Some(_))
     ));
 }
+
+#[test]
+fn with_authentication_off_a_register_binds_at_once() {
+    let mut config = Config::with_domains(&[DOMAIN.to_string()]);
+    config.auth.required = false;
+    let mut reg = Registrar::new(config, [7; 32]);
+    // No credentials, and no user table: 200 straight away, for any AOR of the domain.
+    for (user, cseq) in [("carol", 1), ("carol", 2), ("dave", 1)] {
+        let (code, text) = send(
+            &mut reg,
+            T0,
+            peer(None),
+            &request(user, "sip:x@10.0.0.9", cseq, ""),
+        )
+        .unwrap();
+        assert_eq!(code, 200, "{text}");
+    }
+    assert_eq!(bindings(&reg, "carol", T0).len(), 1);
+    assert_eq!(bindings(&reg, "dave", T0).len(), 1);
+    // The CSeq rules still hold: an old CSeq on the same Call-ID is refused.
+    let (code, _) = send(
+        &mut reg,
+        T0,
+        peer(None),
+        &request("carol", "sip:x@10.0.0.9", 1, ""),
+    )
+    .unwrap();
+    assert_ne!(code, 200);
+}

@@ -321,6 +321,11 @@ impl File {
     }
 
     /// Replaces the algorithms offered (a command-line `--auth-algorithms` wins).
+    /// `--no-auth`: REGISTER needs no credentials.
+    pub fn set_auth_required(&mut self, required: bool) {
+        self.auth.required = required;
+    }
+
     pub fn set_algorithms(&mut self, algorithms: Vec<Algorithm>) {
         self.auth.algorithms = algorithms;
     }
@@ -566,6 +571,7 @@ struct RawPolicy {
 #[serde(deny_unknown_fields)]
 struct RawAuth {
     algorithms: Option<Vec<String>>,
+    required: Option<bool>,
     nonce_lifetime: Option<u64>,
     nonce_secret: Option<String>,
     nc_entries: Option<usize>,
@@ -824,6 +830,9 @@ impl RawAuth {
             }
             file.auth.algorithms = algorithms;
         }
+        if let Some(r) = self.required {
+            file.auth.required = r;
+        }
         if let Some(seconds) = self.nonce_lifetime {
             if seconds == 0 {
                 return Err(at.error("auth.nonce_lifetime", "must be at least 1 second"));
@@ -975,6 +984,7 @@ retry_after = 10
 tcp_close = "remove"
 
 [auth]
+required = false
 algorithms = ["md5", "SHA-256"]
 nonce_lifetime = 600
 nonce_secret = "000102030405060708090a0b0c0d0e0f101112131415161718191A1B1C1D1E1F"
@@ -1018,6 +1028,7 @@ max_line = 4096
                     flow_close: FlowClose::Remove,
                 },
                 auth: AuthConfig {
+                    required: false,
                     algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
                     nonce_lifetime: 600,
                     nc_entries: 4096,

@@ -73,6 +73,10 @@ impl Default for Policy {
 /// Digest authentication settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthConfig {
+    /// Whether REGISTER must carry valid digest credentials. Off, anyone may register any AOR
+    /// of a served domain: only for a trusted network (an SBC in front that authenticates), or
+    /// for measuring the registrar without authentication.
+    pub required: bool,
     /// Algorithms offered in 401s, one challenge each, most preferred first (RFC 8760 2.4).
     pub algorithms: Vec<Algorithm>,
     /// Seconds a nonce stays fresh; an older one with correct credentials gets `stale=true`.
@@ -88,6 +92,7 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
+            required: true,
             algorithms: vec![Algorithm::Sha512_256, Algorithm::Sha256, Algorithm::Md5],
             nonce_lifetime: 3600,
             // 20 MiB.
@@ -140,6 +145,8 @@ pub enum Received {
 /// refused by the worker that keeps that nonce's counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ticket {
+    /// False when authentication is off: no nonce-count to check.
+    pub(crate) verified: bool,
     pub(crate) nonce: u64,
     pub(crate) issued: u64,
     pub(crate) nc: u32,

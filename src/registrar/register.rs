@@ -32,6 +32,8 @@ enum Verdict<'a> {
     },
     /// Challenge (again); `stale` when the credentials were right but the nonce had expired.
     Challenge { stale: bool },
+    /// Authentication is off ([`AuthConfig::required`]).
+    Open,
 }
 
 /// One change a REGISTER asks for, decided before any is applied.
@@ -193,22 +195,43 @@ impl Registrar {
         };
         let realm = domain.realm.as_bytes();
         let known = self.known_a2.get(d).map(Vec::as_slice).unwrap_or_default();
-        let verdict = authenticate(
-            &self.keys,
-            &self.users,
-            &self.config.auth,
-            known,
-            realm,
-            now_s,
-            req,
-        );
+        let verdict = if self.config.auth.required {
+            authenticate(
+                &self.keys,
+                &self.users,
+                &self.config.auth,
+                known,
+                realm,
+                now_s,
+                req,
+            )
+        } else {
+            Verdict::Open
+        };
         let (username, ticket) = match verdict {
             Verdict::Verified {
                 username,
                 nonce,
                 issued,
                 nc,
-            } => (username, Ticket { nonce, issued, nc }),
+            } => (
+                Some(username),
+                Ticket {
+                    verified: true,
+                    nonce,
+                    issued,
+                    nc,
+                },
+            ),
+            Verdict::Open => (
+                None,
+                Ticket {
+                    verified: false,
+                    nonce: 0,
+                    issued: 0,
+                    nc: 0,
+                },
+            ),
             Verdict::Challenge { stale } => {
                 return Received::Answered(self.challenge(now_s, d, stale, peer, (req, e), out));
             }
@@ -219,7 +242,7 @@ impl Registrar {
         };
         // Step 4: "The registrar SHOULD determine if the authenticated user is authorized to
         // modify registrations for this address-of-record." Here: their own user at the domain.
-        if !self.owns(d, username, &to) {
+        if username.is_some_and(|u| !self.owns(d, u, &to)) {
             let answer = self.reply(peer, (req, e), 403, "Not Authorized For This AOR", out);
             return Received::Answered(answer);
         }
@@ -297,10 +320,14 @@ impl Registrar {
         out: &mut [u8],
     ) -> Option<usize> {
         let now_s = now_ms / 1000;
-        match self
-            .counts
-            .observe(ticket.nonce, ticket.issued, ticket.nc, now_s)
-        {
+        let counted = if ticket.verified {
+            self.counts
+                .observe(ticket.nonce, ticket.issued, ticket.nc, now_s)
+        } else {
+            // Authentication is off: every request is new.
+            NcVerdict::Accept
+        };
+        match counted {
             NcVerdict::Accept => self.update(now_ms, peer, req, e, contacts, (to, aor), out),
             // The table no longer knows this nonce: a fresh one costs the client one round
             // trip and cannot let a replay through.
