@@ -369,6 +369,7 @@ fn read_users(path: &Path, explicit: bool) -> Result<Vec<Entry>, String> {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one per command-line option of `serve`
 fn serve(
     config_path: Option<&Path>,
     listen: &[String],
