@@ -9,10 +9,6 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use sipreg::sip::{
-    self, Challenge, Contacts, Credentials, Header, Limits, Message, ResponseBuilder,
-};
-
 struct Counting;
 
 thread_local! {
@@ -70,7 +66,6 @@ fn allocations<T>(f: impl FnOnce() -> T) -> (T, usize) {
 }
 
 #[path = "../benches/common/mod.rs"]
-#[allow(dead_code)] // the benches use the rest
 mod common;
 use common::{NOW_MS, nonce, peer, register, registrar};
 
