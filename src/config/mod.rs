@@ -181,7 +181,7 @@ impl Default for File {
             listeners: default_listeners(),
             // One thread, as `serve` runs today.
             workers: 0,
-            pin_workers: false,
+            pin_workers: true,
             // Registration storms come in bursts; the kernel's default (about 200 KiB, some
             // 200 REGISTERs) overflows while a worker is busy.
             recv_buffer: Some(8 << 20),
@@ -962,7 +962,7 @@ mod tests {
 [server]
 listen = ["udp:192.0.2.1:5060", "tcp:[2001:db8::1]:5070", "198.51.100.7:5080"]
 workers = 0
-pin_workers = true
+pin_workers = false
 recv_buffer = 8388608
 send_buffer = 0
 server_header = "edge-registrar"
@@ -1049,7 +1049,7 @@ max_line = 4096
                 "udp:198.51.100.7:5080"
             ]
         );
-        assert_eq!((file.workers(), file.pin_workers()), (0, true));
+        assert_eq!((file.workers(), file.pin_workers()), (0, false));
         assert_eq!(
             (file.recv_buffer(), file.send_buffer()),
             (Some(8_388_608), None)
