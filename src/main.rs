@@ -221,7 +221,7 @@ impl io::Element for Shell {
         let received =
             self.registrar
                 .receive(d.now_ms, peer(&d), d.bytes, out, self.index, self.workers);
-        self.drain_events();
+        self.drain_events(d.now_ms);
         match received {
             Received::Answered(Some(n)) => io::Outcome::Reply(n),
             Received::Answered(None) => io::Outcome::Silent,
@@ -239,7 +239,7 @@ impl io::Element for Shell {
         out: &mut [u8],
     ) -> Option<usize> {
         let answer = self.registrar.own(d.now_ms, peer(&d), d.bytes, ticket, out);
-        self.drain_events();
+        self.drain_events(d.now_ms);
         answer
     }
 
@@ -258,20 +258,21 @@ impl io::Element for Shell {
     }
 
     fn on_closed(&mut self, connection: u64) {
-        self.registrar.connection_closed(io::now_ms(), connection);
-        self.drain_events();
+        let now = io::now_ms();
+        self.registrar.connection_closed(now, connection);
+        self.drain_events(now);
     }
 
     fn on_tick(&mut self, now_ms: u64) {
         self.registrar.tick(now_ms);
-        self.drain_events();
+        self.drain_events(now_ms);
         if let Some(j) = &mut self.journal {
             j.tick(self.registrar.shard(), now_ms);
         }
     }
 
     fn on_stop(&mut self, now_ms: u64) {
-        self.drain_events();
+        self.drain_events(now_ms);
         // A clean stop loses nothing: the journal is flushed and synced.
         if let Some(j) = self.journal.take() {
             j.close(self.registrar.shard(), now_ms);
@@ -287,8 +288,7 @@ impl io::Element for Shell {
 impl Shell {
     /// Takes the location table's events (the registrar notes TCP flows from them on the way)
     /// into the journal.
-    fn drain_events(&mut self) {
-        let now = io::now_ms();
+    fn drain_events(&mut self, now: u64) {
         while let Some(event) = self.registrar.poll_event() {
             if let Some(j) = &mut self.journal {
                 j.record(&event, now);
