@@ -231,10 +231,6 @@ def summary(out, quick, args):
                            "rss": int(mm.group(5))}
     res["memory"] = mem
 
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump(res, f, indent=2)
-        f.write("\n")
-
     # --- summary.md ---
     L = []
     w = L.append
@@ -264,6 +260,35 @@ def summary(out, quick, args):
     w("perf/compare.sh" + (" --quick" if quick == "1" else ""))
     w("```")
     w("")
+    w("What it runs (`PORT` 5200 and up, `S` = the trial length, `R` = the rate, `N` = R x S; "
+      "`chrt -f 10` in front of every server and load command):")
+    w("")
+    w("```sh")
+    w("sipreg-loadgen users --count 400000 --realm example.com --algorithms MD5,SHA-256 > users")
+    w("printf '[persist]\\nenabled = false\\n' > persist-off.toml")
+    w("# servers, core 1")
+    w("taskset -c 1 sipreg serve --listen udp:127.0.0.1:PORT --domain example.com --users users \\")
+    w("    --auth-algorithms MD5,SHA-256 --workers 1 --config persist-off.toml [--no-auth]")
+    w("KAM_CPU=1 KAM_SCHED=rt:10 perf/kamailio/run.sh start DIR 127.0.0.1 PORT auth|noauth")
+    w("taskset -c 1 sipreg-udp-echo --listen 127.0.0.1:PORT --duration 300")
+    w("# load, core 0: first registrations (auth), refreshes, no auth, echo")
+    w("taskset -c 0 sipreg-loadgen --target 127.0.0.1:PORT --sources 127.0.0.2-127.0.0.41 \\")
+    w("    --ports-per-source 4 --domain example.com --algorithms MD5 --rate R --count N \\")
+    w("    --duration S+1 --users N | --users max(2000,R/5) | --users N --no-auth | --users N --echo")
+    w("# SIPp")
+    w("SERVER=sipreg|kamailio SECS=5 MAX_RUNS=6 USERS=20000 START=8000 SIPREG_ARGS='--config persist-off.toml' \\")
+    w("    SIPREG_NOAUTH_ARGS=--no-auth perf/kamailio/sipp-rate.sh both")
+    w("# callgrind")
+    w("perf/kamailio/callgrind.sh 2000")
+    w("taskset -c 1 valgrind --tool=callgrind --dump-instr=no sipreg serve ... --workers 1|2 \\")
+    w("    --config persist-off.toml   # + loadgen --rate 200 --count 2000 --users 2000; SIGTERM")
+    w("# 1M bindings")
+    w("sipreg serve ... --workers 1 --no-auth --config persist-off.toml | --data-dir DIR")
+    w("sipreg-loadgen ... --no-auth --users 1000000 --count 1000000 --rate 40000   # fill, RSS before/after")
+    w("sipreg-loadgen ... --no-auth --users 1000000 --rate R --count N             # refresh search")
+    w("KAM_SCHED=rt:10 SIPP_SCHED=rt:10 RATE=40000 perf/kamailio/memory.sh 1000000 noauth")
+    w("```")
+    w("")
     w("## 1. Maximum sustainable rate, sipreg-loadgen, open loop")
     w("")
     w(f"A trial: a fresh server, RATE x {m.get('secs')} s registrations offered at RATE/s from "
@@ -290,6 +315,29 @@ def summary(out, quick, args):
           f"{fmt(g(s, 'server_cpu_us_per_reg_at_max'), 1)} / {fmt(g(k, 'server_cpu_us_per_reg_at_max'), 1)} µs |")
     w(f"| echo (sipreg-udp-echo, the kernel floor), exchanges/s | | | | **{fmt(echo_max)}** | "
       f"{fmt(g('echo', 'p50_us_at_half'))} / {fmt(g('echo', 'p99_us_at_half'))} µs | | |")
+    # Server CPU per registration at the same rate: the highest rate both searches passed.
+    trial_cpu = {}
+    for ln in read(os.path.join(out, "raw", "trials.txt")).splitlines():
+        mm = re.match(r"([a-z0-9-]+) +(\d+)/s: pass .*server cpu ([\d.]+) us/reg", ln)
+        if mm:
+            trial_cpu[(mm.group(1), int(mm.group(2)))] = float(mm.group(3))
+    same = {}
+    w("")
+    w("Server CPU per registration at the same rate (the highest rate both searches passed; "
+      "CPU per registration falls as the rate rises, as batches grow, so equal rates compare "
+      "the code and the maxima compare the saturated servers):")
+    w("")
+    w("| load | rate | sipreg | Kamailio | Kamailio / sipreg |")
+    w("|---|---:|---:|---:|---:|")
+    for kind in ["auth", "refresh", "noauth"]:
+        common = sorted(r for (t, r) in trial_cpu if t == f"sipreg-{kind}"
+                        and (f"kamailio-{kind}", r) in trial_cpu)
+        if common:
+            r = common[-1]
+            a, b = trial_cpu[(f"sipreg-{kind}", r)], trial_cpu[(f"kamailio-{kind}", r)]
+            same[kind] = {"rate": r, "sipreg_us": a, "kamailio_us": b}
+            w(f"| {kind} | {fmt(r)}/s | {a:.1f} µs | {b:.1f} µs | {b / a:.2f}x |")
+    res["cpu_same_rate"] = same
     w("")
     w("First failing rate of each search (the maximum lies between): " + ", ".join(
         f"{t} {fmt(g(t, 'first_failure_per_s'))}" for t in
@@ -451,6 +499,10 @@ def summary(out, quick, args):
     if notes:
         w("")
         L.extend(notes.rstrip().splitlines())
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(res, f, indent=2)
+        f.write("\n")
+
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write("\n".join(L) + "\n")
     return 0
