@@ -466,6 +466,9 @@ fn serve(
     let domains: Vec<&str> = config.domains.iter().map(|d| d.name.as_str()).collect();
     let domains = domains.join(", ");
     let policy = config.policy.clone();
+    // Each worker's shard holds its share of the AORs.
+    let mut config = config;
+    config.expected_aors = config.expected_aors.div_ceil(workers);
     let mut shells: Vec<Shell> = (0..workers)
         .map(|index| {
             let mut registrar = Registrar::new(config.clone(), secret);

@@ -170,6 +170,8 @@ pub struct File {
     users: PathBuf,
     tcp: Tcp,
     limits: sip::Limits,
+    /// AORs the whole server is sized for (split over the workers).
+    expected_aors: usize,
     persist: Persist,
 }
 
@@ -194,6 +196,7 @@ impl Default for File {
             users: PathBuf::from(DEFAULT_USERS),
             tcp: Tcp::default(),
             limits: registrar.limits,
+            expected_aors: 1_000_000,
             persist: Persist::default(),
         }
     }
@@ -241,6 +244,7 @@ impl File {
             auth: self.auth.clone(),
             server: self.server_header.clone(),
             limits: self.limits,
+            expected_aors: self.expected_aors,
         }
     }
 
@@ -591,6 +595,7 @@ struct RawTcp {
 struct RawLimits {
     max_message: Option<usize>,
     max_line: Option<usize>,
+    expected_aors: Option<usize>,
 }
 
 /// A socket buffer size the kernel accepts (setsockopt takes an `int`).
@@ -604,6 +609,12 @@ impl Raw {
         apply_domains(self.domains, &mut file, at)?;
         self.policy.apply(&mut file.policy, at)?;
         self.auth.apply(&mut file, at)?;
+        if let Some(n) = self.limits.expected_aors {
+            if n > 1 << 31 {
+                return Err(at.error("limits.expected_aors", "must be at most 2^31"));
+            }
+            file.expected_aors = n;
+        }
         self.limits.apply(&mut file.limits, at)?;
         self.tcp.apply(&mut file, at)?;
         self.persist.apply(&mut file.persist, at)?;

@@ -110,6 +110,11 @@ pub struct Config {
     /// The Server header value.
     pub server: String,
     pub limits: Limits,
+    /// AORs the location shard is sized for from the start (0: it grows on demand). Growing a
+    /// large table rehashes and copies it at once, a stall of milliseconds for every request
+    /// queued behind it; sizing it up front reserves address space, which the kernel backs
+    /// only as bindings arrive.
+    pub expected_aors: usize,
 }
 
 impl Config {
@@ -127,6 +132,7 @@ impl Config {
             auth: AuthConfig::default(),
             server: concat!("sipreg/", env!("CARGO_PKG_VERSION")).to_string(),
             limits: Limits::default(),
+            expected_aors: 0,
         }
     }
 }
@@ -187,6 +193,7 @@ pub struct Registrar {
 impl Registrar {
     /// A registrar with no users yet. `secret` keys the nonces; the shell draws it at random.
     pub fn new(config: Config, secret: [u8; 32]) -> Registrar {
+        let shard = Shard::with_capacity(config.expected_aors);
         let counts = NcTracker::with_capacity(config.auth.nc_entries, config.auth.nonce_lifetime);
         let keys = NonceKeys::new(0, &secret);
         let algorithms: Vec<&str> = config.auth.algorithms.iter().map(|a| a.name()).collect();
@@ -223,7 +230,7 @@ impl Registrar {
             challenges,
             known_a2,
             counts,
-            shard: Shard::new(),
+            shard,
             seq: 0,
             tag,
             aor_buf: Vec::with_capacity(128),
