@@ -1010,6 +1010,7 @@ idle_timeout = 30
 [limits]
 max_message = 32768
 max_line = 4096
+expected_aors = 5000
 "#;
 
     #[test]
@@ -1049,6 +1050,7 @@ max_line = 4096
                     max_message: 32768,
                     max_line: 4096,
                 },
+                expected_aors: 5000,
             }
         );
         let listeners: Vec<String> = file.listeners().iter().map(|l| l.to_string()).collect();
