@@ -1,0 +1,81 @@
+//! Digest authentication alone: issuing and checking a nonce (HMAC-SHA256), verifying a
+//! response per algorithm, and the nonce-count table. One element per iteration.
+//!
+//! Run: `cargo bench --bench auth`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use sipreg::auth::{Algorithm, Ha1, NcTracker, NonceKeys, compute_response, verify};
+use sipreg::sip::Credentials;
+
+const REALM: &[u8] = b"example.com";
+const NOW: u64 = 1_790_000_000;
+
+fn nonce(c: &mut Criterion) {
+    let mut g = c.benchmark_group("nonce");
+    g.throughput(Throughput::Elements(1));
+    let keys = NonceKeys::new(0, &[7; 32]);
+    let mut seq = 0;
+    g.bench_function("issue", |b| {
+        b.iter(|| {
+            seq += 1;
+            keys.issue(black_box(NOW), REALM, seq)
+        })
+    });
+    let issued = keys.issue(NOW, REALM, 1).to_string();
+    g.bench_function("check", |b| {
+        b.iter(|| keys.check(black_box(issued.as_bytes()), NOW + 10, REALM, 3600))
+    });
+    g.finish();
+}
+
+fn digest(c: &mut Criterion) {
+    let mut g = c.benchmark_group("digest_verify");
+    g.throughput(Throughput::Elements(1));
+    for alg in [Algorithm::Md5, Algorithm::Sha256, Algorithm::Sha512_256] {
+        let ha1 = Ha1::from_password(alg, b"alice", REALM, b"secret");
+        let template = format!(
+            "Digest username=\"alice\", realm=\"example.com\", nonce=\"n0nce\", \
+             uri=\"sip:example.com\", algorithm={}, cnonce=\"c0ffee\", qop=auth, nc=00000001",
+            alg.name()
+        );
+        let Some(Credentials::Digest(d)) = Credentials::parse(template.as_bytes()) else {
+            panic!("the header parses")
+        };
+        let response = compute_response(&ha1, b"REGISTER", &d, b"").expect("a response");
+        let header = format!("{template}, response=\"{response}\"");
+        let Some(Credentials::Digest(signed)) = Credentials::parse(header.as_bytes()) else {
+            panic!("the header parses")
+        };
+        assert!(verify(&ha1, b"REGISTER", &signed, b""));
+        g.bench_function(alg.name(), |b| {
+            b.iter(|| verify(&ha1, b"REGISTER", black_box(&signed), b""))
+        });
+    }
+    g.finish();
+}
+
+fn nonce_count(c: &mut Criterion) {
+    let mut g = c.benchmark_group("nonce_count");
+    g.throughput(Throughput::Elements(1));
+    // A million phones' nonces, each used once more per iteration.
+    let mut t = NcTracker::with_capacity(1 << 20, 3600);
+    for id in 0..1_000_000u64 {
+        t.observe(id, NOW, 1, NOW);
+    }
+    let (mut id, mut nc) = (0u64, 1u32);
+    g.bench_function("observe_1M", |b| {
+        b.iter(|| {
+            id = (id + 7919) % 1_000_000;
+            if id < 7919 {
+                nc += 1;
+            }
+            t.observe(black_box(id), NOW, nc + 1, NOW + 1)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, nonce, digest, nonce_count);
+criterion_main!(benches);
