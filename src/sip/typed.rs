@@ -41,10 +41,21 @@ impl<'a> CSeq<'a> {
 
 /// `callid = word [ "@" word ]`
 pub fn parse_call_id(value: &[u8]) -> Option<&[u8]> {
-    let mut parts = value.splitn(2, |&b| b == b'@');
-    let left = parts.next()?;
-    let word = |w: &[u8]| !w.is_empty() && w.iter().all(|&b| chars::is(b, WORD));
-    (word(left) && parts.next().is_none_or(word)).then_some(value)
+    // One pass: every byte a word character, but for at most one '@' with a word on each side.
+    let mut at = None;
+    for (i, &b) in value.iter().enumerate() {
+        if !chars::is(b, WORD) {
+            if b != b'@' || at.is_some() {
+                return None;
+            }
+            at = Some(i);
+        }
+    }
+    let left_and_right = match at {
+        Some(i) => i > 0 && i + 1 < value.len(),
+        None => !value.is_empty(),
+    };
+    left_and_right.then_some(value)
 }
 
 /// Iterator over the comma-separated elements of every line with one name.
@@ -277,5 +288,9 @@ mod tests {
         assert!(parse_call_id(b"a@b@c").is_none());
         assert!(parse_call_id(b"has space").is_none());
         assert!(parse_call_id(b"").is_none());
+        assert!(parse_call_id(b"plain").is_some());
+        for bad in [&b"@b"[..], b"a@", b"@", b"a\x00b"] {
+            assert!(parse_call_id(bad).is_none(), "{bad:?}");
+        }
     }
 }

@@ -54,18 +54,25 @@ impl<'b> Writer<'b> {
         }
     }
 
-    pub fn put_u64(&mut self, mut n: u64) {
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
+    /// Writes `n` in decimal, straight into the buffer (no staging copy: responses carry several
+    /// numbers, and a variable-length copy is a library call each).
+    pub fn put_u64(&mut self, n: u64) {
+        let mut digits = 1;
+        let mut rest = n / 10;
+        while rest > 0 {
+            digits += 1;
+            rest /= 10;
         }
-        self.put(digits.get(i..).unwrap_or_default());
+        let Some(dst) = self.buf.get_mut(self.len..self.len + digits) else {
+            self.overflow = true;
+            return;
+        };
+        let mut n = n;
+        for d in dst.iter_mut().rev() {
+            *d = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        self.len += digits;
     }
 
     /// Writes a header value received from the network: folded line breaks become one space and
@@ -114,10 +121,10 @@ impl<'b> Writer<'b> {
 
     pub fn put_ip(&mut self, ip: IpAddr) {
         if let IpAddr::V4(v4) = ip {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    self.put(b".");
-                }
+            let [a, b, c, d] = v4.octets();
+            self.put_u64(u64::from(a));
+            for octet in [b, c, d] {
+                self.put(b".");
                 self.put_u64(u64::from(octet));
             }
             return;
@@ -694,6 +701,35 @@ mod tests {
         w.put_quoted(br#"x"y\z"#);
         let n = w.finish().unwrap();
         assert_eq!(&buf[..n], br#"a bc"x\"y\\z""#);
+    }
+
+    #[test]
+    fn numbers_and_addresses() {
+        for n in [0, 9, 10, 99, 100, 5060, 65_535, u64::MAX] {
+            let mut buf = [0u8; 32];
+            let mut w = Writer::new(&mut buf);
+            w.put_u64(n);
+            let len = w.finish().unwrap();
+            assert_eq!(&buf[..len], n.to_string().as_bytes());
+        }
+        for ip in [
+            "0.0.0.0",
+            "192.0.2.14",
+            "255.255.255.255",
+            "2001:db8::1",
+            "::ffff:1.2.3.4",
+        ] {
+            let mut buf = [0u8; 64];
+            let mut w = Writer::new(&mut buf);
+            w.put_ip(ip.parse().unwrap());
+            let len = w.finish().unwrap();
+            assert_eq!(&buf[..len], ip.as_bytes());
+        }
+        // A number that does not fit is an overflow, not a partial write.
+        let mut buf = [0u8; 3];
+        let mut w = Writer::new(&mut buf);
+        w.put_u64(1234);
+        assert_eq!(w.finish(), Err(Overflow));
     }
 
     #[test]
