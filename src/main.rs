@@ -524,8 +524,24 @@ fn serve(
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
         .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
     let mut policy = policy;
+    // The disk's health, reported when it changes (the writer logs each failure as it happens).
+    let mut durable = true;
     while !stop.load(Ordering::Relaxed) && !server.any_finished() {
         std::thread::sleep(std::time::Duration::from_millis(100));
+        if let Some(p) = &persist {
+            let healthy = p.stats().healthy();
+            if healthy != durable {
+                durable = healthy;
+                if healthy {
+                    log::info!("persistence: every shard is durable again: {}", p.stats());
+                } else {
+                    log::error!(
+                        "persistence: bindings are NOT all durable; serving from memory: {}",
+                        p.stats()
+                    );
+                }
+            }
+        }
         if reload.swap(false, Ordering::Relaxed) {
             match reread(config_path, &users_path, explicit, &policy) {
                 Ok(r) => {
