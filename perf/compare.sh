@@ -263,6 +263,14 @@ maxof() { awk -v t="$1" '$1 == t { v = $2 } END { print v + 0 }' "$out/raw/max.t
 
 # --- preparation ----------------------------------------------------------------------------
 log "building (release)"
+# What the run needs, installed on a fresh Debian 12 machine (root).
+missing=()
+command -v kamailio >/dev/null || missing+=(kamailio)
+command -v sipp >/dev/null || missing+=(sip-tester)
+command -v valgrind >/dev/null || missing+=(valgrind)
+if ((${#missing[@]})); then
+    apt-get update >&2 && apt-get install -y "${missing[@]}" >&2
+fi
 cargo build --release --manifest-path "$repo/Cargo.toml" >&2
 # Credentials: enough users for the largest authenticated trial (rate x secs).
 users_n=$((quick ? 200000 : 400000))
