@@ -293,6 +293,7 @@ impl Shell {
             if let Some(j) = &mut self.journal {
                 j.record(&event, now);
             }
+            self.registrar.recycle(event);
         }
     }
 }

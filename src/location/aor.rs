@@ -61,6 +61,16 @@ impl Aor {
         }
     }
 
+    /// A copy whose block comes from `spare` when one fits.
+    pub(super) fn copy_in(&self, spare: &mut super::binding::Spare) -> Aor {
+        Aor(spare.copy(&self.0))
+    }
+
+    /// The heap block, for recycling.
+    pub(super) fn into_block(self) -> Box<[u8]> {
+        self.0
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }

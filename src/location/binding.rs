@@ -63,6 +63,39 @@ pub struct Binding {
     meta: u16,
 }
 
+/// Heap blocks given back by the consumer of events ([`Shard::recycle`](super::Shard::recycle)),
+/// reused for new bindings and event copies of the same size: a steady stream of refreshes then
+/// allocates nothing. Bounded: beyond [`Spare::MAX`] blocks, more are freed.
+#[derive(Debug, Default)]
+pub(super) struct Spare {
+    blocks: Vec<Box<[u8]>>,
+}
+
+impl Spare {
+    const MAX: usize = 64;
+
+    /// A block of exactly `len` bytes (contents unspecified).
+    pub(super) fn take(&mut self, len: usize) -> Box<[u8]> {
+        match self.blocks.iter().rposition(|b| b.len() == len) {
+            Some(i) => self.blocks.swap_remove(i),
+            None => vec![0u8; len].into_boxed_slice(),
+        }
+    }
+
+    /// A block holding a copy of `bytes`.
+    pub(super) fn copy(&mut self, bytes: &[u8]) -> Box<[u8]> {
+        let mut b = self.take(bytes.len());
+        b.copy_from_slice(bytes);
+        b
+    }
+
+    pub(super) fn give(&mut self, block: Box<[u8]>) {
+        if !block.is_empty() && self.blocks.len() < Spare::MAX {
+            self.blocks.push(block);
+        }
+    }
+}
+
 const REG_ID_SET: u32 = 1 << 31;
 const META_Q: u16 = 0x3ff;
 const META_TRANSPORT_SHIFT: u16 = 10;
@@ -76,7 +109,19 @@ pub const Q_MAX: u16 = 1000;
 
 impl Binding {
     /// Packs a registration; `key` and `now` (the update time) come from the shard.
+    #[cfg(test)]
     pub(super) fn new(reg: &Registration<'_>, key: u32, now: u64) -> Result<Binding, Error> {
+        Binding::new_in(reg, key, now, &mut Spare::default())
+    }
+
+    /// Packs a registration (`key` and `now`, the update time, come from the shard), its heap
+    /// block taken from `spare` when one of the right size is there.
+    pub(super) fn new_in(
+        reg: &Registration<'_>,
+        key: u32,
+        now: u64,
+        spare: &mut Spare,
+    ) -> Result<Binding, Error> {
         if reg.q > Q_MAX {
             return Err(Error::QOutOfRange);
         }
@@ -93,18 +138,25 @@ impl Binding {
         if total > usize::from(u16::MAX) || reg.path.iter().any(|p| p.len() > 0xffff) {
             return Err(Error::TooLong);
         }
-        let mut data = Vec::with_capacity(total);
+        let mut data = spare.take(total);
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            if let Some(dst) = data.get_mut(at..at + bytes.len()) {
+                dst.copy_from_slice(bytes);
+            }
+            at += bytes.len();
+            at
+        };
         let mut ends = [0u16; 4];
         for (end, part) in ends
             .iter_mut()
             .zip([reg.contact, reg.params, instance, reg.call_id])
         {
-            data.extend_from_slice(part);
-            *end = data.len() as u16; // data.len() <= total <= u16::MAX, checked above
+            *end = put(part) as u16; // at most total <= u16::MAX, checked above
         }
         for p in reg.path {
-            data.extend_from_slice(&(p.len() as u16).to_be_bytes()); // each <= 0xffff, checked
-            data.extend_from_slice(p);
+            put(&(p.len() as u16).to_be_bytes()); // each <= 0xffff, checked
+            put(p);
         }
 
         let (ip, v6) = match reg.source.ip() {
@@ -126,7 +178,7 @@ impl Binding {
             meta |= META_V6;
         }
         Ok(Binding {
-            data: data.into_boxed_slice(),
+            data,
             expires_at: reg.expires_at,
             updated_at: now,
             connection: reg.connection.unwrap_or(0),
@@ -138,6 +190,30 @@ impl Binding {
             port: reg.source.port(),
             meta,
         })
+    }
+
+    /// A copy of this binding with its heap block taken from `spare` when one fits.
+    pub(super) fn copy_in(&self, spare: &mut Spare) -> Binding {
+        let mut data = spare.take(self.data.len());
+        data.copy_from_slice(&self.data);
+        Binding {
+            data,
+            expires_at: self.expires_at,
+            updated_at: self.updated_at,
+            connection: self.connection,
+            ip: self.ip,
+            cseq: self.cseq,
+            reg_id: self.reg_id,
+            key: self.key,
+            ends: self.ends,
+            port: self.port,
+            meta: self.meta,
+        }
+    }
+
+    /// The heap block, for [`Spare::give`].
+    pub(super) fn into_data(self) -> Box<[u8]> {
+        self.data
     }
 
     fn part(&self, i: usize) -> &[u8] {

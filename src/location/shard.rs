@@ -20,6 +20,7 @@ use std::collections::VecDeque;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
+use super::binding::Spare;
 use super::wheel::{Timer, Wheel};
 use super::{Aor, Binding, Error, Registration};
 use crate::sip::Uri;
@@ -208,6 +209,8 @@ pub struct Shard {
     /// Reused buffer for the timers an `expire` call takes from the wheel.
     due: Vec<Timer>,
     events: VecDeque<Event>,
+    /// Blocks of consumed events, reused (see [`Shard::recycle`]).
+    spare: Spare,
     next_key: u32,
     bindings: usize,
     aors: usize,
@@ -234,6 +237,7 @@ impl Shard {
             wheel: Wheel::new(),
             due: Vec::new(),
             events: VecDeque::new(),
+            spare: Spare::default(),
             next_key: 0,
             bindings: 0,
             aors: 0,
@@ -390,7 +394,7 @@ impl Shard {
         now: u64,
     ) -> Result<BindingId, Error> {
         let key = self.next_key;
-        let binding = Binding::new(reg, key, now)?;
+        let binding = Binding::new_in(reg, key, now, &mut self.spare)?;
         let slot = match self.slot_of(aor.as_bytes()) {
             Some(slot) => {
                 self.collect_expired(slot, now);
@@ -401,8 +405,8 @@ impl Shard {
         self.next_key = key.wrapping_add(1);
         let expires_at = binding.expires_at();
         self.events.push_back(Event::Added {
-            aor: aor.clone(),
-            binding: binding.clone(),
+            aor: aor.copy_in(&mut self.spare),
+            binding: binding.copy_in(&mut self.spare),
         });
         if let Some(rec) = self.record_mut(slot) {
             rec.set.insert(binding);
@@ -422,9 +426,9 @@ impl Shard {
         reg: &Registration<'_>,
         now: u64,
     ) -> Result<BindingId, Error> {
-        let mut new = Binding::new(reg, id.key, now)?;
+        let new = Binding::new_in(reg, id.key, now, &mut self.spare)?;
         self.collect_expired(id.slot, now);
-        let result = self.refresh_live(id, &mut new, now);
+        let result = self.refresh_live(id, new, now);
         self.release_if_empty(id.slot);
         result
     }
@@ -432,11 +436,12 @@ impl Shard {
     fn refresh_live(
         &mut self,
         id: BindingId,
-        new: &mut Binding,
+        mut new: Binding,
         now: u64,
     ) -> Result<BindingId, Error> {
         let next_key = self.next_key;
-        let rec = self.record_mut(id.slot).ok_or(Error::NotFound)?;
+        let spare = &mut self.spare;
+        let rec = occupied_mut(&mut self.records, id.slot).ok_or(Error::NotFound)?;
         let pos = rec.set.position(id.key).ok_or(Error::NotFound)?;
         let old = rec.set.remove(pos).ok_or(Error::NotFound)?;
         // The wheel entry of this key comes due no later than the old expiry and reschedules
@@ -446,19 +451,21 @@ impl Shard {
         if rekey {
             new.key = next_key;
         }
-        rec.set.insert(new.clone());
-        let aor = rec.aor.clone();
+        let copy = new.copy_in(spare);
+        let aor = rec.aor.copy_in(spare);
         let key = new.key;
+        let expires_at = new.expires_at();
+        rec.set.insert(new);
         if rekey {
             self.next_key = next_key.wrapping_add(1);
             let timer = Timer { slot: id.slot, key };
             self.wheel
-                .schedule(due_second(new.expires_at()), timer, now / 1000);
+                .schedule(due_second(expires_at), timer, now / 1000);
         }
         self.events.push_back(Event::Refreshed {
             aor,
             old,
-            new: new.clone(),
+            new: copy,
         });
         Ok(BindingId { slot: id.slot, key })
     }
@@ -466,9 +473,10 @@ impl Shard {
     /// Removes the binding `id` and emits [`Event::Removed`].
     pub fn remove(&mut self, id: BindingId, now: u64) -> Result<(), Error> {
         self.collect_expired(id.slot, now);
-        let removed = self.record_mut(id.slot).and_then(|rec| {
+        let spare = &mut self.spare;
+        let removed = occupied_mut(&mut self.records, id.slot).and_then(|rec| {
             let pos = rec.set.position(id.key)?;
-            Some((rec.aor.clone(), rec.set.remove(pos)?))
+            Some((rec.aor.copy_in(spare), rec.set.remove(pos)?))
         });
         self.release_if_empty(id.slot);
         let (aor, binding) = removed.ok_or(Error::NotFound)?;
@@ -546,6 +554,24 @@ impl Shard {
     }
 
     /// The next change, oldest first. Drain after every call that changes the table.
+    /// Gives back an event taken from [`Shard::poll_event`] once its consumer is done with it:
+    /// its heap blocks are reused for the next bindings and events of the same sizes, so a
+    /// steady stream of refreshes allocates nothing. Dropping events instead is correct too,
+    /// only slower.
+    pub fn recycle(&mut self, event: Event) {
+        let (aor, a, b) = match event {
+            Event::Added { aor, binding }
+            | Event::Removed { aor, binding }
+            | Event::Expired { aor, binding } => (aor, binding, None),
+            Event::Refreshed { aor, old, new } => (aor, old, Some(new)),
+        };
+        self.spare.give(aor.into_block());
+        self.spare.give(a.into_data());
+        if let Some(b) = b {
+            self.spare.give(b.into_data());
+        }
+    }
+
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }

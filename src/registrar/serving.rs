@@ -91,6 +91,12 @@ impl Registrar {
         self.shard.restore(aor, binding, now_ms)
     }
 
+    /// Gives back an event from [`Registrar::poll_event`] once consumed, so its memory is reused
+    /// ([`crate::location::Shard::recycle`]).
+    pub fn recycle(&mut self, event: Event) {
+        self.shard.recycle(event);
+    }
+
     /// Makes this registrar's nonces distinct from those of the other workers' registrars
     /// (which share its key): worker `index` numbers its nonces from `index << 48`.
     pub fn set_worker(&mut self, index: usize) {
