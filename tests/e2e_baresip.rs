@@ -32,6 +32,10 @@ use std::time::{Duration, Instant};
 use sipreg::auth::{Algorithm, Ha1, compute_response, file};
 use sipreg::sip::{self, Contacts, Credentials, Header, HeaderName, Limits, Message};
 
+#[path = "support/tempdir.rs"]
+mod tempdir;
+use tempdir::TempDir;
+
 const DOMAIN: &str = "example.com";
 const USER: &str = "alice";
 const PASSWORD: &str = "l00king-gl4ss";
@@ -74,37 +78,6 @@ fn free_port(ip: IpAddr, extra: u16) -> u16 {
         }
     }
     panic!("no free port on {ip}");
-}
-
-/// A temporary directory, removed on drop unless the test failed (then its path is printed so
-/// the logs can be read).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    #[allow(clippy::disallowed_methods)] // A unique name from the clock.
-    fn new(name: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path =
-            std::env::temp_dir().join(format!("sipreg-e2e-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).expect("create the temporary directory");
-        TempDir(path)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("kept for inspection: {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 /// A child process whose stdout and stderr go to one log file, killed by PID (SIGKILL to this

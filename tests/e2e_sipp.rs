@@ -29,6 +29,10 @@ use std::time::{Duration, Instant};
 
 use sipreg::auth::file;
 
+#[path = "support/tempdir.rs"]
+mod tempdir;
+use tempdir::TempDir;
+
 const DOMAIN: &str = "example.com";
 const V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
@@ -91,37 +95,6 @@ fn free_port(ip: IpAddr, extra: u16) -> u16 {
         }
     }
     panic!("no free UDP port on {ip}");
-}
-
-/// A temporary directory, removed on drop unless the test failed (then its path is printed so
-/// the server log and SIPp traces can be read).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    #[allow(clippy::disallowed_methods)] // A unique name from the clock.
-    fn new(name: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path =
-            std::env::temp_dir().join(format!("sipreg-e2e-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).expect("create the temporary directory");
-        TempDir(path)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("kept for inspection: {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 /// A running `sipreg serve`, killed by PID when dropped (also when the test panics).
