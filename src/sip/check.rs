@@ -26,6 +26,7 @@ pub struct Essentials<'a> {
 }
 
 /// Validates the Request-URI and the headers every request must carry.
+#[inline(always)]
 pub fn check_request<'a>(req: &Request<'a, '_>) -> Result<Essentials<'a>, ErrorKind> {
     // RFC 3261 8.2.2.1: "If the Request-URI uses a scheme not supported by the UAS, it SHOULD
     // reject the request with a 416 (Unsupported URI Scheme) response."

@@ -44,7 +44,16 @@ pub enum HeaderName {
     Other,
 }
 
+// `HeaderName::bit` gives each name one bit of a u64.
+const _: () = assert!((HeaderName::Other as u32) < 64);
+
 impl HeaderName {
+    /// This name's bit in a set of names ([`super::Headers::has`]).
+    #[inline]
+    pub const fn bit(self) -> u64 {
+        1 << self as u32
+    }
+
     /// Recognises a header name in any letter case, including RFC 3261 section 7.3.3 compact
     /// forms and the compact forms registered since (`o` Event, `u` Allow-Events is `Other`).
     /// Anything that is not exactly a known name, ignoring ASCII case, is `Other`.

@@ -119,7 +119,7 @@ impl<'a, 'h> Headers<'a, 'h> {
     /// Every comma-separated element of every line with this name, in order.
     pub fn elements(&self, name: HeaderName) -> Elements<'a, 'h> {
         Elements {
-            lines: self.lines.iter(),
+            lines: self.lines_for(name).iter(),
             name,
             current: None,
         }

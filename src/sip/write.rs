@@ -643,7 +643,7 @@ mod tests {
             raw_name: b"Call-ID",
             value: b"x",
         }];
-        let h = Headers { lines: &headers };
+        let h = Headers::new(&headers);
         let source: SocketAddr = "192.0.2.1:5060".parse().unwrap();
         let (realm, opaque, qop) = (&b"ex\"ample.com"[..], &b"op"[..], "auth,auth-int");
         let algorithms = ["SHA-256", "MD5"];
