@@ -70,6 +70,11 @@ pub struct Via<'a> {
     pub received: Option<IpAddr>,
     pub rport: Rport,
     pub maddr: Option<&'a [u8]>,
+    /// The parameters other than `received` and `rport`, as one slice of the value, when they
+    /// are exactly `p1;p2;...` with nothing between them and come before any `received` or
+    /// `rport` (the usual `branch=..;rport`): what a response's Via repeats before its own
+    /// `received` and `rport`, copied without reading the list again. `None` otherwise.
+    pub kept_params: Option<&'a [u8]>,
 }
 
 /// A small cursor over a header value that skips LWS where the grammar allows it.
@@ -148,8 +153,22 @@ impl<'a> Via<'a> {
         let mut received = None;
         let mut rport = Rport::Absent;
         let mut maddr = None;
+        // Where the kept parameters end, and where the next one must start to stay contiguous
+        // (offsets into the list); `None` once they are not one plain run.
+        let list_start = c.s.get(1..).unwrap_or_default().as_ptr() as usize;
+        let (mut kept_end, mut next_start, mut contiguous, mut dropped) = (0, 0, true, false);
         // The parameters a server acts on are read in the pass that validates the list.
         let mut visit = |p: &Param<'a>| {
+            let is_dropped =
+                p.name.eq_ignore_ascii_case(b"received") || p.name.eq_ignore_ascii_case(b"rport");
+            if is_dropped {
+                dropped = true;
+            } else {
+                let offset = p.raw.as_ptr() as usize - list_start;
+                contiguous &= !dropped && offset == next_start;
+                kept_end = offset + p.raw.len();
+                next_start = kept_end + 1;
+            }
             if p.name.eq_ignore_ascii_case(b"branch") {
                 branch = Some(p.value?);
             } else if p.name.eq_ignore_ascii_case(b"received") {
@@ -175,9 +194,12 @@ impl<'a> Via<'a> {
             }
             Some(())
         };
-        let params = match c.s {
-            [] => Params::EMPTY,
-            [b';', rest @ ..] => Params::header_visit(rest, &mut visit)?,
+        let (params, kept_params) = match c.s {
+            [] => (Params::EMPTY, Some(&b""[..])),
+            [b';', rest @ ..] => {
+                let params = Params::header_visit(rest, &mut visit)?;
+                (params, rest.get(..kept_end).filter(|_| contiguous))
+            }
             _ => return None,
         };
         let via = Via {
@@ -191,6 +213,7 @@ impl<'a> Via<'a> {
             received,
             rport,
             maddr,
+            kept_params,
         };
         Some(via)
     }

@@ -533,15 +533,26 @@ fn write_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAd
         raw.get(..offset.saturating_sub(1)).unwrap_or(raw)
     };
     w.put_value(crate::sip::chars::trim_end(head));
-    for p in via.params.iter() {
-        let is = |n: &[u8]| p.name.eq_ignore_ascii_case(n);
-        // Written again below, always as `;received=..;rport=..`, so that writing a response
-        // from a response gives the same bytes.
-        if is(b"received") || is(b"rport") {
-            continue;
+    // Every parameter but received and rport, as `;p1;p2`: in one piece when the parse found
+    // them so, else one by one.
+    match via.kept_params {
+        Some([]) => {}
+        Some(kept) => {
+            w.put(b";");
+            w.put_value(kept);
         }
-        w.put(b";");
-        w.put_value(p.raw);
+        None => {
+            for p in via.params.iter() {
+                let is = |n: &[u8]| p.name.eq_ignore_ascii_case(n);
+                // Written again below, always as `;received=..;rport=..`, so that writing a
+                // response from a response gives the same bytes.
+                if is(b"received") || is(b"rport") {
+                    continue;
+                }
+                w.put(b";");
+                w.put_value(p.raw);
+            }
+        }
     }
     let source_ip = source.ip().to_canonical();
     let sent_by_is_source = match via.host {
@@ -701,6 +712,54 @@ mod tests {
         w.put_quoted(br#"x"y\z"#);
         let n = w.finish().unwrap();
         assert_eq!(&buf[..n], br#"a bc"x\"y\\z""#);
+    }
+
+    /// The top Via written from the parse's one-piece parameters is the Via written by walking
+    /// the list, and the one-piece form is found where it is meant to be.
+    #[test]
+    fn kept_via_params_agree_with_the_list() {
+        let source: SocketAddr = "192.0.2.9:5070".parse().unwrap();
+        let cases: &[(&[u8], bool)] = &[
+            (b"SIP/2.0/UDP 192.0.2.14:5060;branch=z9hG4bK-1;rport", true),
+            (b"SIP/2.0/UDP 192.0.2.14:5060;branch=z9hG4bK-1", true),
+            (b"SIP/2.0/UDP 192.0.2.14", true),
+            (
+                b"SIP/2.0/UDP h.example.com;branch=z9hG4bK-1;x=\"a;b\";rport",
+                true,
+            ),
+            (
+                b"SIP/2.0/UDP 192.0.2.14;branch=z9hG4bK-1;received=192.0.2.1;rport=9",
+                true,
+            ),
+            (b"SIP/2.0/UDP 192.0.2.14;rport;branch=z9hG4bK-1", false),
+            (
+                b"SIP/2.0/UDP 192.0.2.14;branch=z9hG4bK-1;rport;ttl=3",
+                false,
+            ),
+            (b"SIP/2.0/UDP 192.0.2.14 ; branch=z9hG4bK-1 ;rport", false),
+            (b"SIP/2.0/UDP 192.0.2.14;branch = z9hG4bK-1;rport", true),
+            (b"SIP/2.0/UDP 192.0.2.14;received=192.0.2.1", true),
+        ];
+        for &(value, one_piece) in cases {
+            let via = Via::parse(value).unwrap();
+            assert_eq!(via.kept_params.is_some(), one_piece, "{value:?}");
+            let slow = Via {
+                kept_params: None,
+                ..via
+            };
+            let (mut a, mut b) = ([0u8; 256], [0u8; 256]);
+            let mut fast_w = Writer::new(&mut a);
+            write_top_via(&mut fast_w, value, &via, source);
+            let n = fast_w.finish().unwrap();
+            let mut slow_w = Writer::new(&mut b);
+            write_top_via(&mut slow_w, value, &slow, source);
+            let m = slow_w.finish().unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&a[..n]),
+                String::from_utf8_lossy(&b[..m]),
+                "{value:?}"
+            );
+        }
     }
 
     #[test]
