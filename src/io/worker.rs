@@ -109,7 +109,8 @@ pub struct Stats {
     /// Answers and requests for another worker's TCP connection, and connection-closed and
     /// undeliverable notices, that could not be posted (its queue was full or it had stopped).
     pub lost_posts: u64,
-    /// Requests the element sent on its own initiative ([`Element::poll_transmit`]).
+    /// Requests the element wrote on its own initiative ([`Element::poll_transmit`]), delivered
+    /// or not.
     pub transmitted: u64,
     /// Requests found undeliverable here: on a connection that was gone, whoever asked, or on
     /// a stream transport without one ([`Element::on_undeliverable`]).
@@ -740,8 +741,8 @@ impl<E: Element> Worker<E> {
                     };
                     self.tcp.send(id, bytes, self.poll.registry(), &mut front)
                 }
-                // No such worker: an id this server never gave out.
                 (Some(id), _) => match shared.mailboxes.get(tcp::worker_of(id)) {
+                    // No such worker: an id this server never gave out.
                     None => false,
                     Some(holder) => {
                         let msg = Msg::Send {
