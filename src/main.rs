@@ -14,7 +14,7 @@ use sipreg::auth::file::{self, Entry};
 use sipreg::config::{self, DEFAULT_USERS, Listener, Protocol};
 use sipreg::io;
 use sipreg::persist;
-use sipreg::registrar::{Peer, Received, Registrar};
+use sipreg::registrar::{Peer, Pong, Received, Registrar, Ticket};
 use sipreg::sip;
 
 #[derive(Parser)]
@@ -196,13 +196,23 @@ fn main() -> ExitCode {
 }
 
 /// One worker's registrar behind its poll loop (UDP and TCP). Each worker owns the bindings of
-/// the AORs that hash to it; a REGISTER for another worker's AOR is handed to that worker.
+/// the AORs that hash to it; a REGISTER for another worker's AOR is handed to that worker, and
+/// so is the answer to a keep-alive ping that worker sent.
 struct Shell {
     registrar: Registrar,
     /// This worker's journal of binding changes, when persistence is on.
     journal: Option<persist::Journal>,
     index: usize,
     workers: usize,
+}
+
+/// What travels with a message handed to the worker that owns what it changes.
+enum Work {
+    /// A REGISTER, verified by the receiving worker.
+    Register(Ticket),
+    /// An answer to a keep-alive ping (which arrives on whichever worker the kernel or the
+    /// connection picks, not necessarily the sender's).
+    Pong(Pong),
 }
 
 fn peer(d: &io::Datagram<'_>) -> Peer {
@@ -214,10 +224,22 @@ fn peer(d: &io::Datagram<'_>) -> Peer {
 }
 
 impl io::Element for Shell {
-    type Ticket = sipreg::registrar::Ticket;
+    type Ticket = Work;
     type Control = Reload;
 
     fn on_message(&mut self, d: io::Datagram<'_>, out: &mut [u8]) -> io::Outcome<Self::Ticket> {
+        // Answers to keep-alive pings are told apart before the registrar's request path,
+        // which drops every response (a request costs a look at its first octets).
+        if let Some(pong) = self.registrar.pong(d.bytes) {
+            if pong.worker() == self.index || pong.worker() >= self.workers {
+                self.registrar.credit(pong);
+                return io::Outcome::Silent;
+            }
+            return io::Outcome::HandOff {
+                worker: pong.worker(),
+                ticket: Work::Pong(pong),
+            };
+        }
         let received =
             self.registrar
                 .receive(d.now_ms, peer(&d), d.bytes, out, self.index, self.workers);
@@ -227,7 +249,7 @@ impl io::Element for Shell {
             Received::Answered(None) => io::Outcome::Silent,
             Received::Owner { shard, ticket } => io::Outcome::HandOff {
                 worker: shard,
-                ticket,
+                ticket: Work::Register(ticket),
             },
         }
     }
@@ -235,9 +257,16 @@ impl io::Element for Shell {
     fn on_handoff(
         &mut self,
         d: io::Datagram<'_>,
-        ticket: Self::Ticket,
+        work: Self::Ticket,
         out: &mut [u8],
     ) -> Option<usize> {
+        let ticket = match work {
+            Work::Register(ticket) => ticket,
+            Work::Pong(pong) => {
+                self.registrar.credit(pong);
+                return None;
+            }
+        };
         let answer = self.registrar.own(d.now_ms, peer(&d), d.bytes, ticket, out);
         self.drain_events(d.now_ms);
         answer
@@ -269,6 +298,37 @@ impl io::Element for Shell {
         if let Some(j) = &mut self.journal {
             j.tick(self.registrar.shard(), now_ms);
         }
+    }
+
+    fn on_start(&mut self, udp: &[std::net::SocketAddr], tcp: &[std::net::SocketAddr]) {
+        self.registrar.set_local_addresses(udp, tcp);
+    }
+
+    fn poll_transmit(&mut self, now_ms: u64, out: &mut [u8]) -> Option<io::Transmit> {
+        let outgoing = self.registrar.poll_transmit(now_ms, out);
+        // Bindings silent for the whole timeout were removed on the way.
+        self.drain_events(now_ms);
+        let outgoing = outgoing?;
+        Some(io::Transmit {
+            len: outgoing.len,
+            to: io::Destination {
+                transport: outgoing.to.transport,
+                remote: outgoing.to.source,
+                local: outgoing.local,
+                connection: outgoing.to.connection,
+            },
+        })
+    }
+
+    fn on_undeliverable(&mut self, to: io::Destination) {
+        let now = io::now_ms();
+        let peer = Peer {
+            source: to.remote,
+            transport: to.transport,
+            connection: to.connection,
+        };
+        self.registrar.unreachable(now, peer);
+        self.drain_events(now);
     }
 
     fn on_stop(&mut self, now_ms: u64) {
@@ -500,6 +560,7 @@ fn serve(
         if workers == 1 { "" } else { "s" },
         if layout.pin { ", pinned to cores" } else { "" }
     );
+    log::info!("{}", describe_keepalive(&config.keepalive));
     if !config.auth.required {
         log::warn!("authentication is off: anyone may register any AOR of the served domains");
     } else if entries.is_empty() {
@@ -569,10 +630,30 @@ fn serve(
     let handed: u64 = done.iter().map(|(_, s)| s.handed_off).sum();
     let overloaded: u64 = done.iter().map(|(_, s)| s.overloaded).sum();
     let received: u64 = done.iter().map(|(_, s)| s.received).sum();
+    let transmitted: u64 = done.iter().map(|(_, s)| s.transmitted).sum();
     log::info!(
-        "stopped: {received} messages, {handed} handed between workers, {overloaded} answered 503 for overload"
+        "stopped: {received} messages, {handed} handed between workers, {overloaded} answered 503 for overload, {transmitted} keep-alive pings sent"
     );
     Ok(())
+}
+
+/// The start-up line about NAT keep-alive pings.
+fn describe_keepalive(k: &sipreg::registrar::Keepalive) -> String {
+    use sipreg::registrar::KeepaliveMode;
+    let which = match k.mode {
+        KeepaliveMode::Off => return "keep-alive pings off".to_string(),
+        _ if k.interval == 0 => return "keep-alive pings off".to_string(),
+        KeepaliveMode::Nat => "bindings behind NAT",
+        KeepaliveMode::All => "every reachable binding",
+    };
+    let removal = match k.timeout {
+        0 => "never removed for silence".to_string(),
+        t => format!("removed after {t} s without an answer"),
+    };
+    format!(
+        "keep-alive: OPTIONS every {} s to {which}; {removal}",
+        k.interval
+    )
 }
 
 /// Loads the bindings saved in the data directory into the workers' registrars (split by AOR

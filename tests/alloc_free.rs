@@ -1,7 +1,8 @@
 //! The hot path allocates nothing: parsing a REGISTER (with and without credentials), reading
 //! every field a registrar needs from it, and writing the 401 and 200 answers into a stack buffer;
-//! and the registrar as a worker runs it, in steady state: the whole 401 path, and a refresh with
-//! pre-emptive credentials once its events are drained, journaled and given back.
+//! and the registrar as a worker runs it, in steady state: the whole 401 path, a refresh with
+//! pre-emptive credentials once its events are drained, journaled and given back, and the NAT
+//! keep-alive: writing each ping and crediting its answer.
 //!
 //! A counting global allocator wraps the system one. Only allocations made by the measuring thread
 //! while a measurement is open are counted, so the test harness's own threads cannot disturb the
@@ -246,4 +247,76 @@ fn steady_state_challenges_and_refreshes_allocate_nothing() {
     // The refreshed binding's block and the event's copies come from the blocks of the events
     // given back (Registrar::recycle), as the server's workers do.
     assert_eq!(total, 0, "allocations in 189 refreshes");
+}
+
+/// The answer a device gives a ping: 200 with its Via, From, To, Call-ID and CSeq.
+fn answer_to(ping: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(ping);
+    let mut out = String::from("SIP/2.0 200 OK\r\n");
+    for line in text.split("\r\n").skip(1).take_while(|l| !l.is_empty()) {
+        if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
+            .iter()
+            .any(|h| line.starts_with(h))
+        {
+            out += line;
+            out += "\r\n";
+        }
+    }
+    out += "Content-Length: 0\r\n\r\n";
+    out.into_bytes()
+}
+
+#[test]
+fn steady_state_keepalive_pings_and_answers_allocate_nothing() {
+    use sipreg::registrar::{Config, Keepalive, KeepaliveMode, Peer, Registrar};
+    let mut config = Config::with_domains(&["example.com".to_string()]);
+    config.auth.required = false;
+    config.keepalive = Keepalive {
+        mode: KeepaliveMode::All,
+        interval: 10,
+        timeout: 60,
+    };
+    let mut reg = Registrar::new(config, [9; 32]);
+    let local: SocketAddr = "198.51.100.1:5060".parse().unwrap();
+    reg.set_local_addresses(&[local], &[]);
+    let peer = |i: u32| Peer {
+        source: SocketAddr::from(([192, 0, 2, (i % 250) as u8 + 1], 40_000 + i as u16)),
+        transport: sip::Transport::Udp,
+        connection: None,
+    };
+    let mut out = [0u8; 4096];
+    for i in 0..200u32 {
+        let msg = format!(
+            "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK{i}\r\n\
+             From: <sip:u{i}@example.com>;tag=1\r\nTo: <sip:u{i}@example.com>\r\nCall-ID: c{i}\r\n\
+             CSeq: 1 REGISTER\r\nContact: <sip:u{i}@10.0.0.1>\r\nExpires: 3600\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        assert!(reg.handle(0, peer(i), msg.as_bytes(), &mut out).is_some());
+    }
+    while let Some(event) = reg.poll_event() {
+        reg.recycle(event);
+    }
+    // Three walks of the table, every ping answered at once; the first one warms up.
+    let mut pings = 0;
+    let mut total = 0;
+    for now in (0..=30_000u64).step_by(100) {
+        loop {
+            let (sent, count) = allocations(|| reg.poll_transmit(now, &mut out));
+            let Some(sent) = sent else {
+                total += if now >= 10_000 { count } else { 0 };
+                break;
+            };
+            pings += 1;
+            let answer = answer_to(&out[..sent.len]);
+            let (n, credit) = allocations(|| reg.handle(now, sent.to, &answer, &mut out));
+            assert_eq!(n, None);
+            if now >= 10_000 {
+                total += count + credit;
+            }
+        }
+    }
+    assert_eq!(pings, 600);
+    assert_eq!(reg.unanswered(), 0);
+    assert_eq!(total, 0, "allocations in 400 pings and answers");
 }

@@ -3,7 +3,7 @@
 //! [`File::parse`] reads every setting the server has: listeners, workers, socket buffers, the
 //! served domains and their realms, the expiry and contact policy, digest authentication (the
 //! algorithms offered, the nonce lifetime and secret, the nonce-count table, the credentials file),
-//! TCP limits and message limits. Every key is optional and defaults to the built-in value
+//! TCP limits and message limits, persistence, NAT keep-alive pings. Every key is optional and defaults to the built-in value
 //! ([`File::default`]); an unknown key, a value of the wrong type, or a value that breaks a rule
 //! (`min_expires` above `default_expires`, a listener that is not an address) is a
 //! [`ConfigError`] naming the key path and its line and column. [`EXAMPLE`] is the shipped,
@@ -24,7 +24,9 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::auth::Algorithm;
-use crate::registrar::{self, AuthConfig, ContactPolicy, Domain, FlowClose, Policy};
+use crate::registrar::{
+    self, AuthConfig, ContactPolicy, Domain, FlowClose, Keepalive, KeepaliveMode, Policy,
+};
 use crate::sip;
 
 /// The shipped example: every key, commented, with its default (`sipreg example-config`).
@@ -173,6 +175,7 @@ pub struct File {
     /// AORs the whole server is sized for (split over the workers).
     expected_aors: usize,
     persist: Persist,
+    keepalive: Keepalive,
 }
 
 impl Default for File {
@@ -198,6 +201,7 @@ impl Default for File {
             limits: registrar.limits,
             expected_aors: 1_000_000,
             persist: Persist::default(),
+            keepalive: registrar.keepalive,
         }
     }
 }
@@ -245,6 +249,7 @@ impl File {
             server: self.server_header.clone(),
             limits: self.limits,
             expected_aors: self.expected_aors,
+            keepalive: self.keepalive,
         }
     }
 
@@ -495,6 +500,76 @@ struct Raw {
     limits: RawLimits,
     #[serde(default)]
     persist: RawPersist,
+    #[serde(default)]
+    nat: RawNat,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNat {
+    keepalive: Option<RawKeepalive>,
+    keepalive_interval: Option<u32>,
+    keepalive_timeout: Option<u32>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "kebab-case")]
+enum RawKeepalive {
+    Off,
+    Nat,
+    All,
+}
+
+impl RawNat {
+    fn apply(self, k: &mut Keepalive, at: &Locate<'_>) -> Result<(), ConfigError> {
+        if let Some(mode) = self.keepalive {
+            k.mode = match mode {
+                RawKeepalive::Off => KeepaliveMode::Off,
+                RawKeepalive::Nat => KeepaliveMode::Nat,
+                RawKeepalive::All => KeepaliveMode::All,
+            };
+        }
+        if let Some(seconds) = self.keepalive_interval {
+            if seconds > 3600 {
+                return Err(at.error(
+                    "nat.keepalive_interval",
+                    "must be at most 3600 seconds (0 turns pinging off)",
+                ));
+            }
+            k.interval = seconds;
+        }
+        if let Some(seconds) = self.keepalive_timeout {
+            if seconds > 86_400 {
+                return Err(at.error(
+                    "nat.keepalive_timeout",
+                    "must be at most 86400 seconds (0 never removes)",
+                ));
+            }
+            k.timeout = seconds;
+        }
+        // One lost ping (or answer) must not remove a binding.
+        let pinging = k.mode != KeepaliveMode::Off && k.interval > 0;
+        if pinging && k.timeout > 0 && k.timeout < 2 * k.interval {
+            return Err(if self.keepalive_timeout.is_some() {
+                at.error(
+                    "nat.keepalive_timeout",
+                    format!(
+                        "must be 0 (never remove) or at least twice nat.keepalive_interval ({})",
+                        k.interval
+                    ),
+                )
+            } else {
+                at.error(
+                    "nat.keepalive_interval",
+                    format!(
+                        "must be at most half of nat.keepalive_timeout ({})",
+                        k.timeout
+                    ),
+                )
+            });
+        }
+        Ok(())
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -618,6 +693,7 @@ impl Raw {
         self.limits.apply(&mut file.limits, at)?;
         self.tcp.apply(&mut file, at)?;
         self.persist.apply(&mut file.persist, at)?;
+        self.nat.apply(&mut file.keepalive, at)?;
         Ok(file)
     }
 }
@@ -1011,6 +1087,11 @@ idle_timeout = 30
 max_message = 32768
 max_line = 4096
 expected_aors = 5000
+
+[nat]
+keepalive = "all"
+keepalive_interval = 20
+keepalive_timeout = 0
 "#;
 
     #[test]
@@ -1051,6 +1132,11 @@ expected_aors = 5000
                     max_line: 4096,
                 },
                 expected_aors: 5000,
+                keepalive: Keepalive {
+                    mode: KeepaliveMode::All,
+                    interval: 20,
+                    timeout: 0,
+                },
             }
         );
         let listeners: Vec<String> = file.listeners().iter().map(|l| l.to_string()).collect();
@@ -1452,6 +1538,54 @@ expected_aors = 5000
             "at least 1024",
         ),
         (
+            "keep-alive mode",
+            "[nat]\nkeepalive = \"behind-nat\"\n",
+            2,
+            13,
+            "nat.keepalive",
+            "unknown variant `behind-nat`, expected one of `off`, `nat`, `all`",
+        ),
+        (
+            "keep-alive interval of hours",
+            "[nat]\nkeepalive_interval = 7200\n",
+            2,
+            1,
+            "nat.keepalive_interval",
+            "at most 3600 seconds",
+        ),
+        (
+            "keep-alive timeout of days",
+            "[nat]\nkeepalive_timeout = 172800\n",
+            2,
+            1,
+            "nat.keepalive_timeout",
+            "at most 86400 seconds",
+        ),
+        (
+            "keep-alive timeout within one interval",
+            "[nat]\nkeepalive_interval = 30\nkeepalive_timeout = 45\n",
+            3,
+            1,
+            "nat.keepalive_timeout",
+            "at least twice nat.keepalive_interval (30)",
+        ),
+        (
+            "keep-alive interval above half the default timeout",
+            "[nat]\nkeepalive_interval = 90\n",
+            2,
+            1,
+            "nat.keepalive_interval",
+            "at most half of nat.keepalive_timeout (120)",
+        ),
+        (
+            "unknown key in nat",
+            "[nat]\nnatping_interval = 30\n",
+            2,
+            1,
+            "nat.natping_interval",
+            "unknown field `natping_interval`",
+        ),
+        (
             "syntax error",
             "[policy]\nmin_expires = = 60\n",
             2,
@@ -1503,6 +1637,20 @@ expected_aors = 5000
             format!("sipreg.toml:{e}"),
             "sipreg.toml:2:3: policy.min_expires: must be at most policy.default_expires (2000)"
         );
+    }
+
+    #[test]
+    fn keep_alive_off_takes_any_timeout() {
+        for text in [
+            "[nat]\nkeepalive = \"off\"\nkeepalive_timeout = 10\n",
+            "[nat]\nkeepalive_interval = 0\nkeepalive_timeout = 10\n",
+            "[nat]\nkeepalive_interval = 60\nkeepalive_timeout = 0\n",
+        ] {
+            assert!(File::parse(text).is_ok(), "{text}");
+        }
+        let file = File::parse("[nat]\nkeepalive_interval = 5\nkeepalive_timeout = 10\n").unwrap();
+        let k = file.registrar_config(&[]).keepalive;
+        assert_eq!((k.mode, k.interval, k.timeout), (KeepaliveMode::Nat, 5, 10));
     }
 
     #[test]

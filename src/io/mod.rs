@@ -8,7 +8,10 @@
 //! workers by their address and port. A worker hands each received message, with the time, the
 //! peer and the connection, to its [`Element`], sends back what the element wrote, and carries
 //! messages the element hands to another worker over a bounded channel ([`Outcome::HandOff`]).
-//! It holds no protocol logic beyond TCP framing.
+//! It also sends what the element writes on its own initiative ([`Element::poll_transmit`]:
+//! keep-alive pings today, requests a proxy routes to bindings later), over UDP or through the
+//! TCP connection a binding was learnt on, whichever worker holds it. It holds no protocol logic
+//! beyond TCP framing.
 //!
 //! - [`mmsg`]: batched `recvmmsg`/`sendmmsg`, the crate's one use of `unsafe`;
 //! - [`udp`]: opening sockets; [`tcp`]: connections, framing and their limits;
@@ -43,6 +46,36 @@ pub struct Datagram<'a> {
     /// [`Element::on_closed`] reports its end.
     pub connection: Option<u64>,
     pub bytes: &'a [u8],
+}
+
+/// Where a request the element sends on its own initiative goes ([`Element::poll_transmit`]):
+/// what a binding records of the device it was learnt from.
+///
+/// - With a `connection`: written on that TCP connection, through the worker holding it (its id
+///   names the worker; another worker's is reached over its queue). If the connection has closed
+///   meanwhile, [`Element::on_undeliverable`] says so: no new connection is opened, since behind
+///   NAT a connection to the address a device connected from reaches nothing (RFC 5626 3.5:
+///   requests follow the flow the device opened).
+/// - UDP without one: a datagram to `remote` (RFC 3581: the source of the device's requests,
+///   where its NAT mapping lets datagrams in) from this worker's socket bound to `local`, the
+///   address the device sends to, so that its NAT recognises the reply path. With `local` absent
+///   or bound by no socket, from the first UDP socket of `remote`'s address family (IPv6 sockets
+///   are IPv6-only): the right one whenever one address per family is served, as by default.
+/// - Another transport without a connection: undeliverable at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Destination {
+    pub transport: Transport,
+    pub remote: SocketAddr,
+    pub local: Option<SocketAddr>,
+    pub connection: Option<u64>,
+}
+
+/// A request the element wrote into the `out` of [`Element::poll_transmit`]: its first `len`
+/// octets, for `to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub len: usize,
+    pub to: Destination,
 }
 
 /// What the element made of a message.
@@ -114,6 +147,27 @@ pub trait Element: Send + 'static {
     /// Called after every poll wake-up (at least every 100 ms) for timers such as expiry.
     fn on_tick(&mut self, _now_ms: u64) {}
 
+    /// The worker is starting, on its own thread, before any message: the local addresses of
+    /// its UDP sockets and TCP listeners, ports resolved, in configuration order (the same on
+    /// every worker). What a request the element writes itself names as its sender (Via).
+    fn on_start(&mut self, _udp: &[SocketAddr], _tcp: &[SocketAddr]) {}
+
+    /// The next request the element sends on its own initiative, written into `out`, and where
+    /// it goes (see [`Destination`]); `None` when nothing more is due now. Asked after every
+    /// [`Element::on_tick`] until it says `None` (a few thousand at most per turn of the loop,
+    /// which then goes on without sleeping). Datagrams leave in batches (`sendmmsg`); a request
+    /// lost to a full socket buffer or a full queue between workers is lost as the network
+    /// would lose it, unreported.
+    fn poll_transmit(&mut self, _now_ms: u64, _out: &mut [u8]) -> Option<Transmit> {
+        None
+    }
+
+    /// A request from [`Element::poll_transmit`] could not be sent: its connection had closed
+    /// (the worker holding it found it gone), or it named no connection on a stream transport.
+    /// Told to the worker whose element wrote it, so that it can treat the destination as
+    /// unreachable.
+    fn on_undeliverable(&mut self, _to: Destination) {}
+
     /// A broadcast from [`Server::control`].
     fn on_control(&mut self, _control: &Self::Control) {}
 
@@ -165,7 +219,9 @@ pub fn random_secret() -> [u8; 32] {
 mod tests {
     //! The workers on loopback sockets: UDP and TCP together, framing across segments, the
     //! pong, answers on the connection, closing reported to every worker, the connection and
-    //! idle limits, the hand-off between workers and the answer when a queue is full.
+    //! idle limits, the hand-off between workers and the answer when a queue is full; requests
+    //! of the element's own over UDP and through a connection held by any worker, and the
+    //! report when that connection is gone.
 
     use super::*;
     use std::io::{Read, Write};
@@ -547,6 +603,201 @@ To: <sip:a@example.com>\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\
         assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
         // The first server is unharmed.
         assert_eq!(ask(&udp_client(), run.udp).0, b"ok Udp");
+    }
+
+    /// Told by a control to send `bytes` to `to` from worker `worker`.
+    struct Order {
+        worker: usize,
+        bytes: Vec<u8>,
+        to: Destination,
+    }
+
+    /// What the sending elements were told.
+    #[derive(Debug, Default)]
+    struct Told {
+        started: Vec<(usize, Vec<SocketAddr>, Vec<SocketAddr>)>,
+        connections: Vec<u64>,
+        closed: Vec<(usize, u64)>,
+        undeliverable: Vec<(usize, Destination)>,
+    }
+
+    /// Answers every message `ok` and sends on its own initiative what it is ordered to.
+    struct Sender {
+        index: usize,
+        orders: std::collections::VecDeque<(Vec<u8>, Destination)>,
+        told: Arc<Mutex<Told>>,
+    }
+
+    impl Element for Sender {
+        type Ticket = ();
+        type Control = Order;
+
+        fn on_start(&mut self, udp: &[SocketAddr], tcp: &[SocketAddr]) {
+            let started = (self.index, udp.to_vec(), tcp.to_vec());
+            self.told.lock().unwrap().started.push(started);
+        }
+
+        fn on_message(&mut self, d: Datagram<'_>, out: &mut [u8]) -> Outcome<()> {
+            if let Some(c) = d.connection {
+                self.told.lock().unwrap().connections.push(c);
+            }
+            write(out, "ok").map_or(Outcome::Silent, Outcome::Reply)
+        }
+
+        fn on_closed(&mut self, connection: u64) {
+            self.told
+                .lock()
+                .unwrap()
+                .closed
+                .push((self.index, connection));
+        }
+
+        fn on_control(&mut self, order: &Order) {
+            if order.worker == self.index {
+                self.orders.push_back((order.bytes.clone(), order.to));
+            }
+        }
+
+        fn poll_transmit(&mut self, _now_ms: u64, out: &mut [u8]) -> Option<Transmit> {
+            let (bytes, to) = self.orders.pop_front()?;
+            out.get_mut(..bytes.len())?.copy_from_slice(&bytes);
+            Some(Transmit {
+                len: bytes.len(),
+                to,
+            })
+        }
+
+        fn on_undeliverable(&mut self, to: Destination) {
+            self.told
+                .lock()
+                .unwrap()
+                .undeliverable
+                .push((self.index, to));
+        }
+    }
+
+    #[test]
+    fn requests_of_the_elements_own_go_out_over_udp_and_through_any_workers_connection() {
+        let any = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let settings = Settings {
+            workers: 2,
+            udp: vec![any],
+            tcp: vec![any],
+            ..Settings::default()
+        };
+        let told = Arc::new(Mutex::new(Told::default()));
+        let senders = (0..2)
+            .map(|index| Sender {
+                index,
+                orders: Default::default(),
+                told: Arc::clone(&told),
+            })
+            .collect();
+        let server = Server::start(&settings, senders).expect("start");
+        let (udp, tcp) = (server.udp_addrs()[0], server.tcp_addrs()[0]);
+        let seen = |f: &dyn Fn(&Told) -> bool| f(&told.lock().unwrap());
+        wait_until("on_start", || seen(&|t| t.started.len() == 2));
+        assert!(seen(&|t| {
+            t.started
+                .iter()
+                .all(|(_, u, t)| u.as_slice() == [udp] && t.as_slice() == [tcp])
+        }));
+        let order = |worker: usize, bytes: &[u8], to: Destination| {
+            server.control(Order {
+                worker,
+                bytes: bytes.to_vec(),
+                to,
+            });
+        };
+        // UDP: from each worker, out of the socket on the served address.
+        let client = udp_client();
+        let to = Destination {
+            transport: Transport::Udp,
+            remote: client.local_addr().unwrap(),
+            local: None,
+            connection: None,
+        };
+        for worker in 0..2 {
+            order(worker, format!("ping {worker}").as_bytes(), to);
+            let mut buf = [0u8; 64];
+            let (n, from) = client.recv_from(&mut buf).unwrap();
+            assert_eq!(
+                (&buf[..n], from),
+                (format!("ping {worker}").as_bytes(), udp)
+            );
+        }
+        // TCP: through the connection, from the worker holding it and from the other one.
+        let mut stream = TcpStream::connect(tcp).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.write_all(REGISTER).unwrap();
+        assert_eq!(read_exactly(&mut stream, 2), b"ok");
+        let id = told.lock().unwrap().connections[0];
+        let holder = tcp::worker_of(id);
+        let to = Destination {
+            transport: Transport::Tcp,
+            remote: stream.local_addr().unwrap(),
+            local: None,
+            connection: Some(id),
+        };
+        for worker in [1 - holder, holder] {
+            order(worker, format!("hello from {worker}").as_bytes(), to);
+            let got = read_exactly(&mut stream, 12);
+            assert_eq!(got, format!("hello from {worker}").as_bytes());
+        }
+        // Once it has closed, both report it undeliverable to the element that asked.
+        drop(stream);
+        wait_until("on_closed", || seen(&|t| t.closed.len() == 2));
+        for worker in [1 - holder, holder] {
+            order(worker, b"too late", to);
+            wait_until("undeliverable", || {
+                seen(&|t| t.undeliverable.contains(&(worker, to)))
+            });
+        }
+        // A stream transport without a connection is never sent: no connection is opened.
+        let nowhere = Destination {
+            connection: None,
+            ..to
+        };
+        order(0, b"nowhere", nowhere);
+        wait_until("undeliverable", || {
+            seen(&|t| t.undeliverable.contains(&(0, nowhere)))
+        });
+        let stats: Vec<Stats> = server.stop().unwrap().into_iter().map(|(_, s)| s).collect();
+        let sum = |f: fn(&Stats) -> u64| stats.iter().map(f).sum::<u64>();
+        assert_eq!(sum(|s| s.transmitted), 7);
+        assert_eq!(sum(|s| s.undeliverable), 3);
+    }
+
+    #[test]
+    fn a_datagram_leaves_from_the_socket_of_its_local_address_or_family() {
+        let v4: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+        let v4b: SocketAddr = "198.51.100.1:5060".parse().unwrap();
+        let v6: SocketAddr = "[2001:db8::1]:5060".parse().unwrap();
+        let locals = [v6, v4, v4b];
+        let to = |remote: &str, local: Option<SocketAddr>| Destination {
+            transport: Transport::Udp,
+            remote: remote.parse().unwrap(),
+            local,
+            connection: None,
+        };
+        let pick = |d| worker::udp_socket_for(&locals, &d);
+        assert_eq!(pick(to("203.0.113.9:5060", None)), Some(1));
+        assert_eq!(pick(to("203.0.113.9:5060", Some(v4b))), Some(2));
+        assert_eq!(pick(to("[2001:db8::9]:5060", None)), Some(0));
+        // A local address no socket has: the family decides.
+        assert_eq!(
+            pick(to(
+                "203.0.113.9:5060",
+                Some("192.0.2.7:5060".parse().unwrap())
+            )),
+            Some(1)
+        );
+        assert_eq!(
+            worker::udp_socket_for(&[v6], &to("203.0.113.9:5060", None)),
+            None
+        );
     }
 
     #[test]

@@ -9,9 +9,11 @@
 //! partial writes and write interest. Neither interprets a message beyond its framing: each
 //! complete message goes to the worker's [`Sink`], which answers it.
 //!
-//! Not here: TLS, outbound connections (a request to a binding learnt over TCP can only follow a
-//! connection the client opened; sending one on the element's initiative is not wired yet), and
-//! sending keep-alive pings ourselves (RFC 5626 makes the client ping; we answer).
+//! Not here: TLS and outbound connections: a request to a binding learnt over TCP follows the
+//! connection the device opened ([`Tcp::send`], whichever worker wrote it), and fails if that
+//! connection is gone, since behind NAT a new connection to the device's address reaches
+//! nothing. Nor CRLF keep-alive pings of our own (RFC 5626 makes the client ping; we answer;
+//! the registrar's keep-alive is a SIP OPTIONS request sent through the same path).
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -540,8 +542,9 @@ impl Tcp {
         self.settle(id, gone, registry, sink);
     }
 
-    /// Queues `bytes` (the answer to a message of this connection, written by another worker)
-    /// and writes what it can. Returns false when the connection is gone (closed meanwhile).
+    /// Queues `bytes` (the answer to a message of this connection written by another worker, or
+    /// a request of the element's own to the device at the other end) and writes what it can.
+    /// Returns false when the connection is gone (closed meanwhile).
     pub fn send(
         &mut self,
         id: u64,

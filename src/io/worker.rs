@@ -16,6 +16,11 @@
 //!   own socket on the same local address (UDP), or gives the answer to the worker holding the
 //!   connection (TCP). A full queue never blocks: the receiving worker answers at once through
 //!   [`Element::on_overload`] (a 503 with Retry-After).
+//! - Requests of the element's own ([`Element::poll_transmit`], asked after every tick): UDP
+//!   ones leave in one `sendmmsg` per socket from the batch's slots; one for a TCP connection
+//!   is queued on it if this worker holds it, or copied into a pooled buffer and posted to the
+//!   worker that does, which reports back if the connection is gone
+//!   ([`Element::on_undeliverable`]).
 //!
 //! Buffers circulate through a pool, so a steady load allocates nothing per message.
 
@@ -33,7 +38,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use super::mmsg::Batch;
 use super::tcp::{self, Tcp, TcpLimits, TcpStats};
 use super::udp::{Buffers, Capped, bind_tcp_with, bind_udp_with};
-use super::{Datagram, Element, Outcome, Sink, now_ms};
+use super::{Datagram, Destination, Element, Outcome, Sink, Transmit, now_ms};
 use crate::sip::{self, Transport};
 
 /// The poll token of a worker's waker; connection tokens never come near it.
@@ -45,6 +50,10 @@ const TICK: Duration = Duration::from_millis(100);
 /// UDP batches served in one turn of the loop before the poll is asked again (so TCP and the
 /// clock are not starved by a socket that never drains).
 const ROUNDS: usize = 64;
+
+/// Requests of the element's own sent in one turn of the loop; more wait for the next turn,
+/// which comes without sleeping, so that a burst of them cannot starve the sockets.
+const TRANSMITS: usize = 4096;
 
 /// How the workers are laid out.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,9 +106,15 @@ pub struct Stats {
     pub taken_over: u64,
     /// Messages answered by [`Element::on_overload`] because the owner's queue was full.
     pub overloaded: u64,
-    /// Answers for another worker's TCP connection, and connection-closed notices, that could
-    /// not be posted (its queue was full or it had stopped).
+    /// Answers and requests for another worker's TCP connection, and connection-closed and
+    /// undeliverable notices, that could not be posted (its queue was full or it had stopped).
     pub lost_posts: u64,
+    /// Requests the element wrote on its own initiative ([`Element::poll_transmit`]), delivered
+    /// or not.
+    pub transmitted: u64,
+    /// Requests found undeliverable here: on a connection that was gone, whoever asked, or on
+    /// a stream transport without one ([`Element::on_undeliverable`]).
+    pub undeliverable: u64,
     pub tcp: TcpStats,
 }
 
@@ -152,6 +167,15 @@ enum Msg<T, C> {
         connection: u64,
         bytes: Vec<u8>,
     },
+    /// A request worker `from`'s element sends to a binding learnt over a connection this worker
+    /// holds (`to.connection`).
+    Send {
+        to: Destination,
+        bytes: Vec<u8>,
+        from: usize,
+    },
+    /// A request this worker's element sent found its connection gone.
+    Undeliverable(Destination),
     /// A connection held by another worker closed.
     Closed(u64),
     Control(Arc<C>),
@@ -309,6 +333,7 @@ impl<E: Element> Server<E> {
             for s in &udp {
                 locals.push(s.local_addr()?);
             }
+            let locals = (locals, tcp_addrs.clone());
             let worker = Worker::new(index, element, poll, udp, locals, tcp, inbox, settings)?;
             let shared = Arc::clone(&shared);
             let stop = Arc::clone(&stop);
@@ -420,6 +445,10 @@ struct Worker<E: Element> {
     poll: Poll,
     udp: Vec<UdpSocket>,
     locals: Vec<SocketAddr>,
+    /// The TCP listeners' addresses, for [`Element::on_start`].
+    tcp_locals: Vec<SocketAddr>,
+    /// Whether the element may have more to transmit than the last turn sent.
+    transmitting: bool,
     /// Sockets not yet read until they would block.
     ready: Vec<bool>,
     first_connection: usize,
@@ -513,7 +542,7 @@ impl<E: Element> Worker<E> {
         element: E,
         poll: Poll,
         mut udp: Vec<UdpSocket>,
-        locals: Vec<SocketAddr>,
+        (locals, tcp_locals): (Vec<SocketAddr>, Vec<SocketAddr>),
         tcp: Vec<TcpListener>,
         inbox: Receiver<Msg<E::Ticket, E::Control>>,
         settings: &Settings,
@@ -538,6 +567,8 @@ impl<E: Element> Worker<E> {
             ready: vec![false; udp.len()],
             udp,
             locals,
+            tcp_locals,
+            transmitting: false,
             first_connection,
             tcp,
             inbox,
@@ -559,11 +590,12 @@ impl<E: Element> Worker<E> {
             .mailboxes
             .get(self.index)
             .ok_or_else(|| io::Error::other("worker without a mailbox"))?;
+        self.element.on_start(&self.locals, &self.tcp_locals);
         while !stop.load(Ordering::Relaxed) {
             me.sleeping.store(true, Ordering::Relaxed);
             // Pairs with the fence in `Mailbox::post`.
             fence(Ordering::SeqCst);
-            let busy = self.ready.iter().any(|&r| r) || !self.inbox.is_empty();
+            let busy = self.transmitting || self.ready.iter().any(|&r| r) || !self.inbox.is_empty();
             let timeout = if busy { Duration::ZERO } else { TICK };
             let polled = self.poll.poll(&mut events, Some(timeout));
             me.sleeping.store(false, Ordering::Relaxed);
@@ -625,6 +657,7 @@ impl<E: Element> Worker<E> {
                 stats: &mut self.stats,
             };
             self.tcp.sweep(now, self.poll.registry(), &mut front);
+            self.transmitting = self.transmit(shared, now);
         }
         // Stopping: connections close (every worker is told), what was handed here is answered.
         let mut front = Front {
@@ -684,6 +717,82 @@ impl<E: Element> Worker<E> {
         if self.batch.queued() > 0 {
             self.batch.send(socket);
         }
+    }
+
+    /// Sends what the element writes on its own initiative, up to [`TRANSMITS`] requests;
+    /// returns whether it may have more.
+    fn transmit(&mut self, shared: &Shared<E::Ticket, E::Control>, now: u64) -> bool {
+        // The UDP socket whose datagrams wait in the batch's slots.
+        let mut batched: Option<usize> = None;
+        for _ in 0..TRANSMITS {
+            let Some(Transmit { len, to }) = self.element.poll_transmit(now, &mut self.out) else {
+                flush_batch(&mut self.batch, &self.udp, batched);
+                return false;
+            };
+            self.stats.transmitted += 1;
+            let bytes = self.out.get(..len).unwrap_or_default();
+            let delivered = match (to.connection, to.transport) {
+                (Some(id), _) if tcp::worker_of(id) == self.index => {
+                    let mut front = Front {
+                        index: self.index,
+                        element: &mut self.element,
+                        shared,
+                        stats: &mut self.stats,
+                    };
+                    self.tcp.send(id, bytes, self.poll.registry(), &mut front)
+                }
+                (Some(id), _) => match shared.mailboxes.get(tcp::worker_of(id)) {
+                    // No such worker: an id this server never gave out.
+                    None => false,
+                    Some(holder) => {
+                        let msg = Msg::Send {
+                            to,
+                            bytes: shared.copy(bytes),
+                            from: self.index,
+                        };
+                        // The holder reports a gone connection; a full queue loses the request
+                        // as the network would.
+                        if let Err(Msg::Send { bytes, .. }) = holder.post(msg) {
+                            shared.recycle(bytes);
+                            self.stats.lost_posts += 1;
+                        }
+                        true
+                    }
+                },
+                (None, Transport::Udp) => match udp_socket_for(&self.locals, &to) {
+                    Some(s) => {
+                        if batched.is_some_and(|b| b != s) || self.batch.reply_slot().is_none() {
+                            flush_batch(&mut self.batch, &self.udp, batched);
+                        }
+                        batched = Some(s);
+                        match self.batch.reply_slot() {
+                            Some(slot) if slot.len() >= bytes.len() => {
+                                if let Some(dst) = slot.get_mut(..bytes.len()) {
+                                    dst.copy_from_slice(bytes);
+                                }
+                                self.batch.queue(bytes.len(), to.remote);
+                            }
+                            // Longer than a slot (the TCP limit may exceed the UDP one).
+                            _ => {
+                                if let Some(socket) = self.udp.get(s) {
+                                    let _ = socket.send_to(bytes, to.remote);
+                                }
+                            }
+                        }
+                        true
+                    }
+                    None => false,
+                },
+                // No connection to a device is ever opened from here (see `Destination`).
+                (None, _) => false,
+            };
+            if !delivered {
+                self.stats.undeliverable += 1;
+                self.element.on_undeliverable(to);
+            }
+        }
+        flush_batch(&mut self.batch, &self.udp, batched);
+        true
     }
 
     /// Serves up to `limit` messages from the inbox; returns how many.
@@ -753,10 +862,54 @@ impl<E: Element> Worker<E> {
                         .send(connection, &bytes, self.poll.registry(), &mut front);
                     shared.recycle(bytes);
                 }
+                Msg::Send { to, bytes, from } => {
+                    let mut front = Front {
+                        index: self.index,
+                        element: &mut self.element,
+                        shared,
+                        stats: &mut self.stats,
+                    };
+                    let id = to.connection.unwrap_or(u64::MAX);
+                    let sent = self.tcp.send(id, &bytes, self.poll.registry(), &mut front);
+                    shared.recycle(bytes);
+                    if !sent {
+                        self.stats.undeliverable += 1;
+                        let posted = match shared.mailboxes.get(from) {
+                            Some(m) => m.post(Msg::Undeliverable(to)).is_ok(),
+                            None => false,
+                        };
+                        if !posted {
+                            self.stats.lost_posts += 1;
+                        }
+                    }
+                }
+                Msg::Undeliverable(to) => self.element.on_undeliverable(to),
                 Msg::Closed(id) => self.element.on_closed(id),
                 Msg::Control(c) => self.element.on_control(&c),
             }
         }
         served
+    }
+}
+
+/// The UDP socket, among those bound to `locals`, that a request to `to` leaves from: the one
+/// bound to `to.local` if any; else the first of the destination's address family. `None` when
+/// no socket can reach it.
+pub fn udp_socket_for(locals: &[SocketAddr], to: &Destination) -> Option<usize> {
+    to.local
+        .and_then(|local| locals.iter().position(|&l| l == local))
+        .or_else(|| {
+            locals
+                .iter()
+                .position(|l| l.is_ipv4() == to.remote.is_ipv4())
+        })
+}
+
+/// Sends the datagrams queued in `batch` on UDP socket `socket` of `udp`.
+fn flush_batch(batch: &mut Batch, udp: &[UdpSocket], socket: Option<usize>) {
+    if let Some(socket) = socket.and_then(|s| udp.get(s))
+        && batch.queued() > 0
+    {
+        batch.send(socket);
     }
 }

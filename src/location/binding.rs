@@ -227,6 +227,13 @@ impl Binding {
             .unwrap_or_default()
     }
 
+    /// The number naming this binding within its shard, as its
+    /// [`BindingId`](super::BindingId) does: unique among the shard's bindings; a refresh that
+    /// moves the expiry earlier gives the binding a new one.
+    pub fn key(&self) -> u32 {
+        self.key
+    }
+
     /// The contact URI as received.
     pub fn contact(&self) -> &[u8] {
         self.part(0)

@@ -34,6 +34,18 @@ pub struct BindingId {
     key: u32,
 }
 
+impl BindingId {
+    /// The record slot of the binding's AOR (see [`Shard::slot_entries`]).
+    pub fn slot(self) -> u32 {
+        self.slot
+    }
+
+    /// The binding's number within the shard, as [`Binding::key`] gives it.
+    pub fn key(self) -> u32 {
+        self.key
+    }
+}
+
 /// A change to the table, for persistence, metrics and subscribers (RFC 3680).
 ///
 /// Events own their data: the binding removed, or a copy of the binding stored.
@@ -270,6 +282,30 @@ impl Shard {
     pub fn entries(&self, aor: &[u8], now: u64) -> Entries<'_> {
         let found = self
             .slot_of(aor)
+            .and_then(|slot| Some((slot, self.record(slot)?)));
+        let (slot, bindings) = match found {
+            Some((slot, rec)) => (slot, rec.set.as_slice()),
+            None => (NO_SLOT, &[][..]),
+        };
+        Entries {
+            slot,
+            iter: bindings.iter(),
+            now,
+        }
+    }
+
+    /// The number of record slots, free ones included: slot numbers run from 0 below it, one AOR
+    /// each. Never shrinks. For a walk over the table in bounded steps ([`Shard::slot_entries`]).
+    pub fn slots(&self) -> usize {
+        self.records.len()
+    }
+
+    /// The live bindings of the AOR in record slot `slot`, with their ids, in routing order;
+    /// none for a free slot or one past [`Shard::slots`]. A slot keeps its AOR while the AOR has
+    /// bindings, so a walk over every slot sees every binding once.
+    pub fn slot_entries(&self, slot: usize, now: u64) -> Entries<'_> {
+        let found = u32::try_from(slot)
+            .ok()
             .and_then(|slot| Some((slot, self.record(slot)?)));
         let (slot, bindings) = match found {
             Some((slot, rec)) => (slot, rec.set.as_slice()),
@@ -745,6 +781,48 @@ impl<'a> Iterator for Lookup<'a> {
 mod tests {
     use super::*;
     use crate::sip::Transport;
+
+    #[test]
+    fn a_walk_over_the_slots_sees_every_live_binding_once() {
+        let mut shard = Shard::new();
+        let (a, b, c) = (
+            aor("sip:alice@example.com"),
+            aor("sip:bob@example.com"),
+            aor("sip:carol@example.com"),
+        );
+        shard
+            .insert(&a, &reg("sip:a1@192.0.2.1", 500, 10_000), 0)
+            .unwrap();
+        shard
+            .insert(&a, &reg("sip:a2@192.0.2.1", 900, 10_000), 0)
+            .unwrap();
+        let gone = shard
+            .insert(&b, &reg("sip:b@192.0.2.2", 0, 10_000), 0)
+            .unwrap();
+        shard
+            .insert(&c, &reg("sip:c@192.0.2.3", 0, 2_000), 0)
+            .unwrap();
+        shard.remove(gone, 1).unwrap();
+        let walk = |now| {
+            let mut seen = Vec::new();
+            for slot in 0..shard.slots() + 1 {
+                for (id, binding) in shard.slot_entries(slot, now) {
+                    assert_eq!(id.slot() as usize, slot);
+                    assert_eq!(id.key(), binding.key());
+                    assert_eq!(shard.get(id, now), Some(binding));
+                    seen.push(String::from_utf8(binding.contact().to_vec()).unwrap());
+                }
+            }
+            seen
+        };
+        // Bob's slot is free; carol's binding is past its time at 2 s.
+        assert_eq!(shard.slots(), 3);
+        assert_eq!(
+            walk(1_000),
+            ["sip:a2@192.0.2.1", "sip:a1@192.0.2.1", "sip:c@192.0.2.3"]
+        );
+        assert_eq!(walk(2_000), ["sip:a2@192.0.2.1", "sip:a1@192.0.2.1"]);
+    }
 
     #[test]
     fn restored_bindings_keep_their_fields_and_expire() {

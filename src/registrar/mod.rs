@@ -7,7 +7,9 @@
 //!
 //! - [`screen`]: the checks every request passes first (RFC 3261 8.2) and the rejections.
 //! - `register`: RFC 3261 section 10.3, step by step, with digest authentication.
+//! - [`keepalive`]: NAT keep-alive pings (OPTIONS) to the bindings, and removal of the silent.
 
+pub mod keepalive;
 mod register;
 pub mod screen;
 mod serving;
@@ -18,6 +20,7 @@ use crate::auth::{Algorithm, KnownA2, NcTracker, NonceKeys, UserDb};
 use crate::location::{Event, Shard};
 use crate::sip::{self, Header, Limits, Method, SipUri, Transport};
 
+pub use keepalive::{Keepalive, KeepaliveMode, Outgoing, Pong};
 use screen::Screened;
 pub use serving::{FlowClose, OVERLOAD_RETRY_AFTER, reachable};
 
@@ -115,6 +118,8 @@ pub struct Config {
     /// queued behind it; sizing it up front reserves address space, which the kernel backs
     /// only as bindings arrive.
     pub expected_aors: usize,
+    /// NAT keep-alive pings.
+    pub keepalive: Keepalive,
 }
 
 impl Config {
@@ -133,6 +138,7 @@ impl Config {
             server: concat!("sipreg/", env!("CARGO_PKG_VERSION")).to_string(),
             limits: Limits::default(),
             expected_aors: 0,
+            keepalive: Keepalive::default(),
         }
     }
 }
@@ -188,6 +194,8 @@ pub struct Registrar {
     aor_buf: Vec<u8>,
     /// The AORs with bindings learnt over each connection.
     flows: serving::Flows,
+    /// Where the keep-alive walk stands, and the bindings that have not answered.
+    keepalive: keepalive::Pinger,
 }
 
 impl Registrar {
@@ -218,6 +226,7 @@ impl Registrar {
                     .collect()
             })
             .collect();
+        let pinger = keepalive::Pinger::new(config.keepalive, &secret);
         let mut tag = [0u8; 16];
         let digest = crate::auth::hash_hex(Algorithm::Sha256, &secret);
         for (t, h) in tag.iter_mut().zip(digest.as_bytes()) {
@@ -235,6 +244,7 @@ impl Registrar {
             tag,
             aor_buf: Vec::with_capacity(128),
             flows: serving::Flows::default(),
+            keepalive: pinger,
         }
     }
 
@@ -267,6 +277,7 @@ impl Registrar {
     pub fn poll_event(&mut self) -> Option<Event> {
         let event = self.shard.poll_event()?;
         self.flows.observe(&event);
+        self.keepalive.observe(&event);
         Some(event)
     }
 
@@ -281,7 +292,8 @@ impl Registrar {
     }
 
     /// Handles one received message and writes the answer into `out`; returns its length, or
-    /// `None` when nothing is to be sent. The single-worker form of [`Registrar::receive`].
+    /// `None` when nothing is to be sent. The single-worker form of [`Registrar::receive`],
+    /// which also credits the answers to keep-alive pings ([`Registrar::pong`]).
     pub fn handle(
         &mut self,
         now_ms: u64,
@@ -289,6 +301,10 @@ impl Registrar {
         bytes: &[u8],
         out: &mut [u8],
     ) -> Option<usize> {
+        if let Some(pong) = self.pong(bytes) {
+            self.credit(pong);
+            return None;
+        }
         match self.receive(now_ms, peer, bytes, out, 0, 1) {
             Received::Answered(answer) => answer,
             // One shard owns every AOR.

@@ -98,9 +98,11 @@ impl Registrar {
     }
 
     /// Makes this registrar's nonces distinct from those of the other workers' registrars
-    /// (which share its key): worker `index` numbers its nonces from `index << 48`.
+    /// (which share its key): worker `index` numbers its nonces from `index << 48`; its
+    /// keep-alive pings name it, so that their answers find their way back to it.
     pub fn set_worker(&mut self, index: usize) {
         self.seq = (index as u64) << 48;
+        self.keepalive.worker = index;
     }
 
     /// Replaces the registration policy (a reload); bindings stay as they are, and the new
