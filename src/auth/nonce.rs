@@ -465,9 +465,11 @@ mod sip {
         }
         // The last word: the remaining bytes, and the message length modulo 256 in the top byte.
         let len = head.len() * 8 + tail.len();
-        let mut last = [0u8; 8];
-        last.iter_mut().zip(rest).for_each(|(l, r)| *l = *r);
-        s.compress(u64::from_le_bytes(last) | (len as u64) << 56);
+        let last = rest
+            .iter()
+            .rev()
+            .fold(0u64, |word, &b| word << 8 | u64::from(b));
+        s.compress(last | (len as u64) << 56);
         // Four rounds per output word: the "4".
         s.v2 ^= 0xee;
         (0..4).for_each(|_| s.round());
