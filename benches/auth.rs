@@ -1,4 +1,4 @@
-//! Digest authentication alone: issuing and checking a nonce (HMAC-SHA256), verifying a
+//! Digest authentication alone: issuing and checking a nonce (SipHash-2-4), verifying a
 //! response per algorithm, and the nonce-count table. One element per iteration.
 //!
 //! Run: `cargo bench --bench auth`.

@@ -1,7 +1,7 @@
 //! Digest authentication (RFC 3261 22, RFC 7616, RFC 8760), sans-I/O.
 //!
 //! What it does, in the order a registrar uses it:
-//! - [`NonceKeys`]: issues stateless, HMAC-signed nonces and tells a received one
+//! - [`NonceKeys`]: issues stateless, SipHash-tagged nonces and tells a received one
 //!   [`NonceCheck::Fresh`], [`NonceCheck::Stale`] or [`NonceCheck::Invalid`]; derives the
 //!   `opaque` value. Two keys are live so rotation does not break challenges in flight.
 //! - [`UserDb`]: (username, realm) to [`Ha1`] per [`Algorithm`]; [`UserDb::verify_user`] checks

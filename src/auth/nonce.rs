@@ -1,9 +1,9 @@
-//! Stateless nonces: issued and checked with an HMAC key, no table of outstanding challenges.
+//! Stateless nonces: issued and checked with a keyed hash, no table of outstanding challenges.
 //!
-//! What it does: [`NonceKeys::issue`] writes a nonce that carries its own issue time and is
-//! signed; [`NonceKeys::check`] tells a genuine fresh nonce from a stale one and from anything
-//! else, using only the keys and `now`. Two keys are live at a time so that rotating the secret
-//! does not break challenges already in flight. It also derives the `opaque` value.
+//! What it does: [`NonceKeys::issue`] writes a nonce that carries its own issue time and a tag;
+//! [`NonceKeys::check`] tells a genuine fresh nonce from a stale one and from anything else,
+//! using only the keys and `now`. Two keys are live at a time so that rotating the secret does
+//! not break challenges already in flight. It also derives the `opaque` value.
 //!
 //! What it does not do: read a clock or a random source (time and secrets are arguments), or
 //! detect replays (a nonce is meant to be reused with increasing nonce-counts; that is
@@ -11,31 +11,61 @@
 //!
 //! # Layout
 //!
-//! 33 bytes, written as 44 base64url characters (no padding: 33 is a multiple of 3):
+//! 21 bytes, written as 28 base64url characters (no padding: 21 is a multiple of 3):
 //!
 //! ```text
-//! issued: u64 BE | key id: u8 | seq: u64 BE | tag: 16 bytes
-//! tag = HMAC-SHA256(key, 0x01 | issued | key id | seq | realm)[..16]
+//! issued: u32 BE | key id: u8 | seq: u32 BE | tag: 12 bytes
+//! tag     = SipHash-2-4-128(tag key, issued | seq | realm)[..12]
+//! tag key = HMAC-SHA256(secret, 0x01 | "sipreg nonce tag key" | key id)[..16], once per key
 //! ```
 //!
+//! SipHash (Aumasson and Bernstein, "SipHash: a fast short-input PRF", 2012) is a pseudorandom
+//! function with a 128-bit key, built for short inputs: a tag over an 11-byte realm is fourteen
+//! rounds of 64-bit additions, rotations and xors (about 270 instructions), where an HMAC-SHA256
+//! tag is two SHA-256 compressions (about 7,000 instructions without SHA extensions). It is
+//! implemented below with the reference implementation's 128-bit output and checked against
+//! that implementation's test vectors.
+//!
+//! Why 28 characters: for qop=auth the MD5 digest hashes `HA1:nonce:nc:cnonce:auth:HA2`, 89
+//! bytes plus the nonce and the cnonce, and MD5 pads a message by at least 9 bytes. With a nonce
+//! of at most 30 characters and an 8-character cnonce that is two 64-byte blocks instead of
+//! three; 28 characters leave room for a 10-character cnonce.
+//!
 //! What the tag covers, and why:
-//! - `issued`: the age of a nonce is what makes it stale; were it not signed, a client (or an
+//! - `issued`: the age of a nonce is what makes it stale; were it not covered, a client (or an
 //!   attacker replaying a captured request) could rejuvenate an old nonce.
-//! - `key id`: the tag commits to every byte of the token, so no field can be relabelled.
+//! - `key id`: not hashed, but bound all the same: each key id has its own tag key, so a nonce
+//!   relabelled with another id is checked under a key its tag was not made with. (Leaving it
+//!   out of the hashed bytes keeps `issued | seq` to one 64-bit word.)
 //! - `seq`: tells apart nonces issued in the same second. Each challenge gets its own nonce and
-//!   so its own nonce-count sequence. It need not be secret or random: the caller may pass a
-//!   counter or random bytes; unforgeability comes from the tag, not from `seq`.
+//!   so its own nonce-count sequence. It names the issuer (10 bits: a worker, up to 1024) and
+//!   counts (22 bits, wrapping every 4,194,304 nonces, more than one worker issues in a
+//!   second); see [`NonceKeys::issue`]. It need not be secret or random: unforgeability comes
+//!   from the tag, not from `seq`.
 //! - `realm`: a nonce issued for one realm (one domain, one tenant) is not accepted in another.
-//! - the leading `0x01`: separates nonce tags from the `opaque` derivation (`0x02`) under the
-//!   same key.
+//! - `issued | seq` is one 64-bit word before the realm, so the realm is hashed a word at a
+//!   time; that head's length is fixed, so the encoding stays unambiguous.
+//!
+//! The tag key serves nothing else. The `opaque` value is an HMAC-SHA256 under the secret whose
+//! input starts with 0x02 where the tag key's starts with 0x01, so neither tells anything about
+//! the other.
 //!
 //! Not covered: the client's address (NAT rebinding and UDP/TCP switches change it between a
 //! challenge and the answer, and pre-emptive credentials on refresh would fail), and the method
 //! or URI (one nonce serves a series of REGISTER refreshes).
 //!
-//! The 128-bit tag makes a forgery an online guess with probability 2^-128. Its first eight bytes
-//! are the nonce's identity for nonce-count tracking ([`NonceCheck::Fresh`] `id`): unforgeable,
-//! and distinct for distinct nonces except with probability about n^2 / 2^65.
+//! `issued` holds the low 32 bits of the issue time in seconds. A check reads it as the time
+//! nearest `now` with those low bits (serial number arithmetic, as in RFC 1982), so nonces go
+//! on working after 2106, when seconds since 1970 outgrow 32 bits. The price: ages are told
+//! apart only within 2^31 seconds (68 years) either way, so a lifetime longer than that acts as
+//! 68 years.
+//!
+//! The 96-bit tag makes a forgery an online guess with probability 2^-96 per request (finding
+//! the 128-bit tag key takes about 2^128 work). Its first eight bytes are the nonce's identity
+//! for nonce-count tracking ([`NonceCheck::Fresh`] `id`): unforgeable, and, since nonces with
+//! different fields hash different inputs, distinct among n nonces except with probability
+//! about n^2 / 2^65 (a million live nonces: 3 x 10^-8). Two nonces are the same only if issued
+//! in the same second for the same realm under the same key with the same `seq`.
 
 use core::fmt;
 
@@ -55,14 +85,21 @@ pub const OPAQUE_LEN: usize = base64url::encoded_len(OPAQUE_RAW_LEN);
 /// clock differences between the nodes or workers that share the keys.
 pub const MAX_SKEW: u64 = 5;
 
-const SIGNED_LEN: usize = 17;
-const TAG_LEN: usize = 16;
-const RAW_LEN: usize = SIGNED_LEN + TAG_LEN;
+/// Issue time, key id and seq: the bytes before the tag.
+const FIELDS_LEN: usize = 9;
+const TAG_LEN: usize = 12;
+const RAW_LEN: usize = FIELDS_LEN + TAG_LEN;
 const OPAQUE_RAW_LEN: usize = 18;
 const DOMAIN_NONCE: u8 = 0x01;
 const DOMAIN_OPAQUE: u8 = 0x02;
+const TAG_KEY_LABEL: &[u8] = b"sipreg nonce tag key";
+/// The caller's `seq` names the issuer from this bit on ([`NonceKeys::issue`]).
+const ISSUER_SHIFT: u32 = 48;
+/// Bits of the carried seq that name the issuer; the rest count.
+const ISSUER_BITS: u32 = 10;
+const COUNTER_BITS: u32 = 32 - ISSUER_BITS;
 
-/// A nonce as written in a challenge: 44 printable characters, no heap.
+/// A nonce as written in a challenge: 28 printable characters, no heap.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Nonce([u8; NONCE_LEN]);
 
@@ -133,7 +170,10 @@ pub enum NonceCheck {
 
 struct Key {
     id: u8,
-    /// Keyed once; cloning the HMAC state skips re-deriving the pads for each nonce.
+    /// Keys the nonce tags; derived from the secret once.
+    tag_key: sip::Key,
+    /// Keyed with the secret once, for the opaque value; cloning the state skips re-deriving
+    /// the pads.
     mac: HmacSha256,
 }
 
@@ -141,15 +181,27 @@ impl Key {
     fn new(id: u8, secret: &[u8; 32]) -> Key {
         // HMAC takes keys of any length (long ones are hashed), so this never fails.
         let mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");
-        Key { id, mac }
+        let mut derive = mac.clone();
+        derive.update(&[DOMAIN_NONCE]);
+        derive.update(TAG_KEY_LABEL);
+        derive.update(&[id]);
+        let okm = derive.finalize().into_bytes();
+        let mut tag_key = [0u8; 16];
+        tag_key.iter_mut().zip(okm).for_each(|(k, o)| *k = o);
+        Key {
+            id,
+            tag_key: sip::Key::new(&tag_key),
+            mac,
+        }
     }
 
-    fn nonce_mac(&self, signed: &[u8; SIGNED_LEN], realm: &[u8]) -> HmacSha256 {
-        let mut mac = self.mac.clone();
-        mac.update(&[DOMAIN_NONCE]);
-        mac.update(signed);
-        mac.update(realm);
-        mac
+    fn tag(&self, issued: u32, seq: u32, realm: &[u8]) -> [u8; TAG_LEN] {
+        let [a, b, c, d] = issued.to_be_bytes();
+        let [e, f, g, h] = seq.to_be_bytes();
+        let full = sip::hash128(&self.tag_key, &[[a, b, c, d, e, f, g, h]], realm);
+        let mut tag = [0u8; TAG_LEN];
+        tag.iter_mut().zip(full).for_each(|(t, f)| *t = f);
+        tag
     }
 
     fn opaque(&self, realm: &[u8]) -> [u8; OPAQUE_RAW_LEN] {
@@ -200,24 +252,21 @@ impl NonceKeys {
     }
 
     /// A new nonce for `realm`, issued at `now` (seconds). `seq` makes nonces issued in the same
-    /// second distinct: a counter or random bytes.
+    /// second distinct; the nonce carries 32 bits of it: bits 48 to 57 name the issuer (one of
+    /// up to 1024 workers sharing the keys: worker `i` starts from `i << 48`), above bits 0 to
+    /// 21, a counter the caller increments for each nonce. The bits in between are dropped, so
+    /// the counter wraps every 4,194,304 nonces without reaching the issuer's bits; two nonces
+    /// of one second differ when their issuers or their counters do.
     pub fn issue(&self, now: u64, realm: &[u8], seq: u64) -> Nonce {
-        let mut signed = [0u8; SIGNED_LEN];
-        let (time, rest) = signed.split_at_mut(8);
-        time.copy_from_slice(&now.to_be_bytes());
-        let (id, seq_bytes) = rest.split_at_mut(1);
-        id.fill(self.current.id);
-        seq_bytes.copy_from_slice(&seq.to_be_bytes());
-
-        let tag = self
-            .current
-            .nonce_mac(&signed, realm)
-            .finalize()
-            .into_bytes();
+        // The low 32 bits of the time; `check` restores the rest from its own `now`.
+        let (issued, seq) = (now as u32, carried_seq(seq));
+        let tag = self.current.tag(issued, seq, realm);
+        let [a, b, c, d] = issued.to_be_bytes();
+        let [e, f, g, h] = seq.to_be_bytes();
         let mut raw = [0u8; RAW_LEN];
-        let (head, tail) = raw.split_at_mut(SIGNED_LEN);
-        head.copy_from_slice(&signed);
-        tail.iter_mut().zip(tag).for_each(|(r, t)| *r = t);
+        let (head, tail) = raw.split_at_mut(FIELDS_LEN);
+        head.copy_from_slice(&[a, b, c, d, self.current.id, e, f, g, h]);
+        tail.copy_from_slice(&tag);
 
         let mut text = [0u8; NONCE_LEN];
         // NONCE_LEN is encoded_len(RAW_LEN), so the buffer always fits.
@@ -236,20 +285,22 @@ impl NonceKeys {
         };
         let mut genuine = false;
         for key in self.keys().filter(|k| k.id == fields.key_id) {
-            let mac = key.nonce_mac(&fields.signed, realm);
-            genuine |= mac.verify_truncated_left(&fields.tag).is_ok();
+            genuine |= ct_eq(&key.tag(fields.issued, fields.seq, realm), &fields.tag);
         }
         if !genuine {
             return NonceCheck::Invalid;
         }
-        if fields.issued > now.saturating_add(MAX_SKEW) {
+        let Some(issued) = issued_at(fields.issued, now) else {
+            return NonceCheck::Invalid;
+        };
+        if issued > now.saturating_add(MAX_SKEW) {
             return NonceCheck::Invalid;
         }
-        if now.saturating_sub(fields.issued) > lifetime {
+        if now.saturating_sub(issued) > lifetime {
             return NonceCheck::Stale;
         }
         NonceCheck::Fresh {
-            issued: fields.issued,
+            issued,
             id: fields.id,
         }
     }
@@ -291,12 +342,29 @@ impl fmt::Debug for NonceKeys {
     }
 }
 
+/// The 32 bits of the caller's `seq` a nonce carries: the issuer over the counter (see
+/// [`NonceKeys::issue`]).
+fn carried_seq(seq: u64) -> u32 {
+    let issuer = (seq >> ISSUER_SHIFT) as u32 & ((1 << ISSUER_BITS) - 1);
+    let counter = seq as u32 & ((1 << COUNTER_BITS) - 1);
+    issuer << COUNTER_BITS | counter
+}
+
+/// The issue time whose low 32 bits are `low`, as seen at `now`: the one nearest `now`, up to
+/// 2^31 seconds behind or ahead. `None` if that lies before 0 or past `u64::MAX`: not a time
+/// this module ever issued at.
+fn issued_at(low: u32, now: u64) -> Option<u64> {
+    // Truncating `now` is the point: only the low 32 bits are compared.
+    let behind = (now as u32).wrapping_sub(low) as i32;
+    now.checked_add_signed(-i64::from(behind))
+}
+
 /// A decoded nonce, before its tag is checked.
 struct Fields {
-    signed: [u8; SIGNED_LEN],
-    tag: [u8; TAG_LEN],
-    issued: u64,
+    issued: u32,
     key_id: u8,
+    seq: u32,
+    tag: [u8; TAG_LEN],
     id: u64,
 }
 
@@ -309,18 +377,176 @@ impl Fields {
         if base64url::decode(text, &mut raw)? != RAW_LEN {
             return None;
         }
-        let (signed, tag) = raw.split_first_chunk::<SIGNED_LEN>()?;
+        let (fields, tag) = raw.split_first_chunk::<FIELDS_LEN>()?;
         let tag: [u8; TAG_LEN] = tag.try_into().ok()?;
-        let (issued, rest) = signed.split_first_chunk::<8>()?;
-        let (&key_id, _seq) = rest.split_first()?;
+        let (issued, rest) = fields.split_first_chunk::<4>()?;
+        let (&key_id, seq) = rest.split_first()?;
         let (id, _) = tag.split_first_chunk::<8>()?;
         Some(Fields {
-            signed: *signed,
-            tag,
-            issued: u64::from_be_bytes(*issued),
+            issued: u32::from_be_bytes(*issued),
             key_id,
+            seq: u32::from_be_bytes(seq.try_into().ok()?),
+            tag,
             id: u64::from_be_bytes(*id),
         })
+    }
+}
+
+mod sip {
+    //! SipHash-2-4 with a 128-bit output, as the reference implementation computes it
+    //! (Aumasson and Bernstein; its `vectors_sip128` are the tests below).
+    //!
+    //! What it does: one call hashes a message given as whole 8-byte words then any tail. What
+    //! it does not do: streaming, the 64-bit output, or other round counts.
+
+    /// A SipHash key: two little-endian 64-bit words.
+    #[derive(Clone, Copy)]
+    pub(super) struct Key(u64, u64);
+
+    impl Key {
+        pub(super) fn new(bytes: &[u8; 16]) -> Key {
+            let (k0, k1) = bytes.split_at(8);
+            let word = |b: &[u8]| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(b);
+                u64::from_le_bytes(w)
+            };
+            Key(word(k0), word(k1))
+        }
+    }
+
+    struct State {
+        v0: u64,
+        v1: u64,
+        v2: u64,
+        v3: u64,
+    }
+
+    impl State {
+        fn round(&mut self) {
+            self.v0 = self.v0.wrapping_add(self.v1);
+            self.v1 = self.v1.rotate_left(13) ^ self.v0;
+            self.v0 = self.v0.rotate_left(32);
+            self.v2 = self.v2.wrapping_add(self.v3);
+            self.v3 = self.v3.rotate_left(16) ^ self.v2;
+            self.v0 = self.v0.wrapping_add(self.v3);
+            self.v3 = self.v3.rotate_left(21) ^ self.v0;
+            self.v2 = self.v2.wrapping_add(self.v1);
+            self.v1 = self.v1.rotate_left(17) ^ self.v2;
+            self.v2 = self.v2.rotate_left(32);
+        }
+
+        /// Two rounds per message word: the "2" of SipHash-2-4.
+        fn compress(&mut self, m: u64) {
+            self.v3 ^= m;
+            self.round();
+            self.round();
+            self.v0 ^= m;
+        }
+
+        fn sum(&self) -> u64 {
+            self.v0 ^ self.v1 ^ self.v2 ^ self.v3
+        }
+    }
+
+    /// SipHash-2-4-128 of `head` (whole words) followed by `tail`.
+    pub(super) fn hash128(key: &Key, head: &[[u8; 8]], tail: &[u8]) -> [u8; 16] {
+        let Key(k0, k1) = *key;
+        let mut s = State {
+            v0: k0 ^ 0x736f_6d65_7073_6575,
+            // 0xee: the 128-bit output's tweak.
+            v1: k1 ^ 0x646f_7261_6e64_6f6d ^ 0xee,
+            v2: k0 ^ 0x6c79_6765_6e65_7261,
+            v3: k1 ^ 0x7465_6462_7974_6573,
+        };
+        let (words, rest) = tail.as_chunks::<8>();
+        for w in head.iter().chain(words) {
+            s.compress(u64::from_le_bytes(*w));
+        }
+        // The last word: the remaining bytes, and the message length modulo 256 in the top byte.
+        let len = head.len() * 8 + tail.len();
+        let last = rest
+            .iter()
+            .rev()
+            .fold(0u64, |word, &b| word << 8 | u64::from(b));
+        s.compress(last | (len as u64) << 56);
+        // Four rounds per output word: the "4".
+        s.v2 ^= 0xee;
+        (0..4).for_each(|_| s.round());
+        let low = s.sum();
+        s.v1 ^= 0xdd;
+        (0..4).for_each(|_| s.round());
+        let high = s.sum();
+        let mut out = [0u8; 16];
+        let (a, b) = out.split_at_mut(8);
+        a.copy_from_slice(&low.to_le_bytes());
+        b.copy_from_slice(&high.to_le_bytes());
+        out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn hex(bytes: &[u8]) -> String {
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        }
+
+        const KEY: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+
+        /// The reference implementation's `vectors_sip128` (key 00..0f, message 00..len-1):
+        /// every tail length, zero to two whole words, and the longest vector.
+        #[test]
+        fn reference_vectors() {
+            let cases: [(usize, &str); 18] = [
+                (0, "a3817f04ba25a8e66df67214c7550293"),
+                (1, "da87c1d86b99af44347659119b22fc45"),
+                (2, "8177228da4a45dc7fca38bdef60affe4"),
+                (3, "9c70b60c5267a94e5f33b6b02985ed51"),
+                (4, "f88164c12d9c8faf7d0f6e7c7bcd5579"),
+                (5, "1368875980776f8854527a07690e9627"),
+                (6, "14eeca338b208613485ea0308fd7a15e"),
+                (7, "a1f1ebbed8dbc153c0b84aa61ff08239"),
+                (8, "3b62a9ba6258f5610f83e264f31497b4"),
+                (9, "264499060ad9baabc47f8b02bb6d71ed"),
+                (10, "00110dc378146956c95447d3f3d0fbba"),
+                (11, "0151c568386b6677a2b4dc6f81e5dc18"),
+                (12, "d626b266905ef35882634df68532c125"),
+                (13, "9869e247e9c08b10d029934fc4b952f7"),
+                (14, "31fcefac66d7de9c7ec7485fe4494902"),
+                (15, "5493e99933b0a8117e08ec0f97cfc3d9"),
+                (16, "6ee2a4ca67b054bbfd3315bf85230577"),
+                (63, "5150d1772f50834a503e069a973fbd7c"),
+            ];
+            let message: Vec<u8> = (0..64).collect();
+            let key = Key::new(&KEY);
+            for (len, want) in cases {
+                assert_eq!(
+                    hex(&hash128(&key, &[], &message[..len])),
+                    want,
+                    "length {len}"
+                );
+            }
+        }
+
+        /// Words given as the head hash like the same bytes in the tail.
+        #[test]
+        fn head_words_are_message_bytes() {
+            let message: Vec<u8> = (0..64).collect();
+            let key = Key::new(&KEY);
+            let (words, _) = message.as_chunks::<8>();
+            for len in 0..=message.len() {
+                for n in 0..=len / 8 {
+                    let head = &words[..n];
+                    let tail = &message[n * 8..len];
+                    assert_eq!(
+                        hash128(&key, head, tail),
+                        hash128(&key, &[], &message[..len]),
+                        "length {len}, {n} head words"
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -338,7 +564,7 @@ mod tests {
     fn issue_then_check() {
         let keys = NonceKeys::new(7, &K1);
         let n = keys.issue(1_000, REALM, 42);
-        assert_eq!(n.as_bytes().len(), 44);
+        assert_eq!(n.as_bytes().len(), 28);
         assert!(
             n.as_bytes()
                 .iter()
@@ -358,17 +584,39 @@ mod tests {
         assert_eq!(keys.issue(1_000, REALM, 42), n);
     }
 
+    /// The digest a phone computes for qop=auth with MD5, `MD5(HA1:nonce:nc:cnonce:auth:HA2)`,
+    /// takes two MD5 blocks with an 8-character cnonce (it took three with 44-character nonces).
+    #[test]
+    fn md5_response_input_fits_two_blocks() {
+        let nonce = NonceKeys::new(0, &K1).issue(1_790_000_000, REALM, 1);
+        let (ha1, ha2) = ("0".repeat(32), "f".repeat(32));
+        let blocks = |cnonce: &str| {
+            let input = format!("{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}");
+            // MD5 appends at least 9 bytes (0x80 and the 64-bit length) in 64-byte blocks.
+            (input.len() + 9).div_ceil(64)
+        };
+        assert_eq!(blocks("0a4f113b"), 2);
+        assert_eq!(blocks("0a4f113b00"), 2, "room for a 10-character cnonce");
+        assert_eq!(blocks("0a4f113b001"), 3);
+    }
+
     /// (what, when checked, the verdict) for a nonce issued at t = 1000.
     #[test]
     fn ages() {
         let keys = NonceKeys::new(0, &K1);
         let n = keys.issue(1_000, REALM, 1);
-        let cases: [(&str, u64, bool, bool); 6] = [
+        let cases: [(&str, u64, bool, bool); 7] = [
             // (what, now, fresh, stale)
             ("at issue", 1_000, true, false),
             ("at the lifetime", 1_000 + LIFE, true, false),
             ("one second past", 1_001 + LIFE, false, true),
-            ("long past", u64::MAX, false, true),
+            ("68 years on", 1_000 + (1 << 31) - 1, false, true),
+            (
+                "2^31 seconds on: read as 2^31 ahead",
+                1_000 + (1 << 31),
+                false,
+                false,
+            ),
             ("clock behind within skew", 1_000 - MAX_SKEW, true, false),
             ("issued in the future", 1_000 - MAX_SKEW - 1, false, false),
         ];
@@ -382,6 +630,67 @@ mod tests {
             assert_eq!(got == NonceCheck::Stale, stale, "{what}: {got:?}");
             assert!(fresh || stale || got == NonceCheck::Invalid, "{what}");
         }
+    }
+
+    /// The nonce carries the low 32 bits of the issue time; checks restore the rest, so 2106
+    /// (2^32 seconds since 1970) is an ordinary second.
+    #[test]
+    fn issue_times_past_32_bits() {
+        let keys = NonceKeys::new(0, &K1);
+        let wrap = 1u64 << 32;
+        // (issued, checked, the issue time seen, or None for stale)
+        let cases: [(u64, u64, Option<u64>); 6] = [
+            (wrap - 2, wrap + 3, Some(wrap - 2)),
+            (wrap + 1, wrap + 1, Some(wrap + 1)),
+            (wrap + 1, wrap - 3, Some(wrap + 1)),
+            (wrap - 2, wrap - 2 + LIFE + 1, None),
+            (u64::MAX - 10, u64::MAX, Some(u64::MAX - 10)),
+            (3 * wrap + 7, 3 * wrap + 7 + LIFE, Some(3 * wrap + 7)),
+        ];
+        for (at, now, seen) in cases {
+            let n = keys.issue(at, REALM, 1);
+            let got = keys.check(n.as_bytes(), now, REALM, LIFE);
+            match seen {
+                Some(t) => assert!(
+                    matches!(got, NonceCheck::Fresh { issued, .. } if issued == t),
+                    "issued {at}, checked {now}: {got:?}"
+                ),
+                None => assert_eq!(got, NonceCheck::Stale, "issued {at}, checked {now}"),
+            }
+        }
+        // Read at second 3, a nonce from just before 2^32 would have been issued before 1970.
+        let n = keys.issue(wrap - 2, REALM, 1);
+        assert_eq!(
+            keys.check(n.as_bytes(), 3, REALM, LIFE),
+            NonceCheck::Invalid
+        );
+    }
+
+    #[test]
+    fn seq_names_issuer_and_counter() {
+        let cases: [(u64, u32); 5] = [
+            (0, 0),
+            (42, 42),
+            ((5 << 48) | 7, (5 << 22) | 7),
+            // The counter wraps without touching the issuer.
+            ((5 << 48) + (1 << 22) + 7, (5 << 22) | 7),
+            ((1023 << 48) | ((1 << 22) - 1), u32::MAX),
+        ];
+        for (seq, carried) in cases {
+            assert_eq!(carried_seq(seq), carried, "{seq:#x}");
+        }
+        // 1024 workers, each a few nonces into its count, all distinct in the same second.
+        let mut seen = std::collections::HashSet::new();
+        for worker in 0..1024u64 {
+            for counter in [1, 2, 3, (1 << 22) - 1] {
+                assert!(seen.insert(carried_seq((worker << 48) + counter)));
+            }
+        }
+        let keys = NonceKeys::new(0, &K1);
+        assert_ne!(
+            keys.issue(1_000, REALM, 1),
+            keys.issue(1_000, REALM, (1 << 48) | 1)
+        );
     }
 
     #[test]
@@ -399,10 +708,22 @@ mod tests {
                 "at {i}"
             );
         }
-        // An old nonce re-dated to now (the tag no longer matches): Invalid, not Fresh.
+        // Every single-bit change of every byte, re-encoded: the tag catches all of them.
         let mut raw = [0u8; RAW_LEN];
         base64url::decode(good, &mut raw).unwrap();
-        raw[..8].copy_from_slice(&2_000u64.to_be_bytes());
+        for i in 0..RAW_LEN * 8 {
+            let mut bad = raw;
+            bad[i / 8] ^= 1 << (i % 8);
+            let mut text = [0u8; NONCE_LEN];
+            base64url::encode(&bad, &mut text).unwrap();
+            assert_eq!(
+                keys.check(&text, 1_000, REALM, LIFE),
+                NonceCheck::Invalid,
+                "bit {i}"
+            );
+        }
+        // An old nonce re-dated to now (the tag no longer matches): Invalid, not Fresh.
+        raw[..4].copy_from_slice(&2_000u32.to_be_bytes());
         let mut redated = [0u8; NONCE_LEN];
         base64url::encode(&raw, &mut redated).unwrap();
         assert_eq!(
@@ -412,9 +733,9 @@ mod tests {
 
         let cases: [(&str, &[u8], &[u8]); 5] = [
             ("empty", b"", REALM),
-            ("truncated", &good[..43], REALM),
+            ("truncated", &good[..NONCE_LEN - 1], REALM),
             ("extended", &[good, b"A"].concat(), REALM),
-            ("not base64url", &[b'='; 44], REALM),
+            ("not base64url", &[b'='; NONCE_LEN], REALM),
             ("other realm", good, b"example.net"),
         ];
         for (what, text, realm) in cases {
@@ -430,6 +751,35 @@ mod tests {
             keys.check(stranger.as_bytes(), 9_999, REALM, LIFE),
             NonceCheck::Invalid
         );
+    }
+
+    /// The realm is hashed after a fixed-length head, so realms that are prefixes of each other,
+    /// or differ only past their first word, still give different tags.
+    #[test]
+    fn realms() {
+        let keys = NonceKeys::new(0, &K1);
+        let realms: [&[u8]; 6] = [
+            b"",
+            b"a",
+            b"a\0",
+            b"example.com",
+            b"example.com.",
+            b"a-realm-longer-than-one-word.example.com",
+        ];
+        for issued_for in realms {
+            let n = keys.issue(1_000, issued_for, 1);
+            for checked_for in realms {
+                let fresh = matches!(
+                    keys.check(n.as_bytes(), 1_000, checked_for, LIFE),
+                    NonceCheck::Fresh { .. }
+                );
+                assert_eq!(
+                    fresh,
+                    issued_for == checked_for,
+                    "{issued_for:?} {checked_for:?}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -467,7 +817,17 @@ mod tests {
             restored.check(first.as_bytes(), 1_000, REALM, LIFE),
             NonceCheck::Invalid
         );
-        // The same secret under another id does not verify: the id is signed.
+        // Relabelled with the other live key's id: checked under that key, Invalid.
+        let mut raw = [0u8; RAW_LEN];
+        base64url::decode(second.as_bytes(), &mut raw).unwrap();
+        raw[4] = restored.current_id();
+        let mut relabelled = [0u8; NONCE_LEN];
+        base64url::encode(&raw, &mut relabelled).unwrap();
+        assert_eq!(
+            restored.check(&relabelled, 1_000, REALM, LIFE),
+            NonceCheck::Invalid
+        );
+        // The same secret under another id does not verify: the id keys the tag.
         let relabelled = NonceKeys::new(9, &K2);
         assert_eq!(
             relabelled.check(second.as_bytes(), 1_000, REALM, LIFE),
