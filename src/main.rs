@@ -57,9 +57,9 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
         /// Worker threads, each with its own sockets and share of the bindings (default: one
-        /// per core).
-        #[arg(long, value_name = "N")]
-        workers: Option<usize>,
+        /// per core; at most 1024).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=sipreg::config::MAX_WORKERS as i64))]
+        workers: Option<u16>,
         /// What to log: error, warn, info (the default: start-up, reloads, stop) or debug.
         /// Nothing is logged per message below debug.
         #[arg(long, value_name = "LEVEL", value_enum, default_value_t = LogLevel::Info)]
@@ -437,7 +437,7 @@ fn serve(
     domains: &[String],
     users: Option<PathBuf>,
     algorithms: &[String],
-    workers: Option<usize>,
+    workers: Option<u16>,
     data_dir: Option<PathBuf>,
     no_auth: bool,
 ) -> Result<(), String> {
@@ -474,7 +474,7 @@ fn serve(
         );
     }
     if let Some(n) = workers {
-        settings.set_workers(n);
+        settings.set_workers(usize::from(n));
     }
     if let Some(dir) = data_dir {
         settings.set_data_dir(dir);
@@ -487,8 +487,11 @@ fn serve(
     // A missing file at the default path means no users yet; one named explicitly must exist.
     let explicit = users_path != Path::new(DEFAULT_USERS);
     let entries = read_users(&users_path, explicit)?;
+    // Nonces carry the worker index in 10 bits, so one per core stops at the most accepted.
     let workers = match settings.workers() {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(sipreg::config::MAX_WORKERS),
         n => n,
     };
     let tcp = settings.tcp();

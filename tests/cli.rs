@@ -194,3 +194,17 @@ fn check_config_names_the_line_of_a_mistake() {
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
 }
+
+/// Nonces carry the issuing worker's index in 10 bits: more than 1024 workers could issue one
+/// nonce twice, so the command line refuses them before anything starts, as the file does.
+#[test]
+fn too_many_workers_are_refused_before_serving() {
+    let o = Command::new(env!("CARGO_BIN_EXE_sipreg"))
+        .args(["serve", "--workers", "1025", "--listen", "udp:127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("--workers") && t.contains("1024"), "{t}");
+}

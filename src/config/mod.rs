@@ -206,8 +206,10 @@ impl Default for File {
     }
 }
 
-/// Most worker threads accepted; more is a typo, not a machine.
-const MAX_WORKERS: usize = 1024;
+/// Most worker threads accepted; more is a typo, not a machine. Nonces carry the index of the
+/// worker that issued them in 10 bits ([`crate::auth::NonceKeys::issue`]), so two workers never
+/// issue the same nonce in one second.
+pub const MAX_WORKERS: usize = 1024;
 
 impl File {
     /// Parses and checks a configuration file's text.
