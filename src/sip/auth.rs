@@ -6,7 +6,8 @@
 //! One pass over the value, no allocation: a byte-class table for tokens, LWS and hex digits;
 //! known parameter names recognised by their first byte and one case-folded 8-byte compare,
 //! without scanning them; quoted strings scanned eight bytes at a time and borrowed in place,
-//! quoted-pairs left escaped for [`Quoted`] to resolve.
+//! quoted-pairs left escaped for [`Quoted`] to resolve. A known parameter given twice makes the
+//! value malformed; unknown (extension) parameters are skipped unchecked.
 
 use super::chars;
 
@@ -345,6 +346,7 @@ impl<'a> Credentials<'a> {
         // Each parameter's name, `=`, its value (a quoted-string or a token), then a comma or
         // the end; `i` only moves forward.
         let mut d = DigestResponse::default();
+        let mut seen = 0u16;
         let mut i = scheme_len;
         loop {
             let name = skip(s, i, LWS);
@@ -380,6 +382,14 @@ impl<'a> Credentials<'a> {
                 (s.get(start..i)?, false)
             };
             if let Some(param) = param {
+                // A parameter given twice is ambiguous: which one did the client sign, which one
+                // did a proxy on the way read? RFC 9110 11.2 says of the same auth-param syntax
+                // in challenges: "Each parameter name MUST only occur once per challenge."
+                let bit = 1u16 << param as u16;
+                if seen & bit != 0 {
+                    return None;
+                }
+                seen |= bit;
                 d.set(param, value, quoted)?;
             }
             i = skip(s, i, LWS);
@@ -443,9 +453,15 @@ mod tests {
             b"Digest realm=",
             b"Digest  ",
             b"Digest",
+            // A known parameter twice, in any case, even with the same value.
+            b"Digest realm=\"a\", realm=\"a\"",
+            b"Digest nonce=\"a\", qop=auth, NONCE=\"b\"",
+            b"Digest nc=00000001, Nc=00000002",
         ] {
             assert!(Credentials::parse(bad).is_none(), "{bad:?}");
         }
+        // Unknown parameters may repeat: they are not read.
+        assert!(Credentials::parse(b"Digest x=1, x=2, realm=\"a\"").is_some());
         // LWS around `=` and `,`, any letter case in names, unknown parameters ignored.
         let Some(Credentials::Digest(d)) =
             Credentials::parse(b"digest  REALM = \"a\" ,\r\n NC=0000000A , x-y=z,qop=auth")
@@ -561,7 +577,8 @@ mod tests {
     }
 
     /// The parser this one replaced, kept as the model: element by element with
-    /// `chars::split_quoted`, names compared with `eq_ignore_ascii_case`.
+    /// `chars::split_quoted`, names compared with `eq_ignore_ascii_case`, plus the refusal of a
+    /// known name given twice.
     fn reference(value: &[u8]) -> Option<Credentials<'_>> {
         fn token_len(s: &[u8]) -> usize {
             s.iter()
@@ -570,10 +587,31 @@ mod tests {
         }
         fn set<'a>(
             d: &mut DigestResponse<'a>,
+            seen: &mut Vec<Vec<u8>>,
             name: &[u8],
             value: &'a [u8],
             quoted: bool,
         ) -> Option<()> {
+            const KNOWN: [&str; 11] = [
+                "username",
+                "realm",
+                "nonce",
+                "uri",
+                "response",
+                "algorithm",
+                "cnonce",
+                "opaque",
+                "qop",
+                "nc",
+                "userhash",
+            ];
+            let lower = name.to_ascii_lowercase();
+            if KNOWN.iter().any(|k| k.as_bytes() == lower) {
+                if seen.contains(&lower) {
+                    return None;
+                }
+                seen.push(lower);
+            }
             let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
             let q = Some(Quoted(value));
             if is(b"nc") {
@@ -623,6 +661,7 @@ mod tests {
             return None;
         }
         let mut d = DigestResponse::default();
+        let mut seen = Vec::new();
         let mut s = rest;
         loop {
             s = chars::trim_start(s);
@@ -641,7 +680,7 @@ mod tests {
                 }
                 (value, false, after)
             };
-            set(&mut d, name, value, quoted)?;
+            set(&mut d, &mut seen, name, value, quoted)?;
             match chars::trim_start(after) {
                 [] => break,
                 [b',', tail @ ..] => s = tail,
