@@ -107,27 +107,24 @@ fn folded_word(s: &[u8], at: usize) -> u64 {
     raw | FOLD
 }
 
-/// The index of the first `"` or `\` at or after `i`, if any.
+/// The index of the first `a` or `b` at or after `i`, if any.
 #[inline(always)]
-fn find_quote_or_escape(s: &[u8], mut i: usize) -> Option<usize> {
-    const QUOTES: u64 = ONES * b'"' as u64;
-    const ESCAPES: u64 = ONES * b'\\' as u64;
-    // Eight bytes at a time: a byte equal to `"` or `\` becomes zero after the XOR, and
+fn find_either(s: &[u8], mut i: usize, a: u8, b: u8) -> Option<usize> {
+    let (aa, bb) = (ONES * u64::from(a), ONES * u64::from(b));
+    // Eight bytes at a time: a byte equal to `a` or `b` becomes zero after the XOR, and
     // `(v - ONES) & !v & HIGHS` flags zero bytes. A borrow can flag bytes above the first real
     // zero only, so the lowest flag of either word marks the first match.
     while let Some(w) = s.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
         let x = u64::from_le_bytes(w);
-        let (q, e) = (x ^ QUOTES, x ^ ESCAPES);
-        let hits = (q.wrapping_sub(ONES) & !q | e.wrapping_sub(ONES) & !e) & HIGHS;
+        let (p, q) = (x ^ aa, x ^ bb);
+        let hits = (p.wrapping_sub(ONES) & !p | q.wrapping_sub(ONES) & !q) & HIGHS;
         if hits != 0 {
             return Some(i + (hits.trailing_zeros() / 8) as usize);
         }
         i += 8;
     }
     let tail = s.get(i..)?;
-    tail.iter()
-        .position(|&b| b == b'"' || b == b'\\')
-        .map(|p| i + p)
+    tail.iter().position(|&c| c == a || c == b).map(|p| i + p)
 }
 
 /// The index of the `"` closing a quoted-string whose content starts at `i`, or `None` when the
@@ -135,7 +132,7 @@ fn find_quote_or_escape(s: &[u8], mut i: usize) -> Option<usize> {
 #[inline]
 fn closing_quote(s: &[u8], mut i: usize) -> Option<usize> {
     loop {
-        i = find_quote_or_escape(s, i)?;
+        i = find_either(s, i, b'"', b'\\')?;
         match s.get(i)? {
             b'"' => return Some(i),
             // RFC 3261 25.1: quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F); CR and LF excluded.
@@ -154,7 +151,9 @@ pub struct Quoted<'a>(pub &'a [u8]);
 impl<'a> Quoted<'a> {
     /// The raw content when it holds no quoted-pair (the usual case), else `None`.
     pub fn plain(&self) -> Option<&'a [u8]> {
-        (!self.0.contains(&b'\\')).then_some(self.0)
+        find_either(self.0, 0, b'\\', b'\\')
+            .is_none()
+            .then_some(self.0)
     }
 
     /// The content with quoted-pairs resolved, as chunks to feed a hash without copying.
@@ -182,6 +181,9 @@ impl<'a> Quoted<'a> {
 
     /// Compares the unescaped content with plain bytes.
     pub fn eq_bytes(&self, other: &[u8]) -> bool {
+        if let Some(plain) = self.plain() {
+            return plain == other;
+        }
         let mut rest = other;
         for chunk in self.chunks() {
             match rest.strip_prefix(chunk) {
@@ -823,6 +825,21 @@ mod tests {
                 }
             }
             proptest::prop_assert_eq!(Credentials::parse(&v), reference(&v), "{:?}", String::from_utf8_lossy(&v));
+        }
+    }
+
+    /// `plain` sees a backslash wherever it is, in the 8-byte steps and in the tail.
+    #[test]
+    fn plain_sees_every_escape() {
+        for len in 0..24 {
+            let clean = vec![b'a'; len];
+            assert_eq!(Quoted(&clean).plain(), Some(&clean[..]));
+            for at in 0..len {
+                let mut v = clean.clone();
+                v[at] = b'\\';
+                assert_eq!(Quoted(&v).plain(), None, "{len} {at}");
+                assert!(!Quoted(&v).eq_bytes(&v), "{len} {at}");
+            }
         }
     }
 
