@@ -1,5 +1,6 @@
-//! Digest authentication alone: issuing and checking a nonce (SipHash-2-4), verifying a
-//! response per algorithm, and the nonce-count table. One element per iteration.
+//! Digest authentication alone: issuing and checking a nonce (SipHash-2-4), reading the
+//! Authorization value of the bench REGISTER, verifying a response per algorithm, and the
+//! nonce-count table. One element per iteration.
 //!
 //! Run: `cargo bench --bench auth`.
 
@@ -8,6 +9,8 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sipreg::auth::{Algorithm, Ha1, NcTracker, NonceKeys, compute_response, verify};
 use sipreg::sip::Credentials;
+
+mod common;
 
 const REALM: &[u8] = b"example.com";
 const NOW: u64 = 1_790_000_000;
@@ -27,6 +30,24 @@ fn nonce(c: &mut Criterion) {
     g.bench_function("check", |b| {
         b.iter(|| keys.check(black_box(issued.as_bytes()), NOW + 10, REALM, 3600))
     });
+    g.finish();
+}
+
+/// `Credentials::parse` of the Authorization value in `common::REGISTER_AUTH`.
+fn credentials(c: &mut Criterion) {
+    let text = std::str::from_utf8(common::REGISTER_AUTH).expect("ASCII");
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Authorization: "))
+        .expect("the bench REGISTER has credentials")
+        .as_bytes();
+    assert!(matches!(
+        Credentials::parse(value),
+        Some(Credentials::Digest(_))
+    ));
+    let mut g = c.benchmark_group("credentials");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("parse", |b| b.iter(|| Credentials::parse(black_box(value))));
     g.finish();
 }
 
@@ -77,5 +98,5 @@ fn nonce_count(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, nonce, digest, nonce_count);
+criterion_group!(benches, nonce, credentials, digest, nonce_count);
 criterion_main!(benches);

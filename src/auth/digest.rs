@@ -3,7 +3,8 @@
 //!
 //! What it does: names the supported algorithms, computes and parses HA1 (the stored
 //! password-equivalent), computes the `response` a client should send and checks a received one
-//! in constant time, without touching the heap.
+//! in constant time, without touching the heap. Each hash input (A1, A2, the KD string) is
+//! written once into a stack buffer, hex digits from a table, and hashed in one call.
 //!
 //! What it does not do: decide whether the nonce is genuine or fresh ([`super::nonce`]), whether
 //! the nonce-count is a replay ([`super::nc`]), find the user ([`super::users`]), or compare the
@@ -32,9 +33,16 @@ impl Algorithm {
     /// The algorithm named by an `algorithm` token, case-insensitively. `-sess` variants and
     /// unknown names are `None`.
     pub fn from_token(token: &[u8]) -> Option<Algorithm> {
-        Algorithm::ALL
-            .into_iter()
-            .find(|a| token.eq_ignore_ascii_case(a.name().as_bytes()))
+        // The names differ in length, so the length picks the one candidate to compare.
+        let alg = match token.len() {
+            3 => Algorithm::Md5,
+            7 => Algorithm::Sha256,
+            11 => Algorithm::Sha512_256,
+            _ => return None,
+        };
+        token
+            .eq_ignore_ascii_case(alg.name().as_bytes())
+            .then_some(alg)
     }
 
     /// The algorithm a response was computed with.
@@ -83,6 +91,61 @@ impl fmt::Display for Algorithm {
     }
 }
 
+/// The two lowercase hex digits of every byte value: one load per byte encoded.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = [DIGITS[b >> 4], DIGITS[b & 15]];
+        b += 1;
+    }
+    t
+};
+
+/// The value of every hex digit, either case; `NOT_HEX` for every other byte.
+static HEX_VALUES: [u8; 256] = {
+    let mut t = [NOT_HEX; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => NOT_HEX,
+        };
+        b += 1;
+    }
+    t
+};
+const NOT_HEX: u8 = 0xff;
+
+/// Writes `raw` as lowercase hex into the front of `out` (which holds at least twice its bytes).
+#[inline(always)]
+fn encode_hex(raw: &[u8], out: &mut [u8]) {
+    for (pair, &b) in out.chunks_exact_mut(2).zip(raw) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
+    }
+}
+
+/// The bytes that `hex` (either case, two digits a byte) writes into the front of `out`;
+/// `None` if a byte is not a hex digit or `hex` is not exactly twice as long as `out`.
+fn decode_hex(hex: &[u8], out: &mut [u8]) -> Option<()> {
+    if hex.len() != out.len() * 2 {
+        return None;
+    }
+    // Every digit decoded before one check: no branch per digit.
+    let mut invalid = 0u8;
+    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let [hi, lo] = pair else { return None };
+        let (hi, lo) = (HEX_VALUES[usize::from(*hi)], HEX_VALUES[usize::from(*lo)]);
+        invalid |= hi | lo;
+        *o = hi << 4 | lo;
+    }
+    (invalid & 0xf0 == 0).then_some(())
+}
+
 /// A digest written as lowercase hex, on the stack (at most 64 characters).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Hex {
@@ -92,16 +155,14 @@ pub struct Hex {
 
 impl Hex {
     fn encode(raw: &[u8]) -> Hex {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut hex = Hex {
             buf: [0; 64],
             len: 0,
         };
-        for (pair, &b) in hex.buf.chunks_exact_mut(2).zip(raw) {
-            // Both indices are 4-bit values, inside the 16-entry table.
-            pair.copy_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]]);
-            hex.len += 2;
-        }
+        let raw = raw.get(..32).unwrap_or(raw);
+        encode_hex(raw, &mut hex.buf);
+        // At most 32 bytes, so at most 64 digits.
+        hex.len = (raw.len() * 2) as u8;
         hex
     }
 
@@ -112,9 +173,8 @@ impl Hex {
 
 impl fmt::Display for Hex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.as_bytes()
-            .iter()
-            .try_for_each(|&b| fmt::Write::write_char(f, char::from(b)))
+        // Hex digits are ASCII, so the bytes are always UTF-8.
+        f.write_str(core::str::from_utf8(self.as_bytes()).unwrap_or_default())
     }
 }
 
@@ -124,7 +184,21 @@ impl fmt::Debug for Hex {
     }
 }
 
-/// An incremental hash over one of the supported algorithms.
+/// A raw digest, left-aligned in 32 bytes (MD5 fills the first 16).
+type Raw = [u8; 32];
+
+/// `H(data)`: one call into the hash, which pads and finishes in place.
+fn hash(alg: Algorithm, data: &[u8]) -> Raw {
+    let mut raw = [0; 32];
+    match alg {
+        Algorithm::Md5 => raw[..16].copy_from_slice(&Md5::digest(data)),
+        Algorithm::Sha256 => raw.copy_from_slice(&Sha256::digest(data)),
+        Algorithm::Sha512_256 => raw.copy_from_slice(&Sha512_256::digest(data)),
+    }
+    raw
+}
+
+/// An incremental hash, for inputs longer than a [`Input`] buffer.
 enum Hasher {
     Md5(Md5),
     Sha256(Sha256),
@@ -140,25 +214,15 @@ impl Hasher {
         }
     }
 
-    fn put(&mut self, bytes: &[u8]) -> &mut Hasher {
+    fn put(&mut self, bytes: &[u8]) {
         match self {
             Hasher::Md5(h) => h.update(bytes),
             Hasher::Sha256(h) => h.update(bytes),
             Hasher::Sha512_256(h) => h.update(bytes),
         }
-        self
     }
 
-    /// Feeds `unq(value)`: the quoted-string content with quoted-pairs resolved.
-    fn put_quoted(&mut self, q: Quoted<'_>) -> &mut Hasher {
-        for chunk in q.chunks() {
-            self.put(chunk);
-        }
-        self
-    }
-
-    /// The raw digest, left-aligned in 32 bytes (MD5 fills the first 16).
-    fn finish_raw(self) -> [u8; 32] {
+    fn finish(self) -> Raw {
         let mut raw = [0; 32];
         match self {
             Hasher::Md5(h) => raw[..16].copy_from_slice(&h.finalize()),
@@ -167,18 +231,110 @@ impl Hasher {
         }
         raw
     }
+}
 
-    fn finish(self, alg: Algorithm) -> Hex {
-        let raw = self.finish_raw();
-        Hex::encode(raw.get(..alg.raw_len()).unwrap_or_default())
+/// Room for a digest input on the stack: the largest the registrar hashes in practice, a
+/// SHA-256 KD (two 64-digit hashes, a 44-character nonce, a cnonce, nc and qop), with margin.
+const INPUT_LEN: usize = 384;
+
+/// One hash input, gathered on the stack and handed to the hash in a single call when it fits
+/// in [`INPUT_LEN`] bytes (every input from a real client does). A longer one, say a client's
+/// kilobyte-long cnonce, is hashed incrementally, a buffer-full at a time: same digest, more calls.
+struct Input {
+    alg: Algorithm,
+    buf: [u8; INPUT_LEN],
+    len: usize,
+    /// The hash of what no longer fitted, if anything did not.
+    spilled: Option<Hasher>,
+}
+
+impl Input {
+    fn new(alg: Algorithm) -> Input {
+        Input {
+            alg,
+            buf: [0; INPUT_LEN],
+            len: 0,
+            spilled: None,
+        }
+    }
+
+    /// The next `n` free bytes of the buffer, making room first if they are not free.
+    #[inline(always)]
+    fn room(&mut self, n: usize) -> Option<&mut [u8]> {
+        let (at, end) = (self.len, self.len + n);
+        if end > INPUT_LEN {
+            self.spill();
+            // Longer than the whole buffer: `None`, and the caller hashes it directly.
+            let room = self.buf.get_mut(..n)?;
+            self.len = n;
+            return Some(room);
+        }
+        self.len = end;
+        self.buf.get_mut(at..end)
+    }
+
+    /// Hands the buffer to the incremental hash and empties it.
+    #[cold]
+    fn spill(&mut self) {
+        let hasher = self.spilled.get_or_insert_with(|| Hasher::new(self.alg));
+        hasher.put(self.buf.get(..self.len).unwrap_or_default());
+        self.len = 0;
+    }
+
+    #[inline(always)]
+    fn put(&mut self, bytes: &[u8]) -> &mut Input {
+        match self.room(bytes.len()) {
+            Some(room) => room.copy_from_slice(bytes),
+            // Longer than the whole buffer: straight to the hash (the buffer was just spilled).
+            None => {
+                if let Some(h) = self.spilled.as_mut() {
+                    h.put(bytes);
+                }
+            }
+        }
+        self
+    }
+
+    /// `raw` as lowercase hex (at most 32 bytes, which always fit).
+    #[inline(always)]
+    fn put_hex(&mut self, raw: &[u8]) -> &mut Input {
+        if let Some(room) = self.room(raw.len() * 2) {
+            encode_hex(raw, room);
+        }
+        self
+    }
+
+    /// `unq(value)`: the quoted-string content with quoted-pairs resolved.
+    #[inline(always)]
+    fn put_quoted(&mut self, q: Quoted<'_>) -> &mut Input {
+        match q.plain() {
+            Some(plain) => self.put(plain),
+            None => {
+                for chunk in q.chunks() {
+                    self.put(chunk);
+                }
+                self
+            }
+        }
+    }
+
+    /// The digest of everything put. Takes the input by reference: moving it would copy the
+    /// whole buffer.
+    fn finish(&mut self) -> Raw {
+        let data = self.buf.get(..self.len).unwrap_or_default();
+        match self.spilled.take() {
+            None => hash(self.alg, data),
+            Some(mut h) => {
+                h.put(data);
+                h.finish()
+            }
+        }
     }
 }
 
 /// `H(data)` as lowercase hex.
 pub fn hash_hex(alg: Algorithm, data: &[u8]) -> Hex {
-    let mut h = Hasher::new(alg);
-    h.put(data);
-    h.finish(alg)
+    Hex::encode(hash(alg, data).get(..alg.raw_len()).unwrap_or_default())
 }
 
 /// HA1 = H(username ":" realm ":" password) (RFC 7616 3.4.2, A1 for the non-`-sess` algorithms).
@@ -196,25 +352,19 @@ pub struct Ha1 {
 impl Ha1 {
     /// HA1 of a plaintext password, for provisioning tools; the registrar only stores the result.
     pub fn from_password(alg: Algorithm, username: &[u8], realm: &[u8], password: &[u8]) -> Ha1 {
-        let mut h = Hasher::new(alg);
+        let mut h = Input::new(alg);
         h.put(username).put(b":").put(realm).put(b":").put(password);
         Ha1 {
             alg,
-            raw: h.finish_raw(),
+            raw: h.finish(),
         }
     }
 
     /// HA1 from its hex text (a stored credentials file); either case, exactly
     /// [`Algorithm::hex_len`] digits.
     pub fn from_hex(alg: Algorithm, hex: &[u8]) -> Option<Ha1> {
-        if hex.len() != alg.hex_len() {
-            return None;
-        }
         let mut raw = [0; 32];
-        for (out, pair) in raw.iter_mut().zip(hex.chunks_exact(2)) {
-            let [hi, lo] = pair else { return None };
-            *out = hex_digit(*hi)? << 4 | hex_digit(*lo)?;
-        }
+        decode_hex(hex, raw.get_mut(..alg.raw_len())?)?;
         Some(Ha1 { alg, raw })
     }
 
@@ -229,22 +379,17 @@ impl Ha1 {
 
     /// The lowercase hex form, as written in a credentials file and fed to the response hash.
     pub fn to_hex(&self) -> Hex {
-        Hex::encode(self.raw.get(..self.alg.raw_len()).unwrap_or_default())
+        Hex::encode(self.raw())
+    }
+
+    fn raw(&self) -> &[u8] {
+        self.raw.get(..self.alg.raw_len()).unwrap_or_default()
     }
 }
 
 impl fmt::Debug for Ha1 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Ha1({}, <redacted>)", self.alg)
-    }
-}
-
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 
@@ -283,13 +428,13 @@ pub struct KnownA2 {
 
 impl KnownA2 {
     pub fn new(alg: Algorithm, method: &[u8], uri: &[u8]) -> KnownA2 {
-        let mut h = Hasher::new(alg);
+        let mut h = Input::new(alg);
         h.put(method).put(b":").put(uri);
         KnownA2 {
             alg,
             method: method.into(),
             uri: uri.into(),
-            hex: h.finish(alg),
+            hex: Hex::encode(h.finish().get(..alg.raw_len()).unwrap_or_default()),
         }
     }
 }
@@ -302,6 +447,19 @@ pub fn compute_response_with(
     body: &[u8],
     known: &[KnownA2],
 ) -> Option<Hex> {
+    let raw = response(ha1, method, resp, body, known)?;
+    Some(Hex::encode(raw.get(..ha1.alg.raw_len())?))
+}
+
+/// The raw digest behind [`compute_response_with`]: each hash input is written once into a
+/// stack buffer and hashed in one call, hex digits from a table.
+fn response(
+    ha1: &Ha1,
+    method: &[u8],
+    resp: &DigestResponse<'_>,
+    body: &[u8],
+    known: &[KnownA2],
+) -> Option<Raw> {
     let alg = ha1.alg;
     if Algorithm::of(resp)? != alg {
         return None;
@@ -328,34 +486,34 @@ pub fn compute_response_with(
     let ha2 = match precomputed {
         Some(k) => k.hex,
         None => {
-            let mut a2 = Hasher::new(alg);
+            let mut a2 = Input::new(alg);
             a2.put(method).put(b":").put_quoted(uri);
             if qop == Some(Qop::AuthInt) {
-                a2.put(b":").put(hash_hex(alg, body).as_bytes());
+                a2.put(b":").put_hex(hash(alg, body).get(..alg.raw_len())?);
             }
-            a2.finish(alg)
+            Hex::encode(a2.finish().get(..alg.raw_len())?)
         }
     };
 
-    let mut kd = Hasher::new(alg);
-    kd.put(ha1.to_hex().as_bytes()).put(b":").put_quoted(nonce);
+    let mut kd = Input::new(alg);
+    kd.put_hex(ha1.raw()).put(b":").put_quoted(nonce);
     if qop.is_some() {
         // RFC 7616 3.4.1: response = KD(H(A1), unq(nonce) ":" nc ":" unq(cnonce) ":" unq(qop)
         // ":" H(A2)). The nc is 8LHEX on the wire; the parser kept its value, so write it back
         // the way RFC 2617 3.2.2 defines it: "8LHEX", lowercase.
-        let nc = Hex::encode(&resp.nc?.to_be_bytes());
-        let qop_text = resp.qop?;
+        let nc = resp.nc?.to_be_bytes();
+        let (cnonce, qop_text) = (resp.cnonce?, resp.qop?);
         kd.put(b":")
-            .put(nc.as_bytes())
+            .put_hex(&nc)
             .put(b":")
-            .put_quoted(resp.cnonce?)
+            .put_quoted(cnonce)
             .put(b":")
             .put(qop_text);
     }
     // Without qop, RFC 2617 3.2.2.1 keeps RFC 2069 compatibility:
     // request-digest = KD(H(A1), unq(nonce-value) ":" H(A2)).
     kd.put(b":").put(ha2.as_bytes());
-    Some(kd.finish(alg))
+    Some(kd.finish())
 }
 
 /// Whether `resp.response` is the digest a holder of `ha1` computes for this request.
@@ -381,9 +539,10 @@ pub fn verify_with(
     let Some(got) = resp.response else {
         return false;
     };
-    let Some(expected) = compute_response_with(ha1, method, resp, body, known) else {
+    let Some(expected) = response(ha1, method, resp, body, known) else {
         return false;
     };
+    let expected = Hex::encode(expected.get(..ha1.alg.raw_len()).unwrap_or_default());
     // The length is public (it follows from the algorithm), so returning early leaks nothing.
     if got.len() != expected.as_bytes().len() {
         return false;
@@ -705,6 +864,89 @@ mod tests {
             let computed = compute_response(&ha1, b"REGISTER", &case, b"");
             assert_eq!(computed.is_some(), computable, "{name}");
             assert!(!verify(&ha1, b"REGISTER", &case, b""), "{name}");
+        }
+    }
+
+    /// The hex tables against `format!`: every byte encodes as `{:02x}`, decodes back from
+    /// either case, and every other byte is refused.
+    #[test]
+    fn hex_tables() {
+        for b in 0..=255u8 {
+            let text = format!("{b:02x}");
+            assert_eq!(HEX_PAIRS[usize::from(b)], text.as_bytes());
+            for digits in [text.clone(), text.to_ascii_uppercase()] {
+                let mut out = [0u8];
+                assert_eq!(
+                    decode_hex(digits.as_bytes(), &mut out),
+                    Some(()),
+                    "{digits}"
+                );
+                assert_eq!(out[0], b);
+            }
+            let mut out = [0u8];
+            let valid = b.is_ascii_hexdigit();
+            assert_eq!(decode_hex(&[b, b'0'], &mut out).is_some(), valid, "{b:#x}");
+            assert_eq!(decode_hex(&[b'0', b], &mut out).is_some(), valid, "{b:#x}");
+        }
+        let mut out = [0u8; 2];
+        assert!(decode_hex(b"abc", &mut out).is_none());
+        assert!(decode_hex(b"abcdef", &mut out).is_none());
+        assert_eq!(Hex::encode(&[0x01, 0xab]).to_string(), "01ab");
+    }
+
+    /// Inputs longer than the stack buffer, or put in many pieces, hash exactly like the same
+    /// bytes given to the hash at once.
+    #[test]
+    fn input_spills_to_the_same_digest() {
+        let data: Vec<u8> = (0..2000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        for alg in Algorithm::ALL {
+            for len in [
+                0, 1, 55, 56, 63, 64, 383, 384, 385, 447, 448, 449, 1000, 2000,
+            ] {
+                let whole = &data[..len];
+                let want = hash(alg, whole);
+                for piece in [1, 7, 64, 383, 384, 385, 2000] {
+                    let mut input = Input::new(alg);
+                    for chunk in whole.chunks(piece) {
+                        input.put(chunk);
+                    }
+                    assert!(input.finish() == want, "{alg} {len} in pieces of {piece}");
+                }
+                // Hex pieces past the end of the buffer too.
+                let mut input = Input::new(alg);
+                input.put(whole).put_hex(&[0xab; 32]);
+                let mut text = whole.to_vec();
+                text.extend_from_slice(&[b'a', b'b'].repeat(32));
+                assert!(input.finish() == hash(alg, &text), "{alg} {len} then hex");
+            }
+        }
+    }
+
+    /// A client's nonce and cnonce far longer than the stack buffer, with quoted-pairs, give the
+    /// digest of the formula written out.
+    #[test]
+    fn long_values_verify() {
+        for alg in Algorithm::ALL {
+            let h = |s: &[u8]| hash_hex(alg, s).to_string();
+            let ha1 = Ha1::from_password(alg, b"bob", b"example.com", b"pw");
+            let nonce = "n".repeat(500);
+            let cnonce = "c\\\"".repeat(400);
+            let ha2 = h(b"REGISTER:sip:example.com");
+            let want = h(format!(
+                "{}:{nonce}:00000001:{}:auth:{ha2}",
+                ha1.to_hex(),
+                "c\"".repeat(400)
+            )
+            .as_bytes());
+            let header = format!(
+                "Digest username=\"bob\", realm=\"example.com\", uri=\"sip:example.com\", \
+                 algorithm={alg}, nonce=\"{nonce}\", nc=00000001, cnonce=\"{cnonce}\", \
+                 qop=auth, response=\"{want}\""
+            );
+            assert!(
+                verify(&ha1, b"REGISTER", &digest(header.as_bytes()), b""),
+                "{alg}"
+            );
         }
     }
 
