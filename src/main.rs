@@ -342,6 +342,7 @@ impl io::Element for Shell {
     fn on_control(&mut self, reload: &Reload) {
         self.registrar.set_users(file::load(&reload.users));
         self.registrar.set_policy(reload.policy.clone());
+        self.registrar.set_keepalive(reload.keepalive);
     }
 }
 
@@ -358,10 +359,12 @@ impl Shell {
     }
 }
 
-/// What SIGHUP re-reads: the credentials and the registration policy; bindings stay.
+/// What SIGHUP re-reads: the credentials, the registration policy and the NAT keep-alive
+/// settings; bindings stay.
 struct Reload {
     users: Vec<Entry>,
     policy: sipreg::registrar::Policy,
+    keepalive: sipreg::registrar::Keepalive,
 }
 
 /// The `--log-level` values.
@@ -530,6 +533,7 @@ fn serve(
     let domains: Vec<&str> = config.domains.iter().map(|d| d.name.as_str()).collect();
     let domains = domains.join(", ");
     let policy = config.policy.clone();
+    let keepalive = config.keepalive;
     // Each worker's shard holds its share of the AORs.
     let mut config = config;
     config.expected_aors = config.expected_aors.div_ceil(workers);
@@ -588,7 +592,7 @@ fn serve(
     }
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
         .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
-    let mut policy = policy;
+    let (mut policy, mut keepalive) = (policy, keepalive);
     // The disk's health, reported when it changes (the writer logs each failure as it happens).
     let mut durable = true;
     while !stop.load(Ordering::Relaxed) && !server.any_finished() {
@@ -608,14 +612,18 @@ fn serve(
             }
         }
         if reload.swap(false, Ordering::Relaxed) {
-            match reread(config_path, &users_path, explicit, &policy) {
+            match reread(config_path, &users_path, explicit, (&policy, keepalive)) {
                 Ok(r) => {
                     log::info!(
                         "reloaded: {} credential entries from {}",
                         r.users.len(),
                         users_path.display()
                     );
+                    if r.keepalive != keepalive {
+                        log::info!("{}", describe_keepalive(&r.keepalive));
+                    }
                     policy = r.policy.clone();
+                    keepalive = r.keepalive;
                     server.control(r);
                 }
                 // A bad file changes nothing: the server goes on with what it had.
@@ -719,21 +727,25 @@ fn open_persist(
     }
 }
 
-/// What SIGHUP reads again: the credentials file, and the policy of the configuration file if
-/// the server was started with one (command-line options are not re-read).
+/// What SIGHUP reads again: the credentials file, and the `[policy]` and `[nat]` of the
+/// configuration file if the server was started with one (command-line options are not re-read).
 fn reread(
     config_path: Option<&Path>,
     users: &Path,
     explicit: bool,
-    policy: &sipreg::registrar::Policy,
+    (policy, keepalive): (&sipreg::registrar::Policy, sipreg::registrar::Keepalive),
 ) -> Result<Reload, String> {
-    let policy = match config_path {
-        Some(path) => read_config(path)?.registrar_config(&[]).policy,
-        None => policy.clone(),
+    let (policy, keepalive) = match config_path {
+        Some(path) => {
+            let config = read_config(path)?.registrar_config(&[]);
+            (config.policy, config.keepalive)
+        }
+        None => (policy.clone(), keepalive),
     };
     Ok(Reload {
         users: read_users(users, explicit)?,
         policy,
+        keepalive,
     })
 }
 

@@ -408,6 +408,18 @@ fn behind_nat(b: &Binding, contact: &SipUri<'_>) -> bool {
 }
 
 impl Registrar {
+    /// New keep-alive settings (a SIGHUP reload). A change forgets which bindings were waiting
+    /// for an answer, so that a silence from before the change (pinging off, a longer timeout)
+    /// removes nothing: each binding's next ping starts its silence again.
+    pub fn set_keepalive(&mut self, keepalive: Keepalive) {
+        if self.config.keepalive == keepalive {
+            return;
+        }
+        self.config.keepalive = keepalive;
+        self.keepalive.config = keepalive;
+        self.keepalive.silent.clear();
+    }
+
     /// The local addresses the shell sends from: its UDP sockets and TCP listeners, ports
     /// resolved. A ping names one in its Via; a UDP ping leaves from the first socket of the
     /// device's address family, and without one it is not sent.
@@ -1057,5 +1069,51 @@ mod tests {
             "sip:six@[2001:db8::9]:5070",
         );
         assert!(run(&mut reg, 0, 2 * INTERVAL).is_empty());
+    }
+
+    /// A reload (SIGHUP) applies new settings at once: pinging turned off stops the pings and
+    /// removes nothing; turned back on, a silence from before the change is forgotten, so the
+    /// binding is pinged again and removed only a full timeout after that.
+    #[test]
+    fn a_reload_changes_the_pinging_without_removing_on_old_silences() {
+        let mut reg = registrar(KeepaliveMode::All, 30);
+        register(
+            &mut reg,
+            0,
+            udp("203.0.113.1:5060"),
+            "dave",
+            "sip:dave@10.0.0.4",
+        );
+        let before = run(&mut reg, 0, 2 * INTERVAL);
+        assert!(!before.is_empty(), "pinged while on");
+        let settings = reg.config().keepalive;
+        reg.set_keepalive(Keepalive {
+            interval: 0,
+            ..settings
+        });
+        assert!(
+            run(&mut reg, 2 * INTERVAL, 6 * INTERVAL).is_empty(),
+            "pinging off"
+        );
+        assert_eq!(
+            bindings(&reg, "dave", 6 * INTERVAL),
+            1,
+            "nothing removed while off"
+        );
+        // Silent since its first ping, far longer than the 30 s timeout by now.
+        reg.set_keepalive(settings);
+        let again = run(&mut reg, 6 * INTERVAL, 8 * INTERVAL);
+        assert!(!again.is_empty(), "pinged again once back on");
+        assert_eq!(
+            bindings(&reg, "dave", 8 * INTERVAL),
+            1,
+            "an old silence removes nothing"
+        );
+        run(&mut reg, 8 * INTERVAL, 12 * INTERVAL);
+        assert_eq!(
+            bindings(&reg, "dave", 12 * INTERVAL),
+            0,
+            "a new silence does"
+        );
     }
 }
