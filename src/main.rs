@@ -220,6 +220,7 @@ fn peer(d: &io::Datagram<'_>) -> Peer {
         source: d.source,
         transport: d.transport,
         connection: d.connection,
+        local: Some(d.local),
     }
 }
 
@@ -326,6 +327,7 @@ impl io::Element for Shell {
             source: to.remote,
             transport: to.transport,
             connection: to.connection,
+            local: None,
         };
         self.registrar.unreachable(now, peer);
         self.drain_events(now);

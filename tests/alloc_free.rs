@@ -283,6 +283,7 @@ fn steady_state_keepalive_pings_and_answers_allocate_nothing() {
         source: SocketAddr::from(([192, 0, 2, (i % 250) as u8 + 1], 40_000 + i as u16)),
         transport: sip::Transport::Udp,
         connection: None,
+        local: None,
     };
     let mut out = [0u8; 4096];
     for i in 0..200u32 {

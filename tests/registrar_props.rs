@@ -953,6 +953,7 @@ impl World {
             source: source(req.owner, req.device),
             transport: Transport::Udp,
             connection: None,
+            local: None,
         };
         let mut out = [0u8; 8192];
         let bytes = req.bytes();

@@ -111,6 +111,7 @@ impl Harness {
             source: self.source,
             transport: Transport::Udp,
             connection: None,
+            local: None,
         };
         let mut out = [0u8; 8192];
         let n = self.reg.handle(self.now, peer, bytes, &mut out)?;

@@ -35,6 +35,7 @@ fn peer(connection: Option<u64>) -> Peer {
             Transport::Udp
         },
         connection,
+        local: None,
     }
 }
 

@@ -51,6 +51,7 @@ fn verdict(bytes: &[u8]) -> Want {
         source: source(),
         transport: Transport::Udp,
         connection: None,
+        local: None,
     };
     let mut out = [0u8; 4096];
     let Some(n) = registrar.handle(0, peer, bytes, &mut out) else {

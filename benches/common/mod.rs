@@ -79,6 +79,7 @@ pub fn peer() -> Peer {
         source: SocketAddr::from(([192, 0, 2, 14], 5060)),
         transport: Transport::Udp,
         connection: None,
+        local: None,
     }
 }
 

@@ -312,6 +312,26 @@ impl Binding {
         (self.meta & META_CONNECTION != 0).then_some(self.connection)
     }
 
+    /// Which of the shell's UDP sockets a binding without a connection was learnt on, as the
+    /// registrar numbers them: requests to the device leave from it, the address its NAT
+    /// mapping was opened to. Kept in the connection slot, which such a binding does not use
+    /// (index + 1; 0 when not known, as after a restart: it is not in the durable form).
+    pub fn local(&self) -> Option<u16> {
+        if self.meta & META_CONNECTION != 0 {
+            return None;
+        }
+        self.connection
+            .checked_sub(1)
+            .and_then(|i| u16::try_from(i).ok())
+    }
+
+    /// Notes [`Binding::local`]; a binding with a connection keeps its connection instead.
+    pub(super) fn set_local(&mut self, index: u16) {
+        if self.meta & META_CONNECTION == 0 {
+            self.connection = u64::from(index) + 1;
+        }
+    }
+
     /// The heap bytes this binding owns beyond its own size.
     pub fn heap_len(&self) -> usize {
         self.data.len()
@@ -648,6 +668,38 @@ mod tests {
             Binding::new(&max, 0, 0).expect("fits").reg_id(),
             Some((1 << 31) - 1)
         );
+    }
+
+    /// The socket a binding was learnt on shares the connection's slot: a binding with a
+    /// connection keeps it, one without remembers the socket, and neither reaches disk.
+    #[test]
+    fn local_socket_and_connection_share_a_slot_without_mixing() {
+        let tcp = Binding::new(&reg(), 1, 0).expect("fits");
+        assert!(tcp.connection().is_some());
+        let mut moved = tcp.clone();
+        moved.set_local(3);
+        assert_eq!(
+            (moved.connection(), moved.local()),
+            (tcp.connection(), None)
+        );
+        let mut udp = Binding::new(
+            &Registration {
+                connection: None,
+                ..reg()
+            },
+            2,
+            0,
+        )
+        .expect("fits");
+        assert_eq!((udp.connection(), udp.local()), (None, None));
+        udp.set_local(0);
+        assert_eq!((udp.connection(), udp.local()), (None, Some(0)));
+        udp.set_local(7);
+        assert_eq!(udp.local(), Some(7));
+        let mut out = Vec::new();
+        udp.encode_durable(&mut out);
+        let (d, _) = Binding::decode_durable(&out).expect("decodes");
+        assert_eq!(d.local(), None);
     }
 
     #[test]

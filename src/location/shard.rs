@@ -111,6 +111,13 @@ impl Set {
         }
     }
 
+    fn as_mut_slice(&mut self) -> &mut [Binding] {
+        match self {
+            Set::One(b) => core::slice::from_mut(b),
+            Set::Many(v) => v,
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.as_slice().is_empty()
     }
@@ -330,6 +337,17 @@ impl Shard {
             .as_slice()
             .iter()
             .find(|b| b.key == id.key && b.is_live(now))
+    }
+
+    /// Notes which of the shell's UDP sockets binding `id` was learnt on ([`Binding::local`]).
+    /// A refresh forgets it: note it again after each.
+    pub fn set_local(&mut self, id: BindingId, index: u16) {
+        let Some(rec) = self.record_mut(id.slot) else {
+            return;
+        };
+        if let Some(b) = rec.set.as_mut_slice().iter_mut().find(|b| b.key == id.key) {
+            b.set_local(index);
+        }
     }
 
     /// The live binding of `aor` whose contact URI is equivalent to `contact`.

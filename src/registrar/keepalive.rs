@@ -294,11 +294,17 @@ impl Pinger {
             source: b.source(),
             transport: b.transport(),
             connection: b.connection(),
+            local: None,
         };
         let family = |a: &&SocketAddr| a.is_ipv4() == to.source.is_ipv4();
         let local = match to.transport {
-            // The socket the datagram leaves from; none of the family, no ping.
-            Transport::Udp => Some(*self.udp.iter().find(family)?),
+            // The socket the binding was learnt on, else the first of its family; none, no ping.
+            Transport::Udp => Some(
+                *b.local()
+                    .and_then(|i| self.udp.get(usize::from(i)))
+                    .filter(family)
+                    .or_else(|| self.udp.iter().find(family))?,
+            ),
             // On a connection the Via only names the server (RFC 3261 18.2.2: the answer comes
             // back on the connection); the connection's own address is not recorded.
             _ => self
@@ -408,6 +414,17 @@ fn behind_nat(b: &Binding, contact: &SipUri<'_>) -> bool {
 }
 
 impl Registrar {
+    /// The number of the UDP socket (in [`Registrar::set_local_addresses`]) a request from
+    /// `peer` came in on, if it came over UDP on one of them.
+    pub(super) fn local_index(&self, peer: Peer) -> Option<u16> {
+        if peer.transport != Transport::Udp || peer.connection.is_some() {
+            return None;
+        }
+        let local = peer.local?;
+        let i = self.keepalive.udp.iter().position(|a| *a == local)?;
+        u16::try_from(i).ok()
+    }
+
     /// New keep-alive settings (a SIGHUP reload). A change forgets which bindings were waiting
     /// for an answer, so that a silence from before the change (pinging off, a longer timeout)
     /// removes nothing: each binding's next ping starts its silence again.
@@ -421,8 +438,10 @@ impl Registrar {
     }
 
     /// The local addresses the shell sends from: its UDP sockets and TCP listeners, ports
-    /// resolved. A ping names one in its Via; a UDP ping leaves from the first socket of the
-    /// device's address family, and without one it is not sent.
+    /// resolved, in the same order on every worker. A ping names one in its Via; a UDP ping
+    /// leaves from the socket the binding was learnt on ([`crate::location::Binding::local`]),
+    /// else (not known, as after a restart) from the first socket of the device's address
+    /// family, and without one it is not sent.
     pub fn set_local_addresses(&mut self, udp: &[SocketAddr], tcp: &[SocketAddr]) {
         self.keepalive.udp = udp.to_vec();
         self.keepalive.tcp = tcp.to_vec();
@@ -541,6 +560,7 @@ mod tests {
             source: source.parse().unwrap(),
             transport: Transport::Udp,
             connection: None,
+            local: None,
         }
     }
 
@@ -549,6 +569,7 @@ mod tests {
             source: source.parse().unwrap(),
             transport: Transport::Tcp,
             connection: Some(connection),
+            local: None,
         }
     }
 
@@ -1114,6 +1135,72 @@ mod tests {
             bindings(&reg, "dave", 12 * INTERVAL),
             0,
             "a new silence does"
+        );
+    }
+
+    /// With several UDP sockets of one family, a device is pinged from the one its REGISTER
+    /// came in on: its NAT forwards only what comes from the address the mapping was opened to.
+    /// A refresh on another socket moves it; not knowing the socket falls back to the first.
+    #[test]
+    fn pings_leave_from_the_socket_the_binding_was_learnt_on() {
+        let mut reg = registrar(KeepaliveMode::All, 0);
+        let sockets: [SocketAddr; 2] = [
+            "198.51.100.1:5060".parse().unwrap(),
+            "198.51.100.2:5080".parse().unwrap(),
+        ];
+        reg.set_local_addresses(&sockets, &[TCP.parse().unwrap()]);
+        let on = |local: Option<SocketAddr>, source: &str| Peer {
+            local,
+            ..udp(source)
+        };
+        register(
+            &mut reg,
+            0,
+            on(Some(sockets[1]), "203.0.113.1:5060"),
+            "alice",
+            "sip:alice@10.0.0.1",
+        );
+        register(
+            &mut reg,
+            0,
+            on(None, "203.0.113.2:5060"),
+            "bob",
+            "sip:bob@10.0.0.2",
+        );
+        let sent = run(&mut reg, 0, INTERVAL + 100);
+        let from = |user: &str| {
+            let mut l: Vec<_> = sent
+                .iter()
+                .filter(|p| p.uri().contains(user))
+                .map(|p| p.local)
+                .collect();
+            l.dedup();
+            l
+        };
+        assert_eq!(from("alice"), [Some(sockets[1])]);
+        assert!(
+            sent.iter()
+                .filter(|p| p.uri().contains("alice"))
+                .all(|p| p.text.contains("Via: SIP/2.0/UDP 198.51.100.2:5080;"))
+        );
+        assert_eq!(from("bob"), [Some(sockets[0])]);
+        // Alice refreshes through the first socket: her pings follow.
+        register(
+            &mut reg,
+            INTERVAL + 100,
+            on(Some(sockets[0]), "203.0.113.1:5060"),
+            "alice",
+            "sip:alice@10.0.0.1",
+        );
+        let sent = run(&mut reg, INTERVAL + 100, 3 * INTERVAL);
+        let alice: Vec<_> = sent
+            .iter()
+            .filter(|p| p.uri().contains("alice"))
+            .map(|p| p.local)
+            .collect();
+        assert!(
+            !alice.is_empty() && alice.iter().all(|l| *l == Some(sockets[0])),
+            "{alice:?}"
         );
     }
 }

@@ -171,6 +171,10 @@ pub struct Peer {
     pub transport: Transport,
     /// The shell's id of the stream connection, if any (RFC 5626 flows).
     pub connection: Option<u64>,
+    /// The local address the request arrived on, when the shell says: a binding learnt over UDP
+    /// remembers its socket, so that requests to the device leave from the address its NAT
+    /// mapping was opened to ([`crate::location::Binding::local`]).
+    pub local: Option<SocketAddr>,
 }
 
 /// The registrar element: credentials, nonce keys, the nonce-count table and one location

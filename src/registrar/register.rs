@@ -500,6 +500,12 @@ impl Registrar {
                 Err(_) => return self.reply(peer, (req, e), 500, "Location Store Refused", out),
             }
         }
+        // The UDP socket the REGISTER came in on, for requests to the device later.
+        if let Some(index) = self.local_index(peer) {
+            for id in touched.iter().flatten() {
+                self.shard.set_local(*id, index);
+            }
+        }
         if overflow > 0 {
             self.remove_oldest(aor, overflow, &touched, now_ms);
         }

@@ -346,6 +346,7 @@ fn registrar_pass(data: &[u8]) {
                 source,
                 transport: sip::Transport::Udp,
                 connection: None,
+                local: None,
             };
             let mut out = [0u8; 8192];
             if let Some(n) = registrar.handle(now, peer, data, &mut out) {
