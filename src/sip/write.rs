@@ -144,6 +144,19 @@ impl<'b> Writer<'b> {
         self.len
     }
 
+    /// Where the writer stands, for [`Writer::rewind`].
+    fn mark(&self) -> (usize, bool) {
+        (self.len, self.overflow)
+    }
+
+    /// Takes back everything written since `mark`, an overflow there included.
+    fn rewind(&mut self, (len, overflow): (usize, bool)) {
+        if len <= self.len {
+            self.len = len;
+            self.overflow = overflow;
+        }
+    }
+
     /// Drops the quotes `put_quoted` wrote from `start` on, keeping what is between them.
     fn strip_quotes_after(&mut self, start: usize) {
         if self.overflow || self.len < start + 2 {
@@ -402,13 +415,19 @@ impl<'b> ResponseBuilder<'b> {
         self.w.put(b"Contact: <");
         self.w.put_value(uri);
         self.w.put(b">");
-        if let Some(params) = Params::header(params) {
-            for p in params.iter() {
-                if !p.name.eq_ignore_ascii_case(b"expires") {
-                    self.w.put(b";");
-                    self.w.put_value(p.raw);
-                }
+        // Every parameter but expires, written as the list is validated, in one pass; a list
+        // that turns out malformed is taken back whole.
+        let start = self.w.mark();
+        let w = &mut self.w;
+        let valid = Params::header_visit(params, |p| {
+            if !p.name.eq_ignore_ascii_case(b"expires") {
+                w.put(b";");
+                w.put_value(p.raw);
             }
+            Some(())
+        });
+        if valid.is_none() {
+            self.w.rewind(start);
         }
         self.w.put(b";expires=");
         self.w.put_u64(u64::from(expires));
@@ -760,6 +779,55 @@ mod tests {
                 "{value:?}"
             );
         }
+    }
+
+    /// A stored Contact is written with its parameters but expires, in order; a malformed list
+    /// is left out whole, not cut where the fault is; an earlier overflow stays reported.
+    #[test]
+    fn contact_parameters_are_written_whole_or_not_at_all() {
+        let headers = [Header::EMPTY; 0];
+        let h = Headers::new(&headers);
+        let src: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+        let write = |params: &[u8], size: usize| {
+            let mut buf = vec![0u8; size];
+            let mut r = ResponseBuilder::start(&mut buf, 200, "OK", &h, src, None);
+            r.contact(b"sip:a@192.0.2.1", params, 60);
+            let n = r.finish().ok();
+            n.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+        };
+        let text = write(b"expires=3600;+sip.instance=\"<urn:x>\";reg-id=1", 512).unwrap();
+        assert!(
+            text.contains(
+                "Contact: <sip:a@192.0.2.1>;+sip.instance=\"<urn:x>\";reg-id=1;expires=60\r\n"
+            ),
+            "{text}"
+        );
+        let text = write(b"q=0.5;ok=1;;", 512).unwrap();
+        assert!(
+            text.contains("Contact: <sip:a@192.0.2.1>;expires=60\r\n"),
+            "{text}"
+        );
+        assert_eq!(
+            write(b"q=0.5;;", 20),
+            None,
+            "an overflow before a malformed list stays"
+        );
+        // Rewinding takes back an overflow after the mark, and only that one.
+        let mut buf = [0u8; 4];
+        let mut w = Writer::new(&mut buf);
+        w.put(b"ab");
+        let mark = w.mark();
+        w.put(b"cdef");
+        w.rewind(mark);
+        w.put(b"cd");
+        assert_eq!(w.finish(), Ok(4));
+        let mut buf = [0u8; 4];
+        let mut w = Writer::new(&mut buf);
+        w.put(b"abcdef");
+        let mark = w.mark();
+        w.put(b"ab");
+        w.rewind(mark);
+        assert!(w.finish().is_err());
     }
 
     #[test]
