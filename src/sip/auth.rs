@@ -3,7 +3,7 @@
 //! Syntax only: which scheme, and the digest parameters as borrowed slices. Checking a response
 //! against a password hash is the job of the digest module in the registrar core.
 //!
-//! One pass over the value, no allocation: a byte-class table for tokens, LWS and hex digits;
+//! One pass over the value, no allocation: tokens and LWS by the classes of [`chars`];
 //! known parameter names recognised by their first byte and one case-folded 8-byte compare,
 //! without scanning them; quoted strings scanned eight bytes at a time and borrowed in place,
 //! quoted-pairs left escaped for [`Quoted`] to resolve. A known parameter given twice makes the
@@ -11,52 +11,15 @@
 
 use super::chars;
 
-/// `token` characters (RFC 3261 25.1), the same set as [`chars::TOKEN`].
-const TOKEN: u8 = 1;
-/// LWS inside a header value: SP, HT and the CR LF of folded lines (as [`chars::is_lws`]).
-const LWS: u8 = 1 << 1;
-/// `HEXDIG`, either case.
-const HEX: u8 = 1 << 2;
-
-const fn classes() -> [u8; 256] {
-    let mut t = [0u8; 256];
-    let mut c = 0;
-    while c < 256 {
-        let b = c as u8;
-        if b.is_ascii_alphanumeric() {
-            t[c] |= TOKEN;
-        }
-        if b.is_ascii_hexdigit() {
-            t[c] |= HEX;
-        }
-        c += 1;
-    }
-    let marks = b"-.!%*_+`'~";
-    let mut i = 0;
-    while i < marks.len() {
-        t[marks[i] as usize] |= TOKEN;
-        i += 1;
-    }
-    let lws = b" \t\r\n";
-    i = 0;
-    while i < lws.len() {
-        t[lws[i] as usize] |= LWS;
-        i += 1;
-    }
-    t
+#[inline(always)]
+fn is_token(b: u8) -> bool {
+    chars::is(b, chars::TOKEN)
 }
 
-static CLASS: [u8; 256] = classes();
-
+/// The first index at or after `i` whose byte does not satisfy `class` (or `s.len()`).
 #[inline(always)]
-fn is(b: u8, class: u8) -> bool {
-    CLASS[usize::from(b)] & class != 0
-}
-
-/// The first index at or after `i` whose byte is not in `class` (or `s.len()`).
-#[inline(always)]
-fn skip(s: &[u8], mut i: usize, class: u8) -> usize {
-    while s.get(i).is_some_and(|&b| is(b, class)) {
+fn skip(s: &[u8], mut i: usize, class: impl Fn(u8) -> bool) -> usize {
+    while s.get(i).is_some_and(|&b| class(b)) {
         i += 1;
     }
     i
@@ -269,7 +232,7 @@ impl Param {
             _ => return None,
         };
         // The name ends there only if no token character follows (`nonce2` is an extension).
-        if s.get(at + len).is_some_and(|&b| is(b, TOKEN)) {
+        if s.get(at + len).is_some_and(|&b| is_token(b)) {
             return None;
         }
         Some((param, len))
@@ -302,10 +265,9 @@ impl<'a> DigestResponse<'a> {
             Param::Username => self.username = q,
             Param::Response => {
                 // All digits checked without an early exit: responses are short and usually valid.
-                if value
+                if !value
                     .iter()
-                    .fold(HEX, |all, &b| all & CLASS[usize::from(b)])
-                    == 0
+                    .fold(true, |all, b| all & b.is_ascii_hexdigit())
                 {
                     return None;
                 }
@@ -332,7 +294,7 @@ impl<'a> Credentials<'a> {
     pub fn parse(value: &'a [u8]) -> Option<Credentials<'a>> {
         const DIGEST: u64 = word(b"digest");
         let s = chars::trim(value);
-        let scheme_len = skip(s, 0, TOKEN);
+        let scheme_len = skip(s, 0, is_token);
         if scheme_len == 0 {
             return None;
         }
@@ -342,7 +304,7 @@ impl<'a> Credentials<'a> {
             });
         }
         // Digest LWS dig-resp *(COMMA dig-resp)
-        if !s.get(scheme_len).is_some_and(|&b| is(b, LWS)) {
+        if !s.get(scheme_len).is_some_and(|&b| chars::is_lws(b)) {
             return None;
         }
         // Each parameter's name, `=`, its value (a quoted-string or a token), then a comma or
@@ -351,25 +313,25 @@ impl<'a> Credentials<'a> {
         let mut seen = 0u16;
         let mut i = scheme_len;
         loop {
-            let name = skip(s, i, LWS);
+            let name = skip(s, i, chars::is_lws);
             let param = match Param::recognise(s, name) {
                 Some((param, len)) => {
                     i = name + len;
                     Some(param)
                 }
                 None => {
-                    i = skip(s, name, TOKEN);
+                    i = skip(s, name, is_token);
                     if i == name {
                         return None;
                     }
                     None
                 }
             };
-            i = skip(s, i, LWS);
+            i = skip(s, i, chars::is_lws);
             if s.get(i) != Some(&b'=') {
                 return None;
             }
-            i = skip(s, i + 1, LWS);
+            i = skip(s, i + 1, chars::is_lws);
             let (value, quoted) = if s.get(i) == Some(&b'"') {
                 let end = closing_quote(s, i + 1)?;
                 let value = s.get(i + 1..end)?;
@@ -377,7 +339,7 @@ impl<'a> Credentials<'a> {
                 (value, true)
             } else {
                 let start = i;
-                i = skip(s, i, TOKEN);
+                i = skip(s, i, is_token);
                 if i == start {
                     return None;
                 }
@@ -394,7 +356,7 @@ impl<'a> Credentials<'a> {
                 seen |= bit;
                 d.set(param, value, quoted)?;
             }
-            i = skip(s, i, LWS);
+            i = skip(s, i, chars::is_lws);
             match s.get(i) {
                 None => break,
                 Some(b',') => i += 1,
@@ -474,16 +436,6 @@ mod tests {
             (d.realm, d.nc, d.qop),
             (Some(Quoted(b"a")), Some(10), Some(&b"auth"[..]))
         );
-    }
-
-    /// The table agrees with the RFC 3261 classes in `chars`, byte for byte.
-    #[test]
-    fn classes_match_chars() {
-        for b in 0..=255u8 {
-            assert_eq!(is(b, TOKEN), chars::is(b, chars::TOKEN), "{b:#x}");
-            assert_eq!(is(b, LWS), chars::is_lws(b), "{b:#x}");
-            assert_eq!(is(b, HEX), b.is_ascii_hexdigit(), "{b:#x}");
-        }
     }
 
     /// The 8-byte quoted-string scan finds what `chars::split_quoted` finds, with the quote,
