@@ -25,15 +25,17 @@
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sipreg::auth::{Algorithm, Ha1, compute_response, file};
 use sipreg::sip::{self, Contacts, Credentials, Header, HeaderName, Limits, Message};
 
+#[path = "support/process.rs"]
+mod process;
 #[path = "support/tempdir.rs"]
 mod tempdir;
+use process::Process;
 use tempdir::TempDir;
 
 const DOMAIN: &str = "example.com";
@@ -80,47 +82,6 @@ fn free_port(ip: IpAddr, extra: u16) -> u16 {
     panic!("no free port on {ip}");
 }
 
-/// A child process whose stdout and stderr go to one log file, killed by PID (SIGKILL to this
-/// PID only) when dropped, also when the test panics.
-struct Process {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Process {
-    fn spawn(mut cmd: Command, log: PathBuf) -> Process {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("create the log");
-        let err = out.try_clone().expect("share the log");
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
-        Process { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The exit status, once the process has exited.
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Fails (never skips) when baresip is not installed.
 fn require_baresip() {
     if let Err(e) = Command::new("baresip")
@@ -137,7 +98,6 @@ fn require_baresip() {
 
 /// Starts `sipreg serve` on a free UDP port of loopback, offering MD5 only, and waits until it
 /// logs that it listens.
-#[allow(clippy::disallowed_methods)] // Bounding the wait needs the clock.
 fn start_sipreg(dir: &TempDir) -> (Process, SocketAddr) {
     let users = dir.path("users");
     let entries = file::entries_for(USER, DOMAIN, PASSWORD.as_bytes());
@@ -153,19 +113,7 @@ fn start_sipreg(dir: &TempDir) -> (Process, SocketAddr) {
         .arg("--data-dir")
         .arg(dir.path("data"));
     let mut server = Process::spawn(cmd, dir.path("sipreg.log"));
-    let deadline = Instant::now() + STARTUP;
-    let expected = format!("listening on {listen}");
-    while !server.log().contains(&expected) {
-        let log = server.log();
-        if let Some(status) = server.exited() {
-            panic!("sipreg exited with {status} before listening:\n{log}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "sipreg did not log {expected:?} within {STARTUP:?}:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    server.wait_for_log(&format!("listening on {listen}"), STARTUP);
     (server, addr)
 }
 

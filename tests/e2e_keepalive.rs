@@ -17,14 +17,17 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sipreg::location::{Aor, shard_of};
 use sipreg::sip::Uri;
 
+#[path = "support/process.rs"]
+mod process;
 #[path = "support/tempdir.rs"]
 mod tempdir;
+use process::Process;
 use tempdir::TempDir;
 
 const DOMAIN: &str = "example.com";
@@ -53,9 +56,8 @@ fn free_port() -> u16 {
 
 /// The running server, killed by PID when dropped.
 struct Server {
-    child: Child,
+    process: Process,
     addr: SocketAddr,
-    log: std::path::PathBuf,
 }
 
 impl Server {
@@ -72,49 +74,19 @@ impl Server {
             TIMEOUT.as_secs(),
         );
         std::fs::write(&config, text).expect("write the configuration");
-        let log = dir.path("server.log");
-        let stderr = std::fs::File::create(&log).expect("create the server log");
-        let child = Command::new(env!("CARGO_BIN_EXE_sipreg"))
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("start sipreg");
-        let mut server = Server { child, addr, log };
-        let deadline = Instant::now() + STARTUP;
-        while !server.log().contains("keep-alive: OPTIONS every 1 s") {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("sipreg exited with {status}:\n{}", server.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "sipreg did not start:\n{}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sipreg"));
+        cmd.arg("serve").arg("--config").arg(&config);
+        let mut process = Process::spawn(cmd, dir.path("server.log"));
+        process.wait_for_log("keep-alive: OPTIONS every 1 s", STARTUP);
+        Server { process, addr }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log()
     }
 
     fn assert_alive(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("sipreg exited with {status}:\n{}", self.log());
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SIGKILL to this PID only.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.assert_alive();
     }
 }
 

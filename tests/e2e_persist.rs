@@ -8,8 +8,7 @@
 #![allow(clippy::disallowed_methods)] // An I/O test: sockets, the clock, threads, files.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -17,8 +16,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sipreg::auth::{Algorithm, Ha1, compute_response, file};
 use sipreg::sip::{self, Contacts, Credentials, Header, HeaderName, Limits, Message};
 
+#[path = "support/process.rs"]
+mod process;
 #[path = "support/tempdir.rs"]
 mod tempdir;
+use process::Process;
 use tempdir::TempDir;
 
 const DOMAIN: &str = "example.com";
@@ -33,17 +35,14 @@ fn now_ms() -> u64 {
 
 /// A running server, killed by PID on drop.
 struct Server {
-    child: Child,
-    log: PathBuf,
+    process: Process,
 }
 
 impl Server {
     fn start(dir: &TempDir, port: u16, workers: usize, run: &str) -> Server {
-        let log = dir.path(&format!("server-{run}.log"));
-        let stderr = std::fs::File::create(&log).unwrap();
         let listen = format!("udp:127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_sipreg"))
-            .args(["serve", "--listen", &listen, "--domain", DOMAIN])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sipreg"));
+        cmd.args(["serve", "--listen", &listen, "--domain", DOMAIN])
             .arg("--users")
             .arg(dir.path("users"))
             .args(["--auth-algorithms", "MD5"])
@@ -51,44 +50,28 @@ impl Server {
             .arg("--data-dir")
             .arg(dir.path("data"))
             .arg("--config")
-            .arg(dir.path("sipreg.toml"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("start sipreg");
-        let server = Server { child, log };
-        let deadline = Instant::now() + STARTUP;
-        while !server.log().contains(&format!("listening on {listen}")) {
-            assert!(Instant::now() < deadline, "no start:\n{}", server.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
+            .arg(dir.path("sipreg.toml"));
+        let mut process = Process::spawn(cmd, dir.path(&format!("server-{run}.log")));
+        process.wait_for_log(&format!("listening on {listen}"), STARTUP);
+        Server { process }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log()
     }
 
     fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill();
     }
 
     fn terminate(&mut self) {
-        let pid = self.child.id().to_string();
+        let pid = self.process.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.child.try_wait().ok().flatten().is_none() {
+        while self.process.exited().is_none() {
             assert!(Instant::now() < deadline, "no clean stop:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill9();
     }
 }
 

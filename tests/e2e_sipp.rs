@@ -23,14 +23,17 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sipreg::auth::file;
 
+#[path = "support/process.rs"]
+mod process;
 #[path = "support/tempdir.rs"]
 mod tempdir;
+use process::Process;
 use tempdir::TempDir;
 
 const DOMAIN: &str = "example.com";
@@ -99,9 +102,8 @@ fn free_port(ip: IpAddr, extra: u16) -> u16 {
 
 /// A running `sipreg serve`, killed by PID when dropped (also when the test panics).
 struct Server {
-    child: Child,
+    process: Process,
     addr: SocketAddr,
-    log: PathBuf,
 }
 
 impl Server {
@@ -112,67 +114,28 @@ impl Server {
     }
 
     /// Starts the registrar on a free port of `ip` over `proto`.
-    #[allow(clippy::disallowed_methods)] // Bounding the wait needs the clock.
     fn start_on(dir: &TempDir, proto: Proto, ip: IpAddr, users: &Path) -> Server {
         let addr = SocketAddr::new(ip, free_port(ip, 0));
         let listen = format!("{}:{addr}", proto.name());
-        let log = dir.path("server.log");
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("create the server log");
-        let child = Command::new(env!("CARGO_BIN_EXE_sipreg"))
-            .args(["serve", "--listen", &listen, "--domain", DOMAIN])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sipreg"));
+        cmd.args(["serve", "--listen", &listen, "--domain", DOMAIN])
             .arg("--users")
             .arg(users)
             .args(["--auth-algorithms", "MD5,SHA-256"])
             .arg("--data-dir")
-            .arg(dir.path("data"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("start sipreg");
-        let mut server = Server { child, addr, log };
-        let deadline = Instant::now() + STARTUP;
-        let expected = format!("listening on {listen}");
-        loop {
-            if server.log().contains(&expected) {
-                return server;
-            }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!(
-                    "sipreg exited with {status} before listening:\n{}",
-                    server.log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "sipreg did not log {expected:?} within {STARTUP:?}:\n{}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            .arg(dir.path("data"));
+        let mut process = Process::spawn(cmd, dir.path("server.log"));
+        process.wait_for_log(&format!("listening on {listen}"), STARTUP);
+        Server { process, addr }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log()
     }
 
     /// Asserts the server is still running (it must never crash on what SIPp sends).
     fn assert_alive(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("sipreg exited with {status}:\n{}", self.log());
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Child::kill sends SIGKILL to this PID only.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.assert_alive();
     }
 }
 
@@ -768,7 +731,7 @@ fn sighup_reloads_the_credentials_and_keeps_the_bindings() {
         &world.dir.path("users"),
         &[pair("grace", "h0pper"), pair("heidi", "n3w")],
     );
-    let pid = world.server.child.id().to_string();
+    let pid = world.server.process.child.id().to_string();
     let status = Command::new("kill").args(["-HUP", &pid]).status();
     assert!(status.is_ok_and(|s| s.success()), "kill -HUP {pid}");
     let deadline = Instant::now() + STARTUP;
