@@ -24,17 +24,20 @@
 //! `disallowed-methods` lints, each with an `#[allow]`.
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sipreg::auth::{Algorithm, Ha1, compute_response, file};
 use sipreg::sip::{self, Contacts, Credentials, Header, HeaderName, Limits, Message};
 
+#[path = "support/ports.rs"]
+mod ports;
 #[path = "support/process.rs"]
 mod process;
 #[path = "support/tempdir.rs"]
 mod tempdir;
+use ports::free_port;
 use process::Process;
 use tempdir::TempDir;
 
@@ -54,33 +57,6 @@ const BARESIP_LIFETIME: Duration = Duration::from_secs(30);
 // ---------------------------------------------------------------------------------------------
 // Harness (the temporary directory and the server as in tests/e2e_sipp.rs, trimmed)
 // ---------------------------------------------------------------------------------------------
-
-/// Whether `port` on `ip` can be bound now, for UDP and for TCP alike; returns the port (the
-/// one chosen when `port` is 0).
-#[allow(clippy::disallowed_methods)] // Probing for a free port needs a socket.
-fn bindable(ip: IpAddr, port: u16) -> Option<u16> {
-    let socket = UdpSocket::bind(SocketAddr::new(ip, port)).ok()?;
-    let port = socket.local_addr().ok()?.port();
-    TcpListener::bind(SocketAddr::new(ip, port)).ok()?;
-    Some(port)
-}
-
-/// A free port on `ip` whose next `extra` ports are free too (baresip listens on `sip_listen`
-/// and, for TLS, on the port after it).
-fn free_port(ip: IpAddr, extra: u16) -> u16 {
-    for _ in 0..1000 {
-        let Some(port) = bindable(ip, 0) else {
-            continue;
-        };
-        if (1..=extra).all(|i| {
-            port.checked_add(i)
-                .is_some_and(|p| bindable(ip, p).is_some())
-        }) {
-            return port;
-        }
-    }
-    panic!("no free port on {ip}");
-}
 
 /// Fails (never skips) when baresip is not installed.
 fn require_baresip() {

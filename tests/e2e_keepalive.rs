@@ -16,17 +16,20 @@
 #![allow(clippy::disallowed_methods)] // An I/O test: sockets, the clock, a process, files.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sipreg::location::{Aor, shard_of};
 use sipreg::sip::Uri;
 
+#[path = "support/ports.rs"]
+mod ports;
 #[path = "support/process.rs"]
 mod process;
 #[path = "support/tempdir.rs"]
 mod tempdir;
+use ports::free_port;
 use process::Process;
 use tempdir::TempDir;
 
@@ -38,22 +41,6 @@ const STARTUP: Duration = Duration::from_secs(10);
 /// Slack for the poll loop's tick (100 ms) and a loaded machine.
 const SLACK: Duration = Duration::from_millis(700);
 
-/// A port free on 127.0.0.1 for UDP and TCP alike.
-fn free_port() -> u16 {
-    for _ in 0..100 {
-        let Ok(udp) = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)) else {
-            continue;
-        };
-        let Ok(port) = udp.local_addr().map(|a| a.port()) else {
-            continue;
-        };
-        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port on 127.0.0.1");
-}
-
 /// The running server, killed by PID when dropped.
 struct Server {
     process: Process,
@@ -62,7 +49,8 @@ struct Server {
 
 impl Server {
     fn start(dir: &TempDir) -> Server {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+        let ip = IpAddr::from(Ipv4Addr::LOCALHOST);
+        let addr = SocketAddr::new(ip, free_port(ip, 0));
         let config = dir.path("sipreg.toml");
         let text = format!(
             "[server]\nlisten = [\"udp:{addr}\", \"tcp:{addr}\"]\nworkers = 2\npin_workers = false\n\n\

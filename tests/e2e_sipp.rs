@@ -21,7 +21,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
@@ -29,10 +29,13 @@ use std::time::{Duration, Instant};
 
 use sipreg::auth::file;
 
+#[path = "support/ports.rs"]
+mod ports;
 #[path = "support/process.rs"]
 mod process;
 #[path = "support/tempdir.rs"]
 mod tempdir;
+use ports::bindable;
 use process::Process;
 use tempdir::TempDir;
 
@@ -50,16 +53,6 @@ const STARTUP: Duration = Duration::from_secs(10);
 /// Ports handed out in this process, so that two tests running in parallel never get the same
 /// one between its probe and its real bind.
 static PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-
-/// Whether `port` on `ip` can be bound now, for UDP and for TCP alike (the server and SIPp
-/// bind either); returns the port (the one chosen when `port` is 0).
-#[allow(clippy::disallowed_methods)] // Probing for a free port needs a socket.
-fn bindable(ip: IpAddr, port: u16) -> Option<u16> {
-    let socket = UdpSocket::bind(SocketAddr::new(ip, port)).ok()?;
-    let port = socket.local_addr().ok()?.port();
-    TcpListener::bind(SocketAddr::new(ip, port)).ok()?;
-    Some(port)
-}
 
 /// The transport a server listens on and SIPp sends over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
