@@ -636,18 +636,24 @@ mod tests {
         }
     }
 
+    /// The next ping due at `now`, if any.
+    fn next_ping(reg: &mut Registrar, now: u64) -> Option<Sent> {
+        let mut out = [0u8; 2048];
+        let o = reg.poll_transmit(now, &mut out)?;
+        Some(Sent {
+            at: now,
+            text: String::from_utf8(out[..o.len].to_vec()).unwrap(),
+            to: o.to,
+            local: o.local,
+        })
+    }
+
     /// Polls every 100 ms from `from` up to `to` (excluded), collecting what is sent.
     fn run(reg: &mut Registrar, from: u64, to: u64) -> Vec<Sent> {
         let mut sent = Vec::new();
-        let mut out = [0u8; 2048];
         for now in (from..to).step_by(100) {
-            while let Some(o) = reg.poll_transmit(now, &mut out) {
-                sent.push(Sent {
-                    at: now,
-                    text: String::from_utf8(out[..o.len].to_vec()).unwrap(),
-                    to: o.to,
-                    local: o.local,
-                });
+            while let Some(ping) = next_ping(reg, now) {
+                sent.push(ping);
             }
             drain(reg);
         }
@@ -809,15 +815,8 @@ mod tests {
             "sip:carol@10.0.0.32",
         );
         let mut removed = Vec::new();
-        let mut out = [0u8; 2048];
         for now in (0..10 * INTERVAL).step_by(100) {
-            while let Some(o) = reg.poll_transmit(now, &mut out) {
-                let ping = Sent {
-                    at: now,
-                    text: String::from_utf8(out[..o.len].to_vec()).unwrap(),
-                    to: o.to,
-                    local: o.local,
-                };
+            while let Some(ping) = next_ping(&mut reg, now) {
                 // Alice answers, with a 405 once: any answer will do. Bob never does.
                 if ping.uri() == "sip:alice@10.0.0.1" {
                     let code = if now < INTERVAL { 405 } else { 200 };
