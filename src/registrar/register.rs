@@ -249,27 +249,34 @@ impl Registrar {
             return Received::Answered(answer);
         }
         // Step 5: the canonical AOR, and the worker whose shard holds it.
-        let mut aor = core::mem::take(&mut self.aor_buf);
-        aor.clear();
-        Aor::encode(&to, &mut aor);
-        let shard = crate::location::shard_of(&aor, shards);
-        let received = if shard == me {
-            let answer = self.owned(
+        self.with_aor(&to, |reg, aor| {
+            let shard = crate::location::shard_of(aor, shards);
+            if shard != me {
+                return Received::Owner { shard, ticket };
+            }
+            let answer = reg.owned(
                 now_ms,
                 peer,
                 (req, e),
                 d,
                 ticket,
                 (contacts, &items),
-                (&to, &aor),
+                (&to, aor),
                 out,
             );
             Received::Answered(answer)
-        } else {
-            Received::Owner { shard, ticket }
-        };
+        })
+    }
+
+    /// Runs `f` with the canonical bytes of the AOR `to` ([`Aor::encode`]), written into the
+    /// registrar's reused buffer.
+    fn with_aor<R>(&mut self, to: &SipUri<'_>, f: impl FnOnce(&mut Self, &[u8]) -> R) -> R {
+        let mut aor = core::mem::take(&mut self.aor_buf);
+        aor.clear();
+        Aor::encode(to, &mut aor);
+        let result = f(self, &aor);
         self.aor_buf = aor;
-        received
+        result
     }
 
     /// The owner's part of a REGISTER another worker received and verified (see
@@ -290,21 +297,18 @@ impl Registrar {
         let Uri::Sip(to) = e.to.uri else {
             return None;
         };
-        let mut aor = core::mem::take(&mut self.aor_buf);
-        aor.clear();
-        Aor::encode(&to, &mut aor);
-        let answer = self.owned(
-            now_ms,
-            peer,
-            (req, e),
-            d,
-            ticket,
-            (contacts, &items),
-            (&to, &aor),
-            out,
-        );
-        self.aor_buf = aor;
-        answer
+        self.with_aor(&to, |reg, aor| {
+            reg.owned(
+                now_ms,
+                peer,
+                (req, e),
+                d,
+                ticket,
+                (contacts, &items),
+                (&to, aor),
+                out,
+            )
+        })
     }
 
     /// Steps 6 to 8 on the shard that owns the AOR: the nonce-count (a replay is answered only
