@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use sipreg::auth::Algorithm;
 use sipreg::auth::file::{self, Entry};
+use sipreg::auth::pattern::Pattern;
 use sipreg::config::{self, DEFAULT_USERS, Listener, Protocol};
 use sipreg::io;
 use sipreg::persist;
@@ -778,40 +779,16 @@ fn set_password(target: &UserTarget, password: &PasswordSource) -> Result<(), St
     Ok(())
 }
 
-/// Fills a printf-style pattern with one `%d` (optionally `%0Nd`, zero-padded to N digits);
-/// `%%` is a percent sign.
-fn expand(pattern: &str, n: u64) -> Result<String, String> {
-    let mut out = String::with_capacity(pattern.len() + 8);
-    let mut chars = pattern.chars().peekable();
-    let mut used = false;
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        if chars.peek() == Some(&'%') {
-            chars.next();
-            out.push('%');
-            continue;
-        }
-        let mut width = String::new();
-        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
-            width.push(*d);
-            chars.next();
-        }
-        if chars.next() != Some('d') || used || (!width.is_empty() && !width.starts_with('0')) {
-            return Err(format!(
-                "pattern {pattern:?}: use exactly one %d or %0Nd (and %% for a percent sign)"
-            ));
-        }
-        used = true;
-        let width: usize = width.parse().unwrap_or(0);
-        out.push_str(&format!("{n:0width$}"));
+/// A user-name or password pattern for `user add`: exactly one `%d` or `%0Nd` (and `%%` for a
+/// percent sign), so that every user gets its own name without spaces.
+fn numbering(text: &str) -> Result<Pattern, String> {
+    match Pattern::parse(text) {
+        Ok(p) if p.numbers_without_spaces() => Ok(p),
+        Ok(_) => Err(format!(
+            "pattern {text:?}: use exactly one %d or %0Nd (and %% for a percent sign)"
+        )),
+        Err(e) => Err(format!("pattern {e}")),
     }
-    if !used {
-        return Err(format!("pattern {pattern:?} has no %d"));
-    }
-    Ok(out)
 }
 
 /// Adds `count` users named by `pattern` with passwords from `password_pattern`, numbered from
@@ -832,16 +809,17 @@ fn bulk_add(
     let last = first
         .checked_add(count)
         .ok_or_else(|| "--first plus --count overflows".to_string())?;
+    let (pattern, password_pattern) = (numbering(pattern)?, numbering(password_pattern)?);
     let mut names = std::collections::HashSet::new();
     let mut added = Vec::new();
     for n in first..last {
-        let user = expand(pattern, n)?;
+        let user = pattern.format(n);
         if !file::is_storable(&user) {
             return Err(format!(
                 "user name {user:?} must be non-empty, without white space"
             ));
         }
-        let password = expand(password_pattern, n)?;
+        let password = password_pattern.format(n);
         added.extend(file::entries_for(&user, realm, password.as_bytes()));
         names.insert(user);
     }
@@ -851,8 +829,8 @@ fn bulk_add(
     write_users(users, &entries)?;
     eprintln!(
         "sipreg: {count} users ({} to {}) stored in {}",
-        expand(pattern, first)?,
-        expand(pattern, last.saturating_sub(1))?,
+        pattern.format(first),
+        pattern.format(last.saturating_sub(1)),
         users.display()
     );
     Ok(())

@@ -55,6 +55,7 @@ pub mod digest;
 pub mod file;
 pub mod nc;
 pub mod nonce;
+pub mod pattern;
 pub mod users;
 
 pub use digest::{

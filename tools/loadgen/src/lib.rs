@@ -1,6 +1,7 @@
 //! sipreg-loadgen: a SIP REGISTER load generator over UDP, and the pieces its binaries share.
 //!
-//! - [`pattern`]: user names and passwords from printf-style patterns (`u%06d`).
+//! - [`pattern`]: user names and passwords from printf-style patterns (`u%06d`), the registrar's
+//!   own ([`sipreg::auth::pattern`]), so that `sipreg user add --pattern` creates these users.
 //! - [`digest`]: the client side of digest authentication: reading a 401's challenges, choosing
 //!   the strongest algorithm, nonce-count bookkeeping and the Authorization header, computed with
 //!   `sipreg::auth` so the client computes exactly what the registrar verifies.
@@ -17,6 +18,6 @@ pub mod digest;
 pub mod engine;
 pub mod message;
 pub mod net;
-pub mod pattern;
+pub use sipreg::auth::pattern;
 pub mod plot;
 pub mod summary;

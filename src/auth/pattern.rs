@@ -1,4 +1,6 @@
 //! printf-style patterns for user names and passwords: `u%06d` formats user 42 as `u000042`.
+//! `sipreg user add --pattern` creates users by them and `sipreg-loadgen` registers as them, so
+//! the two agree on every name.
 //!
 //! Supports one integer conversion `%d` with an optional zero flag and width (`%d`, `%6d`,
 //! `%06d`), and `%%` for a percent sign. Nothing else: no other conversions, no precision.
@@ -78,6 +80,12 @@ impl Pattern {
         })
     }
 
+    /// Whether the pattern numbers its texts (has a `%d`), and does so without padding with
+    /// spaces (`%d` or `%0Nd`, not `%Nd`): what names in a credentials file need.
+    pub fn numbers_without_spaces(&self) -> bool {
+        self.number.is_some_and(|n| n.zero || n.width == 0)
+    }
+
     /// The text for index `i`.
     pub fn format(&self, i: u64) -> String {
         let mut s = String::with_capacity(self.prefix.len() + 20 + self.suffix.len());
@@ -121,5 +129,8 @@ mod tests {
         assert!(Pattern::parse("u%s").is_err());
         assert!(Pattern::parse("u%d%d").is_err());
         assert!(Pattern::parse("u%").is_err());
+        let numbered = |p: &str| Pattern::parse(p).unwrap().numbers_without_spaces();
+        assert!(numbered("u%d") && numbered("u%06d") && numbered("%d%%"));
+        assert!(!numbered("u") && !numbered("u%5d"));
     }
 }
