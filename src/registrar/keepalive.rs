@@ -150,7 +150,6 @@ const MAGIC: &[u8] = b"z9hG4bK";
 /// The pinger of one worker: where its walk over the shard stands and which bindings are silent.
 #[derive(Debug)]
 pub(super) struct Pinger {
-    config: Keepalive,
     /// Eight hex digits derived from the nonce secret, the same on every worker.
     token: [u8; 8],
     /// This worker's index, named in the ids of its pings.
@@ -170,7 +169,7 @@ pub(super) struct Pinger {
 }
 
 impl Pinger {
-    pub(super) fn new(config: Keepalive, secret: &[u8; 32]) -> Pinger {
+    pub(super) fn new(secret: &[u8; 32]) -> Pinger {
         let mut keyed = Vec::with_capacity(secret.len() + 9);
         keyed.extend_from_slice(b"keepalive");
         keyed.extend_from_slice(secret);
@@ -180,7 +179,6 @@ impl Pinger {
             *t = *h;
         }
         Pinger {
-            config,
             token,
             worker: 0,
             udp: Vec::new(),
@@ -246,12 +244,12 @@ impl Pinger {
         let Some(Uri::Sip(uri)) = Uri::parse(b.contact()) else {
             return Visit::Skip;
         };
-        let nat_only = self.config.mode == KeepaliveMode::Nat;
+        let nat_only = config.keepalive.mode == KeepaliveMode::Nat;
         // RFC 3261 19.1.1: headers are not allowed in a Request-URI.
         if uri.headers.is_some() || (nat_only && !behind_nat(b, &uri)) {
             return Visit::Skip;
         }
-        let timeout = u64::from(self.config.timeout) * 1000;
+        let timeout = u64::from(config.keepalive.timeout) * 1000;
         let silence = self
             .silent
             .get(&b.key())
@@ -433,7 +431,6 @@ impl Registrar {
             return;
         }
         self.config.keepalive = keepalive;
-        self.keepalive.config = keepalive;
         self.keepalive.silent.clear();
     }
 

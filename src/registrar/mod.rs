@@ -230,7 +230,7 @@ impl Registrar {
                     .collect()
             })
             .collect();
-        let pinger = keepalive::Pinger::new(config.keepalive, &secret);
+        let pinger = keepalive::Pinger::new(&secret);
         let mut tag = [0u8; 16];
         let digest = crate::auth::hash_hex(Algorithm::Sha256, &secret);
         for (t, h) in tag.iter_mut().zip(digest.as_bytes()) {
