@@ -462,6 +462,20 @@ struct Worker<E: Element> {
     stats: Stats,
 }
 
+/// A worker's [`Front`]: its index, element and stats, borrowed apart from the fields (sockets,
+/// connections, buffers) the caller uses beside it, which a method taking `&mut self` could
+/// not leave free.
+macro_rules! front {
+    ($worker:expr, $shared:expr) => {
+        Front {
+            index: $worker.index,
+            element: &mut $worker.element,
+            shared: $shared,
+            stats: &mut $worker.stats,
+        }
+    };
+}
+
 /// The part of a worker that answers messages: its element and the way to other workers.
 struct Front<'a, E: Element> {
     index: usize,
@@ -618,12 +632,7 @@ impl<E: Element> Worker<E> {
                     // Errors and hang-ups are found by the read that follows.
                     let readable =
                         event.is_readable() || event.is_read_closed() || event.is_error();
-                    let mut front = Front {
-                        index: self.index,
-                        element: &mut self.element,
-                        shared,
-                        stats: &mut self.stats,
-                    };
+                    let mut front = front!(self, shared);
                     let id = tcp::id_base(self.index) | t as u64;
                     self.tcp.ready(
                         id,
@@ -650,22 +659,12 @@ impl<E: Element> Worker<E> {
             }
             let now = now_ms();
             self.element.on_tick(now);
-            let mut front = Front {
-                index: self.index,
-                element: &mut self.element,
-                shared,
-                stats: &mut self.stats,
-            };
+            let mut front = front!(self, shared);
             self.tcp.sweep(now, self.poll.registry(), &mut front);
             self.transmitting = self.transmit(shared, now);
         }
         // Stopping: connections close (every worker is told), what was handed here is answered.
-        let mut front = Front {
-            index: self.index,
-            element: &mut self.element,
-            shared,
-            stats: &mut self.stats,
-        };
+        let mut front = front!(self, shared);
         self.tcp.close_all(self.poll.registry(), &mut front);
         self.serve_inbox(shared, usize::MAX);
         self.element.on_stop(now_ms());
@@ -692,12 +691,7 @@ impl<E: Element> Worker<E> {
         };
         self.stats.batches += 1;
         let now = now_ms();
-        let mut front = Front {
-            index: self.index,
-            element: &mut self.element,
-            shared,
-            stats: &mut self.stats,
-        };
+        let mut front = front!(self, shared);
         for i in 0..n {
             let Some((bytes, source, slot)) = self.batch.message_and_slot(i) else {
                 continue;
@@ -733,12 +727,7 @@ impl<E: Element> Worker<E> {
             let bytes = self.out.get(..len).unwrap_or_default();
             let delivered = match (to.connection, to.transport) {
                 (Some(id), _) if tcp::worker_of(id) == self.index => {
-                    let mut front = Front {
-                        index: self.index,
-                        element: &mut self.element,
-                        shared,
-                        stats: &mut self.stats,
-                    };
+                    let mut front = front!(self, shared);
                     self.tcp.send(id, bytes, self.poll.registry(), &mut front)
                 }
                 (Some(id), _) => match shared.mailboxes.get(tcp::worker_of(id)) {
@@ -827,12 +816,7 @@ impl<E: Element> Worker<E> {
                             }
                         }
                         Some(id) if tcp::worker_of(id) == self.index => {
-                            let mut front = Front {
-                                index: self.index,
-                                element: &mut self.element,
-                                shared,
-                                stats: &mut self.stats,
-                            };
+                            let mut front = front!(self, shared);
                             self.tcp.send(id, reply, self.poll.registry(), &mut front);
                         }
                         Some(id) => {
@@ -852,23 +836,13 @@ impl<E: Element> Worker<E> {
                     }
                 }
                 Msg::Reply { connection, bytes } => {
-                    let mut front = Front {
-                        index: self.index,
-                        element: &mut self.element,
-                        shared,
-                        stats: &mut self.stats,
-                    };
+                    let mut front = front!(self, shared);
                     self.tcp
                         .send(connection, &bytes, self.poll.registry(), &mut front);
                     shared.recycle(bytes);
                 }
                 Msg::Send { to, bytes, from } => {
-                    let mut front = Front {
-                        index: self.index,
-                        element: &mut self.element,
-                        shared,
-                        stats: &mut self.stats,
-                    };
+                    let mut front = front!(self, shared);
                     let id = to.connection.unwrap_or(u64::MAX);
                     let sent = self.tcp.send(id, &bytes, self.poll.registry(), &mut front);
                     shared.recycle(bytes);
