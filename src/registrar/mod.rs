@@ -9,6 +9,7 @@
 //! - `register`: RFC 3261 section 10.3, step by step, with digest authentication.
 //! - [`keepalive`]: NAT keep-alive pings (OPTIONS) to the bindings, and removal of the silent.
 
+mod domains;
 pub mod keepalive;
 mod register;
 pub mod screen;
@@ -181,6 +182,8 @@ pub struct Peer {
 /// shard. One worker owns one `Registrar`.
 pub struct Registrar {
     config: Config,
+    /// The served domains by host, for step 1 of a REGISTER.
+    domains: domains::DomainIndex,
     users: UserDb,
     keys: NonceKeys,
     /// Each domain's challenges, rendered once: realm, opaque (a MAC of the realm), algorithm
@@ -237,6 +240,7 @@ impl Registrar {
             *t = *h;
         }
         Registrar {
+            domains: domains::DomainIndex::new(&config.domains),
             config,
             users: UserDb::new(),
             keys,
@@ -412,11 +416,6 @@ impl Registrar {
     /// The served domain a URI's host names, if any: host names compare case-insensitively,
     /// address literals by value (`[2001:db8::10]` and `[2001:db8:0::10]` are one domain).
     fn domain_of(&self, uri: &SipUri<'_>) -> Option<usize> {
-        let host = uri.host_raw;
-        self.config.domains.iter().position(|d| {
-            d.name.as_bytes().eq_ignore_ascii_case(host)
-                || (uri.host.ip().is_some()
-                    && sip::Host::parse(d.name.as_bytes()).is_some_and(|h| h.matches(&uri.host)))
-        })
+        self.domains.find(&self.config.domains, uri)
     }
 }

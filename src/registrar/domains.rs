@@ -1,0 +1,215 @@
+//! Which served domain a Request-URI names (RFC 3261 10.3 step 1), in one hash lookup whatever
+//! the number of domains: a carrier's registrar may serve thousands of customer domains, and a
+//! walk over them per REGISTER would make every request pay for the largest tenant list.
+
+use core::hash::{BuildHasher, Hasher};
+use core::net::IpAddr;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+use super::Domain;
+use crate::sip::{Host, SipUri};
+
+/// Bytes of a host name that go into its hash. Longer names (DNS allows 253) still compare
+/// whole; the cap bounds the work an attacker's long host can cost before the comparison.
+const HASHED_PREFIX: usize = 64;
+
+/// Up to this many domains, a walk over the names costs less than hashing the host.
+const WALK: usize = 8;
+
+/// The served domains indexed by host: names case-insensitively, address literals by value
+/// (`[2001:db8::10]` and `[2001:db8:0::10]` are one domain).
+pub(super) struct DomainIndex {
+    hasher: DefaultHashBuilder,
+    /// Indices into the domain list, hashed by [`DomainIndex::hash`] of the lowercase name.
+    names: HashTable<usize>,
+    /// The domains whose name is an address literal, with that address. Few by nature.
+    addresses: Vec<(IpAddr, usize)>,
+}
+
+impl DomainIndex {
+    pub(super) fn new(domains: &[Domain]) -> DomainIndex {
+        let hasher = DefaultHashBuilder::default();
+        let mut names = HashTable::with_capacity(domains.len());
+        let mut addresses = Vec::new();
+        for (i, d) in domains.iter().enumerate() {
+            let name = d.name.as_bytes();
+            let hash = Self::hash(&hasher, name);
+            let seen = |&j: &usize| {
+                domains
+                    .get(j)
+                    .is_some_and(|o| o.name.as_bytes().eq_ignore_ascii_case(name))
+            };
+            // The first of two equal names wins, as in the configured order.
+            if names.find(hash, seen).is_none() {
+                names.insert_unique(hash, i, |&j: &usize| {
+                    let other = domains.get(j).map(|o| o.name.as_bytes());
+                    Self::hash(&hasher, other.unwrap_or_default())
+                });
+            }
+            if let Some(ip) = Host::parse(name).and_then(|h| h.ip())
+                && !addresses.iter().any(|&(a, _)| a == ip)
+            {
+                addresses.push((ip, i));
+            }
+        }
+        DomainIndex {
+            hasher,
+            names,
+            addresses,
+        }
+    }
+
+    /// The index of the domain `uri` names in `domains` (the list the index was built from).
+    #[inline]
+    pub(super) fn find(&self, domains: &[Domain], uri: &SipUri<'_>) -> Option<usize> {
+        let host = uri.host_raw;
+        let by_name = || {
+            if domains.len() <= WALK {
+                let same = |d: &Domain| d.name.as_bytes().eq_ignore_ascii_case(host);
+                return domains.iter().position(same);
+            }
+            let hash = Self::hash(&self.hasher, host);
+            let named = |&j: &usize| {
+                domains
+                    .get(j)
+                    .is_some_and(|d| d.name.as_bytes().eq_ignore_ascii_case(host))
+            };
+            self.names.find(hash, named).copied()
+        };
+        match uri.host.ip() {
+            // An address literal matches by value, or by the same spelling as configured.
+            Some(ip) => {
+                let by_value = self.addresses.iter().find(|&&(a, _)| a == ip);
+                match (by_value.map(|&(_, i)| i), by_name()) {
+                    (Some(a), Some(n)) => Some(a.min(n)),
+                    (a, n) => a.or(n),
+                }
+            }
+            None => by_name(),
+        }
+    }
+
+    /// The hash of a host name, case-insensitive: its length and its first
+    /// [`HASHED_PREFIX`] bytes in lowercase, eight at a time.
+    fn hash(hasher: &DefaultHashBuilder, name: &[u8]) -> u64 {
+        let mut h = hasher.build_hasher();
+        h.write_usize(name.len());
+        let prefix = name.get(..HASHED_PREFIX).unwrap_or(name);
+        let mut chunks = prefix.chunks_exact(8);
+        for chunk in chunks.by_ref() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            word.make_ascii_lowercase();
+            h.write_u64(u64::from_le_bytes(word));
+        }
+        let mut last = [0u8; 8];
+        for (l, b) in last.iter_mut().zip(chunks.remainder()) {
+            *l = b.to_ascii_lowercase();
+        }
+        h.write_u64(u64::from_le_bytes(last));
+        h.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::Uri;
+
+    fn domains(names: &[&str]) -> Vec<Domain> {
+        names
+            .iter()
+            .map(|n| Domain {
+                name: n.to_string(),
+                realm: n.to_string(),
+            })
+            .collect()
+    }
+
+    fn find(index: &DomainIndex, list: &[Domain], uri: &str) -> Option<usize> {
+        let Some(Uri::Sip(u)) = Uri::parse(uri.as_bytes()) else {
+            panic!("test URI {uri} must parse")
+        };
+        index.find(list, &u)
+    }
+
+    /// The walk the index replaces, which defines what it must answer.
+    fn walk(list: &[Domain], uri: &str) -> Option<usize> {
+        let Some(Uri::Sip(u)) = Uri::parse(uri.as_bytes()) else {
+            panic!("test URI {uri} must parse")
+        };
+        list.iter().position(|d| {
+            d.name.as_bytes().eq_ignore_ascii_case(u.host_raw)
+                || (u.host.ip().is_some()
+                    && Host::parse(d.name.as_bytes()).is_some_and(|h| h.matches(&u.host)))
+        })
+    }
+
+    #[test]
+    fn names_case_insensitively_and_addresses_by_value() {
+        let list = domains(&[
+            "example.com",
+            "192.0.2.1",
+            "[2001:db8::10]",
+            "b.example.org",
+        ]);
+        let index = DomainIndex::new(&list);
+        for (uri, want) in [
+            ("sip:example.com", Some(0)),
+            ("sip:EXAMPLE.Com;transport=tcp", Some(0)),
+            ("sips:u@b.example.ORG:5061", Some(3)),
+            ("sip:192.0.2.1", Some(1)),
+            ("sip:[2001:db8:0::10]", Some(2)),
+            ("sip:[2001:DB8::10]:5060", Some(2)),
+            ("sip:example.co", None),
+            ("sip:xexample.com", None),
+            ("sip:192.0.2.2", None),
+            ("sip:[2001:db8::11]", None),
+        ] {
+            assert_eq!(find(&index, &list, uri), want, "{uri}");
+            assert_eq!(walk(&list, uri), want, "{uri}");
+        }
+    }
+
+    #[test]
+    fn the_first_of_equal_domains_wins() {
+        let few = ["a.example", "b.example", "A.EXAMPLE", "[::1]", "[0::1]"];
+        let many: Vec<String> = few
+            .iter()
+            .map(|n| n.to_string())
+            .chain((0..WALK).map(|i| format!("pad-{i}.example")))
+            .collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        // Both ways of finding a name: the walk and the hash table.
+        for names in [&few[..], &many[..]] {
+            let list = domains(names);
+            let index = DomainIndex::new(&list);
+            assert_eq!(find(&index, &list, "sip:a.example"), Some(0));
+            assert_eq!(find(&index, &list, "sip:[::1]"), Some(3));
+        }
+    }
+
+    #[test]
+    fn agrees_with_the_walk_over_many_domains() {
+        let names: Vec<String> = (0..5000)
+            .map(|i| format!("tenant-{i}.voice.example"))
+            .chain((0..50).map(|i| format!("10.0.{}.{}", i / 10, i % 10)))
+            // Names longer than the hashed prefix that differ only after it.
+            .chain((0..20).map(|i| format!("{}-{i}.example", "x".repeat(80))))
+            .collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let list = domains(&refs);
+        let index = DomainIndex::new(&list);
+        for name in names
+            .iter()
+            .step_by(7)
+            .chain(["nobody.example".to_string()].iter())
+        {
+            let uri = format!("sip:u@{}", name.to_ascii_uppercase());
+            assert_eq!(find(&index, &list, &uri), walk(&list, &uri), "{uri}");
+        }
+        let long = format!("sip:{}-19.example", "X".repeat(80));
+        assert_eq!(find(&index, &list, &long), Some(5069));
+    }
+}
