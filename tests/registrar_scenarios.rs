@@ -787,3 +787,25 @@ fn replace_oldest_never_exceeds_the_limit_with_refreshes() {
     assert_eq!(a.code, 503, "{}", a.text);
     assert_eq!(h.reg.shard().count(b"sip:alice@example.com", h.now), 1);
 }
+
+/// Framing starts with room for a usual number of header lines and takes the full room only
+/// when a message needs it: a long REGISTER registers all the same, with its Contact found among
+/// the lines past that first room, and only one beyond the limit is refused.
+#[test]
+fn long_registers_are_served_up_to_the_header_limit() {
+    let mut h = Harness::default();
+    let mut alice = Phone::new("alice", "wonderland", "192.0.2.44");
+    let padding =
+        |n: usize| -> String { (0..n).map(|i| format!("X-Padding-{i}: {i}\r\n")).collect() };
+    // 6 lines from the phone, the padding, the Contact, Authorization and Content-Length: 64.
+    let at_limit = padding(55) + &alice.contact_header(None);
+    let a = register_fresh(&mut h, &mut alice, &at_limit);
+    assert_eq!(a.code, 200, "{}", a.text);
+    assert_eq!(
+        a.contacts(),
+        [("sip:alice@192.0.2.44:5060".to_string(), 3600)]
+    );
+    let over = padding(56) + &alice.contact_header(None);
+    let a = h.send(&alice.register(&over)).unwrap();
+    assert_eq!((a.code, a.reason.as_str()), (400, "Too Many Headers"));
+}

@@ -485,7 +485,7 @@ impl Registrar {
         if !bytes.get(start..start + 4)?.eq_ignore_ascii_case(b"SIP/") {
             return None;
         }
-        let mut storage = [Header::EMPTY; 64];
+        let mut storage = [Header::EMPTY; super::MAX_HEADERS];
         let parsed = sip::parse_datagram(bytes, &mut storage, &self.config.limits);
         let Ok(Message::Response(response)) = parsed else {
             return None;

@@ -335,9 +335,8 @@ impl Registrar {
         me: usize,
         shards: usize,
     ) -> Received {
-        let mut storage = [Header::EMPTY; 64];
-        let parsed = sip::parse_datagram(bytes, &mut storage, &self.config.limits);
-        match screen::screen(parsed) {
+        let limits = self.config.limits;
+        with_frame(bytes, &limits, |parsed| match screen::screen(parsed) {
             Screened::Ignore => Received::Answered(None),
             Screened::Reject(r) => Received::Answered(screen::write_rejection(
                 r,
@@ -352,7 +351,7 @@ impl Registrar {
                 // Screening lets only REGISTER and OPTIONS through.
                 _ => Received::Answered(None),
             },
-        }
+        })
     }
 
     /// Finishes a REGISTER another worker received, verified and handed here with `ticket`
@@ -365,15 +364,14 @@ impl Registrar {
         ticket: Ticket,
         out: &mut [u8],
     ) -> Option<usize> {
-        let mut storage = [Header::EMPTY; 64];
-        let parsed = sip::parse_datagram(bytes, &mut storage, &self.config.limits);
-        match screen::screen(parsed) {
+        let limits = self.config.limits;
+        with_frame(bytes, &limits, |parsed| match screen::screen(parsed) {
             Screened::Accept(req, e) if req.method == Method::Register => {
                 self.register_owned(now_ms, peer, &req, &e, ticket, out)
             }
             // The receiving worker screened these very bytes.
             _ => None,
-        }
+        })
     }
 
     /// Answers a request whose bytes did not frame on a stream (RFC 3261 18.3: no
@@ -418,4 +416,38 @@ impl Registrar {
     fn domain_of(&self, uri: &SipUri<'_>) -> Option<usize> {
         self.domains.find(&self.config.domains, uri)
     }
+}
+
+/// Header lines a message is first framed into: a REGISTER from a phone or SIPp has about a
+/// dozen. Room is zeroed before framing, about 40 bytes a line, so room for [`MAX_HEADERS`]
+/// costs every message some 200 instructions that only the rare long one needs.
+const USUAL_HEADERS: usize = 24;
+/// Header lines a message may have at most; more is 400 Too Many Headers.
+pub const MAX_HEADERS: usize = 64;
+
+/// Frames a datagram and hands the result to `f`: into room for [`USUAL_HEADERS`], and only
+/// when that is too little, again into room for [`MAX_HEADERS`]. Either way `f` sees what framing
+/// with the full room gives.
+#[inline(always)]
+fn with_frame<'b, R>(
+    bytes: &'b [u8],
+    limits: &Limits,
+    f: impl FnOnce(Result<sip::Message<'b, '_>, sip::Error>) -> R,
+) -> R {
+    let mut storage = [Header::EMPTY; USUAL_HEADERS];
+    match sip::parse_datagram(bytes, &mut storage, limits) {
+        Err(e) if e.kind == sip::ErrorKind::TooManyHeaders => with_full_room(bytes, limits, f),
+        parsed => f(parsed),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn with_full_room<'b, R>(
+    bytes: &'b [u8],
+    limits: &Limits,
+    f: impl FnOnce(Result<sip::Message<'b, '_>, sip::Error>) -> R,
+) -> R {
+    let mut storage = [Header::EMPTY; MAX_HEADERS];
+    f(sip::parse_datagram(bytes, &mut storage, limits))
 }

@@ -130,7 +130,7 @@ pub fn write_rejection(
     to_tag: &[u8],
     out: &mut [u8],
 ) -> Option<usize> {
-    let mut storage = [sip::Header::EMPTY; 64];
+    let mut storage = [sip::Header::EMPTY; super::MAX_HEADERS];
     let headers = sip::salvage(raw, &mut storage);
     write_rejection_for(rejection, &headers, source, to_tag, out)
 }

@@ -12,7 +12,7 @@ use hashbrown::{HashMap, HashSet};
 
 use super::{Peer, Registrar, screen};
 use crate::location::{Aor, Binding, Event, Registration};
-use crate::sip::{self, Header};
+use crate::sip;
 use screen::Screened;
 
 /// What happens to the bindings learnt over a connection that closes.
@@ -67,9 +67,8 @@ impl Registrar {
     /// saturated: 503 Service Unavailable with Retry-After (RFC 3261 21.5.4); a malformed
     /// request still gets its own rejection, a response nothing.
     pub fn overloaded(&self, peer: Peer, bytes: &[u8], out: &mut [u8]) -> Option<usize> {
-        let mut storage = [Header::EMPTY; 64];
-        let parsed = sip::parse_datagram(bytes, &mut storage, &self.config.limits);
-        match screen::screen(parsed) {
+        let limits = self.config.limits;
+        super::with_frame(bytes, &limits, |parsed| match screen::screen(parsed) {
             Screened::Ignore => None,
             Screened::Reject(r) => screen::write_rejection(r, bytes, peer.source, &self.tag, out),
             Screened::Accept(req, e) => {
@@ -77,7 +76,7 @@ impl Registrar {
                     r.retry_after(OVERLOAD_RETRY_AFTER);
                 })
             }
-        }
+        })
     }
 
     /// Puts back a binding loaded from disk at start-up (no event: it is on disk already);
