@@ -8,7 +8,7 @@ use std::hint::black_box;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 mod common;
-use common::{NOW_MS, nonce, peer, register, registrar};
+use common::{NOW_MS, nonce, peer, register, registrar, settle};
 
 fn core(c: &mut Criterion) {
     let mut g = c.benchmark_group("core");
@@ -34,6 +34,7 @@ fn core(c: &mut Criterion) {
             |msg| {
                 let len = reg.handle(NOW_MS, peer(), black_box(&msg), &mut out);
                 debug_assert!(out.starts_with(b"SIP/2.0 200"));
+                settle(&mut reg);
                 len
             },
             BatchSize::SmallInput,
