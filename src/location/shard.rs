@@ -15,6 +15,7 @@
 //! The shard does not decide RFC 3261 10.3 policy (Call-ID/CSeq ordering, max contacts, min
 //! expires, which contact replaces which): the registrar does, with these primitives.
 
+use core::cell::Cell;
 use core::hash::BuildHasher;
 use std::collections::VecDeque;
 
@@ -233,6 +234,11 @@ pub struct Shard {
     next_key: u32,
     bindings: usize,
     aors: usize,
+    /// The slot of the AOR looked up last. One REGISTER looks its AOR up several times (the
+    /// binding it names, the count for the limit, the bindings for the 200); comparing the AOR
+    /// with this slot's costs a fraction of hashing it and probing the index again. Checked
+    /// against the record before use, so a stale slot is only a miss.
+    recent: Cell<u32>,
 }
 
 impl Default for Shard {
@@ -260,6 +266,7 @@ impl Shard {
             next_key: 0,
             bindings: 0,
             aors: 0,
+            recent: Cell::new(NO_SLOT),
         }
     }
 
@@ -632,12 +639,17 @@ impl Shard {
 
     fn slot_of(&self, aor: &[u8]) -> Option<u32> {
         let records = &self.records;
-        self.index
-            .find(self.hasher.hash_one(aor), |&slot| {
-                matches!(records.get(slot as usize),
-                    Some(Entry::Occupied(r)) if r.aor.as_bytes() == aor)
-            })
-            .copied()
+        let holds = |slot: u32| {
+            matches!(records.get(slot as usize),
+                Some(Entry::Occupied(r)) if r.aor.as_bytes() == aor)
+        };
+        let recent = self.recent.get();
+        if holds(recent) {
+            return Some(recent);
+        }
+        let slot = *self.index.find(self.hasher.hash_one(aor), |&s| holds(s))?;
+        self.recent.set(slot);
+        Some(slot)
     }
 
     fn record(&self, slot: u32) -> Option<&Record> {
@@ -840,6 +852,30 @@ mod tests {
             ["sip:a2@192.0.2.1", "sip:a1@192.0.2.1", "sip:c@192.0.2.3"]
         );
         assert_eq!(walk(2_000), ["sip:a2@192.0.2.1", "sip:a1@192.0.2.1"]);
+    }
+
+    /// The remembered slot of the last lookup never answers for an AOR that left it, even when
+    /// another AOR took the slot over.
+    #[test]
+    fn a_reused_slot_is_not_the_old_aors() {
+        let mut shard = Shard::new();
+        let (a, b) = (aor("sip:alice@example.com"), aor("sip:bob@example.com"));
+        let id = shard
+            .insert(&a, &reg("sip:a@192.0.2.1", 0, 10_000), 0)
+            .unwrap();
+        assert_eq!(shard.count(a.as_bytes(), 1), 1);
+        shard.remove(id, 1).unwrap();
+        assert_eq!(shard.count(a.as_bytes(), 1), 0);
+        let taken = shard
+            .insert(&b, &reg("sip:b@192.0.2.2", 0, 10_000), 1)
+            .unwrap();
+        // Bob took alice's slot; alice is looked up right after bob, and the other way round.
+        assert_eq!(taken.slot(), id.slot());
+        assert_eq!(shard.count(b.as_bytes(), 1), 1);
+        assert_eq!(shard.count(a.as_bytes(), 1), 0);
+        assert_eq!(shard.count(b.as_bytes(), 1), 1);
+        let contacts: Vec<&[u8]> = shard.lookup(b.as_bytes(), 1).map(|x| x.contact()).collect();
+        assert_eq!(contacts, [&b"sip:b@192.0.2.2"[..]]);
     }
 
     #[test]
