@@ -45,12 +45,24 @@ impl Aor {
         out.extend_from_slice(if uri.secure { b"sips:" } else { b"sip:" });
         if let Some(user) = uri.user {
             // RFC 3261 10.3 step 5: "any escaped characters MUST be converted to their
-            // unescaped form"; `decoded` undoes each escape once (`%2541` is `%41`).
-            out.extend(user.decoded());
+            // unescaped form"; `decoded` undoes each escape once (`%2541` is `%41`). Most user
+            // parts have none and are copied whole.
+            let raw = user.raw();
+            if raw.contains(&b'%') {
+                out.extend(user.decoded());
+            } else {
+                out.extend_from_slice(raw);
+            }
             out.push(b'@');
         }
         match uri.host {
-            Host::Domain(name) => out.extend(name.iter().map(u8::to_ascii_lowercase)),
+            Host::Domain(name) => {
+                let start = out.len();
+                out.extend_from_slice(name);
+                if let Some(host) = out.get_mut(start..) {
+                    host.make_ascii_lowercase();
+                }
+            }
             // Writing to a Vec cannot fail.
             Host::Ipv4(ip) => {
                 let _ = write!(out, "{ip}");
