@@ -78,18 +78,36 @@ pub struct Headers<'a, 'h> {
     /// One bit per [`HeaderName`] present ([`HeaderName::bit`]): asking for a header the message
     /// does not carry (Require, Path, Authorization on a first REGISTER) costs no walk.
     present: u64,
+    /// One bit per [`HeaderName`] with a line whose value holds a control byte (one below 0x20,
+    /// HT included, or DEL), found by the framer as it looks for each line's end: the writer
+    /// copies the values of every other name as they are, with no sanitising scan.
+    dirty: u64,
 }
 
 impl<'a, 'h> Headers<'a, 'h> {
     pub fn new(lines: &'h [Header<'a>]) -> Self {
-        let present = lines.iter().fold(0, |m, h| m | h.name.bit());
-        Headers { lines, present }
+        let (present, dirty) = lines.iter().fold((0, 0), |(p, d), h| {
+            let bit = h.name.bit();
+            (p | bit, if has_ctl(h.value) { d | bit } else { d })
+        });
+        Headers {
+            lines,
+            present,
+            dirty,
+        }
     }
 
     /// Whether a line with this name is present.
     #[inline]
     pub fn has(&self, name: HeaderName) -> bool {
         self.present & name.bit() != 0
+    }
+
+    /// Whether every line with this name (if any) has a value free of control bytes (below 0x20,
+    /// HT included, or DEL), so that it, and every part of it, can be echoed as it is.
+    #[inline]
+    pub(crate) fn is_clean(&self, name: HeaderName) -> bool {
+        self.dirty & name.bit() == 0
     }
 
     /// The lines to search for `name`: none when it is absent.
@@ -193,6 +211,8 @@ struct Head<'a> {
     count: usize,
     /// [`Headers::present`] of the lines stored.
     present: u64,
+    /// [`Headers::dirty`] of the lines stored.
+    dirty: u64,
     body_offset: usize,
     content_length: Option<usize>,
 }
@@ -332,6 +352,7 @@ fn assemble<'a, 'h>(
     let headers = Headers {
         lines,
         present: head.present,
+        dirty: head.dirty,
     };
     match head.start {
         StartLine::Request {
@@ -405,6 +426,77 @@ fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
     Some(at + chunks.remainder().iter().position(|&b| b == b'\n')?)
 }
 
+/// Finds the first control byte (below 0x20, or DEL) at or after `from`, two words per step like
+/// [`find_lf`]. On a clean header line it is the CR of the line's CRLF; anything else (HT, a lone
+/// CR, a bare LF, another control) shows the value is not clean.
+#[inline(always)]
+fn find_ctl(buf: &[u8], from: usize) -> Option<usize> {
+    let tail = buf.get(from..)?;
+    let mut chunks = tail.chunks_exact(16);
+    let mut at = from;
+    for chunk in chunks.by_ref() {
+        let (lo, hi) = chunk.split_at(8);
+        let lo = ctl_bits(word(lo));
+        let hi = ctl_bits(word(hi));
+        if lo | hi != 0 {
+            let bit = if lo != 0 {
+                lo.trailing_zeros()
+            } else {
+                64 + hi.trailing_zeros()
+            };
+            return Some(at + (bit / 8) as usize);
+        }
+        at += 16;
+    }
+    Some(at + chunks.remainder().iter().position(|&b| is_ctl(b))?)
+}
+
+/// A control byte: below 0x20 (HT included) or DEL, what [`super::Writer::put_value`] does not
+/// copy as it is.
+#[inline(always)]
+pub(super) fn is_ctl(b: u8) -> bool {
+    b < b' ' || b == 0x7f
+}
+
+/// Flags each control byte ([`is_ctl`]) of an 8-byte word with its high bit. As with
+/// [`byte_bits`], bytes above the first control may be flagged spuriously; the lowest flag is
+/// exact (each of the two tests' lowest flag is).
+#[inline(always)]
+pub(super) fn ctl_bits(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The has-less-than test: a byte below 0x20 (and none of 0x80 or more) sets the high bit.
+    let below = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    below | byte_bits(w, 0x7f)
+}
+
+/// True when `v` holds a control byte ([`is_ctl`]), a word at a time.
+pub(super) fn has_ctl(v: &[u8]) -> bool {
+    let mut words = v.chunks_exact(8);
+    for chunk in words.by_ref() {
+        if ctl_bits(word(chunk)) != 0 {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|&b| is_ctl(b))
+}
+
+/// Finds the first colon in `buf`, wherever it is, a word at a time: [`plain_line`]'s name end,
+/// which needs no stop at the line's end (a colon beyond it leaves a name with CR or LF in it, no
+/// token, and the line goes the general way).
+#[inline(always)]
+fn first_colon(buf: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(chunk) = buf.get(i..).and_then(|r| r.first_chunk::<8>()) {
+        let colon = byte_bits(u64::from_le_bytes(*chunk), b':');
+        if colon != 0 {
+            return Some(i + (colon.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    Some(i + buf.get(i..)?.iter().position(|&b| b == b':')?)
+}
+
 /// Finds the colon that ends a header name; `None` when an LF, or the end of `buf`, comes first.
 #[inline(always)]
 fn find_colon(buf: &[u8]) -> Option<usize> {
@@ -437,7 +529,7 @@ fn word(chunk: &[u8]) -> u64 {
 /// Flags each `byte` of an 8-byte word with its high bit (the classic zero-byte test applied to
 /// `word ^ byte`). Bytes above the first match may be flagged spuriously; the lowest flag is exact.
 #[inline(always)]
-fn byte_bits(word: u64, byte: u8) -> u64 {
+pub(super) fn byte_bits(word: u64, byte: u8) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let x = word ^ (ONES * u64::from(byte));
@@ -475,6 +567,7 @@ fn parse_head<'a>(
 
     let mut count = 0;
     let mut present = 0;
+    let mut dirty = 0;
     let mut content_length = None;
     loop {
         let rest = buf.get(pos..).unwrap_or_default();
@@ -493,6 +586,7 @@ fn parse_head<'a>(
         // The usual line is stored straight from `plain_line`'s offsets; any other line takes the
         // general path, whose verdicts these are.
         let len = match plain_line(rest, limits.max_line) {
+            // A plain line's value holds no control byte: its name stays clean.
             Some((name, colon, value_end, len)) => {
                 let header = Header {
                     name,
@@ -504,8 +598,11 @@ fn parse_head<'a>(
                 len
             }
             None => {
-                let (header, len) = general_line(rest, limits.max_line).map_err(fail)?;
+                let (header, clean, len) = general_line(rest, limits.max_line).map_err(fail)?;
                 present |= header.name.bit();
+                if !clean {
+                    dirty |= header.name.bit();
+                }
                 push(header, storage, &mut count, &mut content_length, limits).map_err(fail)?;
                 len
             }
@@ -516,6 +613,7 @@ fn parse_head<'a>(
         start,
         count,
         present,
+        dirty,
         body_offset: pos,
         content_length,
     })
@@ -545,14 +643,14 @@ fn push<'a>(
 }
 
 /// The shape nearly every line has, `Name: value CRLF`: a token, a colon, one space, a value
-/// that neither starts nor ends with white space, CRLF, and no continuation. `None` for anything
-/// else, which [`general_line`] then parses; where both succeed they agree (the header line
-/// grammar and its verdicts are `general_line`'s). Returns the name,
-/// the colon's offset (the value starts two bytes later), the end of the value and the length of
-/// the line.
+/// that neither starts nor ends with white space and holds no control byte ([`is_ctl`]: no HT,
+/// no fold), CRLF, and no continuation. `None` for anything else, which [`general_line`] then
+/// parses; where both succeed they agree (the header line grammar and its verdicts are
+/// `general_line`'s). Returns the name, the colon's offset (the value starts two bytes later),
+/// the end of the value and the length of the line.
 #[inline(always)]
 fn plain_line(rest: &[u8], max_line: usize) -> Option<(HeaderName, usize, usize, usize)> {
-    let colon = find_colon(rest)?;
+    let colon = first_colon(rest)?;
     // A space before the colon is not a token byte, so HCOLON's white space goes the general way.
     let name = HeaderName::classify_prefix(rest, colon)?;
     let value_start = colon + 2;
@@ -560,25 +658,28 @@ fn plain_line(rest: &[u8], max_line: usize) -> Option<(HeaderName, usize, usize,
     {
         return None;
     }
-    let lf = find_lf(rest, value_start)?;
-    // `rest[value_start]` is not LWS, so the line feed is beyond it and `value_end > value_start`.
-    let value_end = lf - 1;
+    // The first control byte ends the value: the CR of CRLF on a plain line.
+    let value_end = find_ctl(rest, value_start)?;
+    // `rest[value_start]` is neither LWS nor (were it another control) CR, so a value that ends
+    // at a CR is not empty, and its last byte, no control, is LWS only if it is SP.
     if rest.get(value_end) != Some(&b'\r')
-        || matches!(rest.get(lf + 1), Some(b' ' | b'\t'))
+        || rest.get(value_end + 1) != Some(&b'\n')
+        || matches!(rest.get(value_end + 2), Some(b' ' | b'\t'))
         || value_end > max_line
-        || rest.get(value_end - 1).is_none_or(|&b| chars::is_lws(b))
+        || rest.get(value_end - 1) == Some(&b' ')
     {
         return None;
     }
-    Some((name, colon, value_end, lf + 1))
+    Some((name, colon, value_end, value_end + 2))
 }
 
 /// One header line at the start of `rest` (which is not the blank line): the header, and the
-/// length of the line with its folded continuations and its line end. Any line: white space
-/// around the colon, an empty value, bare LF, folding, and every defect.
+/// length of the line with its folded continuations and its line end, and whether the value is
+/// free of control bytes ([`is_ctl`]; a folded value is not). Any line: white space around the
+/// colon, an empty value, bare LF, folding, and every defect.
 #[cold]
 #[inline(never)]
-fn general_line(rest: &[u8], max_line: usize) -> Result<(Header<'_>, usize), ErrorKind> {
+fn general_line(rest: &[u8], max_line: usize) -> Result<(Header<'_>, bool, usize), ErrorKind> {
     // The first colon ends the name, so the bytes before it must be a token and, by RFC 3261
     // 25.1 (HCOLON = *( SP / HTAB ) ":" SWS), optional white space.
     let colon = find_colon(rest).ok_or(ErrorKind::BadHeaderLine)?;
@@ -615,7 +716,7 @@ fn general_line(rest: &[u8], max_line: usize) -> Result<(Header<'_>, usize), Err
         raw_name,
         value: chars::trim(rest.get(value_start..value_end).unwrap_or_default()),
     };
-    Ok((header, lf + 1))
+    Ok((header, !has_ctl(header.value), lf + 1))
 }
 
 /// `Request-Line = Method SP Request-URI SP SIP-Version CRLF`, with single spaces exactly.
@@ -955,6 +1056,13 @@ X-Other: 1\r\nl: 0\r\n\r\n";
             b"",
             b" a\r\n b",
             b" a:b;c=\"d\"",
+            b" a\tb",
+            b" a\x7fb",
+            b" a\rb",
+            b" a\x01b",
+            b" caf\xc3\xa9",
+            b" 0123456789abcdef0123456789\x00x",
+            b" 0123456789abcdef0123456789abcdef",
         ];
         let ends: &[&[u8]] = &[
             b"\r\n",
@@ -979,7 +1087,8 @@ X-Other: 1\r\nl: 0\r\n\r\n";
                                     raw_name: &line[..colon],
                                     value: &line[colon + 2..value_end],
                                 };
-                                assert_eq!(general, Ok((header, len)), "{line:?}");
+                                // A plain line is a clean one.
+                                assert_eq!(general, Ok((header, true, len)), "{line:?}");
                             }
                         }
                     }

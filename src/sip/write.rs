@@ -8,9 +8,10 @@
 use core::net::{IpAddr, SocketAddr};
 
 use super::addr::NameAddr;
+use super::chars::{self, CommaList};
 use super::check::Essentials;
 use super::header::HeaderName;
-use super::message::Headers;
+use super::message::{Headers, byte_bits, ctl_bits};
 use super::params::Params;
 use super::uri::Host;
 use super::via::{Rport, Via};
@@ -77,11 +78,20 @@ impl<'b> Writer<'b> {
 
     /// Writes a header value received from the network: folded line breaks become one space and
     /// control characters are dropped, so a defect is never forwarded.
+    #[inline]
     pub fn put_value(&mut self, v: &[u8]) {
         // Values are almost always clean: copy the clean prefix in one piece.
         let clean = clean_prefix(v);
         self.put(v.get(..clean).unwrap_or_default());
-        let v = v.get(clean..).unwrap_or_default();
+        if let Some(rest) = v.get(clean..).filter(|r| !r.is_empty()) {
+            self.put_value_careful(rest);
+        }
+    }
+
+    /// [`Writer::put_value`] from the first control byte on.
+    #[cold]
+    #[inline(never)]
+    fn put_value_careful(&mut self, v: &[u8]) {
         let mut start = 0;
         let mut i = 0;
         while let Some(&b) = v.get(i) {
@@ -101,9 +111,98 @@ impl<'b> Writer<'b> {
         self.put(v.get(start..).unwrap_or_default());
     }
 
+    /// A value echoed from a request: as it is when the framer found it `clean` (no control
+    /// byte, see [`Headers::is_clean`]), else through [`Writer::put_value`]; the same bytes
+    /// either way.
+    #[inline]
+    fn put_echo(&mut self, v: &[u8], clean: bool) {
+        if clean {
+            self.put(v);
+        } else {
+            self.put_value(v);
+        }
+    }
+
+    /// Writes `a`, `b` and `c` in one piece (one bounds check): a header line's name, value and
+    /// line end. Nothing is written when they do not all fit.
+    #[inline(always)]
+    fn put3(&mut self, a: &[u8], b: &[u8], c: &[u8]) {
+        let n = a.len() + b.len() + c.len();
+        let Some(dst) = self.buf.get_mut(self.len..self.len + n) else {
+            self.overflow = true;
+            return;
+        };
+        let (da, rest) = dst.split_at_mut(a.len());
+        let (db, dc) = rest.split_at_mut(b.len());
+        da.copy_from_slice(a);
+        db.copy_from_slice(b);
+        dc.copy_from_slice(c);
+        self.len += n;
+    }
+
+    /// `prefix`, a value echoed from a request (see [`Writer::put_echo`]) and CRLF.
+    #[inline]
+    fn line(&mut self, prefix: &[u8], value: &[u8], clean: bool) {
+        if clean {
+            self.put3(prefix, value, b"\r\n");
+        } else {
+            self.put(prefix);
+            self.put_value(value);
+            self.put(b"\r\n");
+        }
+    }
+
+    /// `SIP/2.0 code reason CRLF`.
+    fn status_line(&mut self, code: u16, reason: &str) {
+        if (100..1000).contains(&code) {
+            // The usual three digits: the line up to the reason is one fixed-size piece.
+            let digit = |n: u16| b'0' + (n % 10) as u8;
+            let head = [
+                b'S',
+                b'I',
+                b'P',
+                b'/',
+                b'2',
+                b'.',
+                b'0',
+                b' ',
+                digit(code / 100),
+                digit(code / 10),
+                digit(code),
+                b' ',
+            ];
+            self.put3(&head, reason.as_bytes(), b"\r\n");
+        } else {
+            self.put(b"SIP/2.0 ");
+            self.put_u64(u64::from(code));
+            self.put(b" ");
+            self.put(reason.as_bytes());
+            self.put(b"\r\n");
+        }
+    }
+
     /// Writes bytes as the content of a quoted-string, escaping `"` and `\`.
     pub fn put_quoted(&mut self, v: &[u8]) {
         self.put(b"\"");
+        self.put_escaped(v);
+        self.put(b"\"");
+    }
+
+    /// [`Writer::put_quoted`] without the quotes.
+    #[inline]
+    fn put_escaped(&mut self, v: &[u8]) {
+        // Nearly always nothing to escape or drop: copy that prefix in one piece.
+        let plain = quoted_prefix(v);
+        self.put(v.get(..plain).unwrap_or_default());
+        if let Some(rest) = v.get(plain..).filter(|r| !r.is_empty()) {
+            self.put_escaped_careful(rest);
+        }
+    }
+
+    /// [`Writer::put_escaped`] from the first byte to escape or drop on.
+    #[cold]
+    #[inline(never)]
+    fn put_escaped_careful(&mut self, v: &[u8]) {
         let mut rest = v;
         while let Some(i) = memchr::memchr2(b'"', b'\\', rest) {
             let (head, tail) = rest.split_at(i);
@@ -116,7 +215,6 @@ impl<'b> Writer<'b> {
             }
         }
         self.put_value(rest);
-        self.put(b"\"");
     }
 
     pub fn put_ip(&mut self, ip: IpAddr) {
@@ -157,15 +255,6 @@ impl<'b> Writer<'b> {
         }
     }
 
-    /// Drops the quotes `put_quoted` wrote from `start` on, keeping what is between them.
-    fn strip_quotes_after(&mut self, start: usize) {
-        if self.overflow || self.len < start + 2 {
-            return;
-        }
-        self.buf.copy_within(start + 1..self.len - 1, start);
-        self.len -= 2;
-    }
-
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -181,30 +270,67 @@ impl<'b> Writer<'b> {
 
 /// The length of the longest prefix of `v` without a byte below 0x20 or DEL, eight bytes at a
 /// time. (Tab counts as a stop too; the careful loop after the prefix keeps it.)
+#[inline]
 fn clean_prefix(v: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    const SPACES: u64 = 0x2020_2020_2020_2020;
-    const DELS: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let mut i = 0;
-    while let Some(chunk) = v.get(i..i + 8) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(w);
-        // A flag in the lowest byte that is below 0x20, or equal to 0x7f, is exact.
-        let del = x ^ DELS;
-        let found = (x.wrapping_sub(SPACES) & !x & HIGH) | (del.wrapping_sub(ONES) & !del & HIGH);
-        if found != 0 {
-            return i + (found.trailing_zeros() / 8) as usize;
+    first_flagged(v, ctl_bits)
+}
+
+/// The length of the longest prefix of `v` that [`Writer::put_escaped`] copies as it is: no
+/// control byte, no `"` and no `\`.
+#[inline]
+fn quoted_prefix(v: &[u8]) -> usize {
+    first_flagged(v, |w| {
+        ctl_bits(w) | byte_bits(w, b'"') | byte_bits(w, b'\\')
+    })
+}
+
+/// The offset of the first byte of `v` that `flags` flags, or `v.len()`. `flags` marks bytes of
+/// a little-endian word with their high bit, the lowest mark exact (spurious ones only above a
+/// true one), as [`ctl_bits`] and [`byte_bits`] do. Whole words first, then the tail as one
+/// word overlapping the bytes already seen (which hold no true mark, so the lowest mark is still
+/// the first flagged byte), or for a value shorter than a word, as two overlapping halves.
+#[inline(always)]
+fn first_flagged(v: &[u8], flags: impl Fn(u64) -> u64) -> usize {
+    let mut at = 0;
+    while let Some(chunk) = v.get(at..).and_then(|r| r.first_chunk::<8>()) {
+        let bits = flags(u64::from_le_bytes(*chunk));
+        if bits != 0 {
+            return at + (bits.trailing_zeros() / 8) as usize;
         }
-        i += 8;
+        at += 8;
     }
-    i + v
-        .get(i..)
-        .unwrap_or_default()
-        .iter()
-        .take_while(|&&b| b >= b' ' && b != 0x7f)
-        .count()
+    if at == v.len() {
+        return at;
+    }
+    if let Some(last) = v.last_chunk::<8>() {
+        let bits = flags(u64::from_le_bytes(*last));
+        return if bits == 0 {
+            v.len()
+        } else {
+            v.len() - 8 + (bits.trailing_zeros() / 8) as usize
+        };
+    }
+    if let (Some(lo), Some(hi)) = (v.first_chunk::<4>(), v.last_chunk::<4>()) {
+        // Bytes 0..4 of the word are v[..4], bytes 4..8 are v[len - 4..].
+        let w = u64::from(u32::from_le_bytes(*lo)) | u64::from(u32::from_le_bytes(*hi)) << 32;
+        let bits = flags(w);
+        let byte = (bits.trailing_zeros() / 8) as usize;
+        return match byte {
+            0..4 => byte,
+            4..8 => v.len() - 8 + byte,
+            _ => v.len(),
+        };
+    }
+    // One to three bytes: each on its own, in the low byte of a word (whose flag is exact).
+    v.iter()
+        .position(|&b| flags(u64::from(b)) & 0x80 != 0)
+        .unwrap_or(v.len())
+}
+
+/// Whether `v` holds a comma, a word at a time.
+#[inline]
+fn has_comma(v: &[u8]) -> bool {
+    first_flagged(v, |w| byte_bits(w, b',')) < v.len()
 }
 
 /// A Digest challenge for WWW-Authenticate or Proxy-Authenticate (RFC 7616 3.3).
@@ -342,51 +468,62 @@ impl<'b> ResponseBuilder<'b> {
         to_tag: Option<&[u8]>,
     ) -> Self {
         let mut w = Writer::new(buf);
-        w.put(b"SIP/2.0 ");
-        w.put_u64(u64::from(code));
-        w.put(b" ");
-        w.put(reason.as_bytes());
-        w.put(b"\r\n");
-        // Empty elements (`Via: a,,b`) are no Via values; echoing them would forward the defect.
-        let vias = h.elements(HeaderName::Via).filter(|v| !v.is_empty());
-        for (i, value) in vias.enumerate() {
-            w.put(b"Via: ");
-            let top = match (i, parsed) {
-                (0, Some((via, _))) => Some(via),
-                (0, None) => Via::parse(value),
-                _ => None,
-            };
-            match top {
-                Some(via) => write_top_via(&mut w, value, &via, source),
-                None => w.put_value(value),
+        w.status_line(code, reason);
+        let clean = h.is_clean(HeaderName::Via);
+        let mut top = true;
+        for line in h.all(HeaderName::Via) {
+            // A value without a comma is one element (the common case, read without the list's
+            // quote and bracket logic); with commas, the elements as `elements` gives them.
+            let mut one = None;
+            let mut list = None;
+            if has_comma(line.value) {
+                list = Some(CommaList::new(line.value));
+            } else {
+                one = Some(chars::trim(line.value));
             }
-            w.put(b"\r\n");
+            let elements = one.into_iter().chain(list.into_iter().flatten());
+            // Empty elements (`Via: a,,b`) are no Via values; echoing them would forward the
+            // defect.
+            for value in elements.filter(|v| !v.is_empty()) {
+                let via = match (top, parsed) {
+                    (true, Some((via, _))) => Some(via),
+                    (true, None) => Via::parse(value),
+                    _ => None,
+                };
+                top = false;
+                match via {
+                    Some(via) => {
+                        w.put(b"Via: ");
+                        write_top_via(&mut w, value, &via, source, clean);
+                        w.put(b"\r\n");
+                    }
+                    None => w.line(b"Via: ", value, clean),
+                }
+            }
         }
         if let Some(from) = h.get(HeaderName::From) {
-            w.put(b"From: ");
-            w.put_value(from.value);
-            w.put(b"\r\n");
+            w.line(b"From: ", from.value, h.is_clean(HeaderName::From));
         }
         if let Some(to) = h.get(HeaderName::To) {
-            w.put(b"To: ");
-            w.put_value(to.value);
             let has_tag = match parsed {
                 Some((_, tagged)) => tagged,
                 None => NameAddr::parse(to.value).is_none_or(|a| a.tag().is_some()),
             };
-            if let (false, Some(tag)) = (has_tag, to_tag) {
-                w.put(b";tag=");
-                w.put(tag);
+            let clean = h.is_clean(HeaderName::To);
+            match (has_tag, to_tag) {
+                (false, Some(tag)) => {
+                    w.put(b"To: ");
+                    w.put_echo(to.value, clean);
+                    w.put3(b";tag=", tag, b"\r\n");
+                }
+                _ => w.line(b"To: ", to.value, clean),
             }
-            w.put(b"\r\n");
         }
-        for name in [HeaderName::CallId, HeaderName::CSeq] {
-            if let Some(line) = h.get(name) {
-                w.put(name.as_str().as_bytes());
-                w.put(b": ");
-                w.put_value(line.value);
-                w.put(b"\r\n");
-            }
+        if let Some(line) = h.get(HeaderName::CallId) {
+            w.line(b"Call-ID: ", line.value, h.is_clean(HeaderName::CallId));
+        }
+        if let Some(line) = h.get(HeaderName::CSeq) {
+            w.line(b"CSeq: ", line.value, h.is_clean(HeaderName::CSeq));
         }
         ResponseBuilder { w }
     }
@@ -479,25 +616,18 @@ impl<'b> ResponseBuilder<'b> {
     /// The challenges of `lines`, one per algorithm, all with `nonce`: the fixed text is copied,
     /// only the nonce is written.
     pub fn challenges(&mut self, lines: &ChallengeLines, nonce: &[u8], stale: bool) -> &mut Self {
-        // Nonces are base64url tokens; anything needing escapes takes the careful path.
-        let plain = nonce
-            .iter()
-            .all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+        // Nonces are base64url tokens; anything to escape or drop takes the careful path.
+        let plain = quoted_prefix(nonce) == nonce.len();
+        let end: &[u8] = if stale { b", stale=true\r\n" } else { b"\r\n" };
         for ChallengeLine { head, tail } in &lines.lines {
-            self.w.put(head);
             if plain {
-                self.w.put(nonce);
+                self.w.put3(head, nonce, tail);
             } else {
-                let n = self.w.len;
-                self.w.put_quoted(nonce);
-                // put_quoted writes the quotes; the fixed text has them already.
-                self.w.strip_quotes_after(n);
+                self.w.put(head);
+                self.w.put_escaped(nonce);
+                self.w.put(tail);
             }
-            self.w.put(tail);
-            if stale {
-                self.w.put(b", stale=true");
-            }
-            self.w.put(b"\r\n");
+            self.w.put(end);
         }
         self
     }
@@ -542,7 +672,7 @@ impl<'b> ResponseBuilder<'b> {
 /// value, "the server MUST set the value of the parameter to the source port of the request" and
 /// "MUST insert a received parameter containing the source IP address ... even if it is
 /// identical to the value of the host component".
-fn write_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAddr) {
+fn write_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAddr, clean: bool) {
     let params_raw = via.params.raw();
     // The sent-protocol and sent-by part is everything before the parameters' ';'.
     let head = if params_raw.is_empty() {
@@ -551,14 +681,20 @@ fn write_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAd
         let offset = params_raw.as_ptr() as usize - raw.as_ptr() as usize;
         raw.get(..offset.saturating_sub(1)).unwrap_or(raw)
     };
-    w.put_value(crate::sip::chars::trim_end(head));
+    w.put_echo(chars::trim_end(head), clean);
     // Every parameter but received and rport, as `;p1;p2`: in one piece when the parse found
-    // them so, else one by one.
+    // them so, else one by one. (Parts of a clean `raw` are clean; a `via` parsed from other
+    // bytes than `raw` is written the careful way.)
+    let within = |part: &[u8]| {
+        let (start, end) = (raw.as_ptr() as usize, raw.as_ptr() as usize + raw.len());
+        let p = part.as_ptr() as usize;
+        clean && p >= start && p + part.len() <= end
+    };
     match via.kept_params {
         Some([]) => {}
         Some(kept) => {
             w.put(b";");
-            w.put_value(kept);
+            w.put_echo(kept, within(kept));
         }
         None => {
             for p in via.params.iter() {
@@ -569,7 +705,7 @@ fn write_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAd
                     continue;
                 }
                 w.put(b";");
-                w.put_value(p.raw);
+                w.put_echo(p.raw, within(p.raw));
             }
         }
     }
@@ -766,18 +902,22 @@ mod tests {
                 kept_params: None,
                 ..via
             };
-            let (mut a, mut b) = ([0u8; 256], [0u8; 256]);
-            let mut fast_w = Writer::new(&mut a);
-            write_top_via(&mut fast_w, value, &via, source);
-            let n = fast_w.finish().unwrap();
+            // The slow way: the list walked, every part sanitised.
+            let mut b = [0u8; 256];
             let mut slow_w = Writer::new(&mut b);
-            write_top_via(&mut slow_w, value, &slow, source);
+            write_top_via(&mut slow_w, value, &slow, source, false);
             let m = slow_w.finish().unwrap();
-            assert_eq!(
-                String::from_utf8_lossy(&a[..n]),
-                String::from_utf8_lossy(&b[..m]),
-                "{value:?}"
-            );
+            for clean in [false, true] {
+                let mut a = [0u8; 256];
+                let mut fast_w = Writer::new(&mut a);
+                write_top_via(&mut fast_w, value, &via, source, clean);
+                let n = fast_w.finish().unwrap();
+                assert_eq!(
+                    String::from_utf8_lossy(&a[..n]),
+                    String::from_utf8_lossy(&b[..m]),
+                    "{value:?}"
+                );
+            }
         }
     }
 
