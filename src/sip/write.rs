@@ -11,7 +11,7 @@ use super::addr::NameAddr;
 use super::chars::{self, CommaList};
 use super::check::Essentials;
 use super::header::HeaderName;
-use super::message::{Headers, byte_bits, ctl_bits};
+use super::message::{Headers, byte_bits};
 use super::params::Params;
 use super::uri::Host;
 use super::via::{Rport, Via};
@@ -48,7 +48,7 @@ impl<'b> Writer<'b> {
     pub fn put(&mut self, bytes: &[u8]) {
         match self.buf.get_mut(self.len..self.len + bytes.len()) {
             Some(dst) => {
-                dst.copy_from_slice(bytes);
+                copy(dst, bytes);
                 self.len += bytes.len();
             }
             None => self.overflow = true,
@@ -58,6 +58,28 @@ impl<'b> Writer<'b> {
     /// Writes `n` in decimal, straight into the buffer (no staging copy: responses carry several
     /// numbers, and a variable-length copy is a library call each).
     pub fn put_u64(&mut self, n: u64) {
+        // Up to five digits (ports, expiry times, lengths): formatted in a word, no loop.
+        if let (Ok(n @ 0..100_000), Some(dst)) = (
+            u32::try_from(n),
+            self.buf
+                .get_mut(self.len..)
+                .and_then(|d| d.first_chunk_mut::<8>()),
+        ) {
+            let digits = 1
+                + usize::from(n >= 10)
+                + usize::from(n >= 100)
+                + usize::from(n >= 1000)
+                + usize::from(n >= 10_000);
+            // Five digits, the most significant in the lowest byte, then the leading zeros
+            // shifted out; the bytes past the number are written over by what comes next.
+            let text = (0..5).fold(0u64, |text, i| {
+                let digit = n / [10_000, 1000, 100, 10, 1][i] % 10;
+                text | u64::from(b'0' + digit as u8) << (8 * i)
+            });
+            *dst = (text >> (8 * (5 - digits))).to_le_bytes();
+            self.len += digits;
+            return;
+        }
         let mut digits = 1;
         let mut rest = n / 10;
         while rest > 0 {
@@ -134,9 +156,9 @@ impl<'b> Writer<'b> {
         };
         let (da, rest) = dst.split_at_mut(a.len());
         let (db, dc) = rest.split_at_mut(b.len());
-        da.copy_from_slice(a);
-        db.copy_from_slice(b);
-        dc.copy_from_slice(c);
+        copy(da, a);
+        copy(db, b);
+        copy(dc, c);
         self.len += n;
     }
 
@@ -219,6 +241,25 @@ impl<'b> Writer<'b> {
 
     pub fn put_ip(&mut self, ip: IpAddr) {
         if let IpAddr::V4(v4) = ip {
+            // At most 15 bytes: written into a 16-byte window when there is one, four bytes
+            // per octet (its digits and a dot), each next octet over the bytes past the last.
+            if let Some(dst) = self
+                .buf
+                .get_mut(self.len..)
+                .and_then(|d| d.first_chunk_mut::<16>())
+            {
+                let mut n = 0;
+                for octet in v4.octets() {
+                    let (text, len) = OCTETS[usize::from(octet)];
+                    if let Some(d) = dst.get_mut(n..n + 4) {
+                        d.copy_from_slice(&text.to_le_bytes());
+                    }
+                    n += usize::from(len);
+                }
+                // The last octet's dot is not part of the address.
+                self.len += n - 1;
+                return;
+            }
             let [a, b, c, d] = v4.octets();
             self.put_u64(u64::from(a));
             for octet in [b, c, d] {
@@ -272,7 +313,13 @@ impl<'b> Writer<'b> {
 /// time. (Tab counts as a stop too; the careful loop after the prefix keeps it.)
 #[inline]
 fn clean_prefix(v: &[u8]) -> usize {
-    first_flagged(v, ctl_bits)
+    first_flagged(v, |w| {
+        let low = w & LOW7;
+        // Per byte, with no carry between bytes: the high bit of `low + 0x60` is clear below
+        // 0x20, that of `(low ^ 0x7f) + 0x7f` only at 0x7f; bytes of 0x80 or more have theirs.
+        let keep = (low + ONES * 0x60) & ((low ^ LOW7) + LOW7) | w;
+        !keep & HIGH
+    })
 }
 
 /// The length of the longest prefix of `v` that [`Writer::put_escaped`] copies as it is: no
@@ -280,57 +327,158 @@ fn clean_prefix(v: &[u8]) -> usize {
 #[inline]
 fn quoted_prefix(v: &[u8]) -> usize {
     first_flagged(v, |w| {
-        ctl_bits(w) | byte_bits(w, b'"') | byte_bits(w, b'\\')
+        let low = w & LOW7;
+        // As in `clean_prefix`, with `(low ^ c) + 0x7f`, clear only where the byte is `c`.
+        let keep = (low + ONES * 0x60)
+            & ((low ^ LOW7) + LOW7)
+            & ((low ^ ONES * u64::from(b'"')) + LOW7)
+            & ((low ^ ONES * u64::from(b'\\')) + LOW7)
+            | w;
+        !keep & HIGH
     })
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
 /// The offset of the first byte of `v` that `flags` flags, or `v.len()`. `flags` marks bytes of
-/// a little-endian word with their high bit, the lowest mark exact (spurious ones only above a
-/// true one), as [`ctl_bits`] and [`byte_bits`] do. Whole words first, then the tail as one
-/// word overlapping the bytes already seen (which hold no true mark, so the lowest mark is still
-/// the first flagged byte), or for a value shorter than a word, as two overlapping halves.
+/// a little-endian word with their high bit, the lowest mark exact (spurious marks only above a
+/// true one). Sixteen bytes a step (two words, which the compiler may turn into one vector),
+/// then the tail as the sixteen, eight or four-and-four bytes that end `v`, overlapping bytes
+/// already seen: those hold no true mark, so the lowest mark is still the first flagged byte.
 #[inline(always)]
 fn first_flagged(v: &[u8], flags: impl Fn(u64) -> u64) -> usize {
-    let mut at = 0;
-    while let Some(chunk) = v.get(at..).and_then(|r| r.first_chunk::<8>()) {
-        let bits = flags(u64::from_le_bytes(*chunk));
-        if bits != 0 {
-            return at + (bits.trailing_zeros() / 8) as usize;
+    // The first mark of two words: 0..16, or 16 for none.
+    let first = |lo: u64, hi: u64| {
+        if lo != 0 {
+            (lo.trailing_zeros() / 8) as usize
+        } else {
+            8 + (hi.trailing_zeros() / 8) as usize
         }
-        at += 8;
+    };
+    let mut chunks = v.chunks_exact(16);
+    let mut at = 0;
+    for chunk in chunks.by_ref() {
+        let (lo, hi) = chunk.split_at(8);
+        let (lo, hi) = (flags(word(lo)), flags(word(hi)));
+        if lo | hi != 0 {
+            return at + first(lo, hi);
+        }
+        at += 16;
     }
-    if at == v.len() {
+    if chunks.remainder().is_empty() {
         return at;
     }
-    if let Some(last) = v.last_chunk::<8>() {
-        let bits = flags(u64::from_le_bytes(*last));
-        return if bits == 0 {
-            v.len()
-        } else {
-            v.len() - 8 + (bits.trailing_zeros() / 8) as usize
-        };
-    }
-    if let (Some(lo), Some(hi)) = (v.first_chunk::<4>(), v.last_chunk::<4>()) {
-        // Bytes 0..4 of the word are v[..4], bytes 4..8 are v[len - 4..].
+    let (lo, hi, hi_at) = if let Some(last) = v.last_chunk::<16>() {
+        let (lo, hi) = last.split_at(8);
+        (word(lo), word(hi), 8)
+    } else if let (Some(lo), Some(hi)) = (v.first_chunk::<8>(), v.last_chunk::<8>()) {
+        // The first eight bytes, then the last eight.
+        (
+            u64::from_le_bytes(*lo),
+            u64::from_le_bytes(*hi),
+            v.len() - 8,
+        )
+    } else if let (Some(lo), Some(hi)) = (v.first_chunk::<4>(), v.last_chunk::<4>()) {
+        // The first four bytes, then the last four, as one word.
         let w = u64::from(u32::from_le_bytes(*lo)) | u64::from(u32::from_le_bytes(*hi)) << 32;
-        let bits = flags(w);
-        let byte = (bits.trailing_zeros() / 8) as usize;
+        let byte = (flags(w).trailing_zeros() / 8) as usize;
         return match byte {
             0..4 => byte,
             4..8 => v.len() - 8 + byte,
             _ => v.len(),
         };
+    } else {
+        // One to three bytes: each on its own, in the low byte of a word (whose mark is exact).
+        return v
+            .iter()
+            .position(|&b| flags(u64::from(b)) & 0x80 != 0)
+            .unwrap_or(v.len());
+    };
+    let (lo, hi) = (flags(lo), flags(hi));
+    if lo | hi == 0 {
+        return v.len();
     }
-    // One to three bytes: each on its own, in the low byte of a word (whose flag is exact).
-    v.iter()
-        .position(|&b| flags(u64::from(b)) & 0x80 != 0)
-        .unwrap_or(v.len())
+    if v.len() >= 16 {
+        v.len() - 16 + first(lo, hi)
+    } else if lo != 0 {
+        (lo.trailing_zeros() / 8) as usize
+    } else {
+        hi_at + (hi.trailing_zeros() / 8) as usize
+    }
+}
+
+/// Eight bytes as a little-endian word.
+#[inline(always)]
+fn word(chunk: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(chunk);
+    u64::from_le_bytes(w)
 }
 
 /// Whether `v` holds a comma, a word at a time.
 #[inline]
 fn has_comma(v: &[u8]) -> bool {
     first_flagged(v, |w| byte_bits(w, b',')) < v.len()
+}
+
+/// Each octet's decimal digits followed by a dot, as a little-endian word, and their count.
+static OCTETS: [(u32, u8); 256] = {
+    let mut t = [(0, 0); 256];
+    let mut i = 0;
+    while i < 256 {
+        let (h, d, u) = (i as u32 / 100, i as u32 / 10 % 10, i as u32 % 10);
+        t[i] = if i >= 100 {
+            (
+                0x30 + h | (0x30 + d) << 8 | (0x30 + u) << 16 | 0x2e << 24,
+                4,
+            )
+        } else if i >= 10 {
+            (0x30 + d | (0x30 + u) << 8 | 0x2e << 16, 3)
+        } else {
+            (0x30 + u | 0x2e << 8, 2)
+        };
+        i += 1;
+    }
+    t
+};
+
+/// `dst.copy_from_slice(src)` (the two are as long), inline for the short pieces a response is
+/// made of: a library call costs more than copying up to 32 bytes as two overlapping words or
+/// pairs of words.
+#[inline(always)]
+fn copy(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if n > 32 || dst.len() != n {
+        dst.copy_from_slice(src);
+    } else if n >= 16 {
+        copy_ends::<16>(dst, src);
+    } else if n >= 8 {
+        copy_ends::<8>(dst, src);
+    } else if n >= 4 {
+        copy_ends::<4>(dst, src);
+    } else if let (Some(d), Some(&s)) = (dst.first_mut(), src.first()) {
+        // One to three bytes: the first, the middle and the last.
+        *d = s;
+        if let (Some(d), Some(&s)) = (dst.get_mut(n / 2), src.get(n / 2)) {
+            *d = s;
+        }
+        if let (Some(d), Some(&s)) = (dst.last_mut(), src.last()) {
+            *d = s;
+        }
+    }
+}
+
+/// The first and the last `N` bytes of `src` into `dst` (as long, `N` to `2N` bytes).
+#[inline(always)]
+fn copy_ends<const N: usize>(dst: &mut [u8], src: &[u8]) {
+    if let (Some(d), Some(s)) = (dst.first_chunk_mut::<N>(), src.first_chunk::<N>()) {
+        *d = *s;
+    }
+    if let (Some(d), Some(s)) = (dst.last_chunk_mut::<N>(), src.last_chunk::<N>()) {
+        *d = *s;
+    }
 }
 
 /// A Digest challenge for WWW-Authenticate or Proxy-Authenticate (RFC 7616 3.3).
