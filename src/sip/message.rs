@@ -483,10 +483,16 @@ pub(super) fn has_ctl(v: &[u8]) -> bool {
 
 /// Finds the first colon in `buf`, wherever it is, a word at a time: [`plain_line`]'s name end,
 /// which needs no stop at the line's end (a colon beyond it leaves a name with CR or LF in it, no
-/// token, and the line goes the general way).
+/// token, and the line goes the general way). `None` for fewer than eight bytes, which go the
+/// general way too.
 #[inline(always)]
 fn first_colon(buf: &[u8]) -> Option<usize> {
-    let mut i = 0;
+    // Most names end within the first word: that one is read before any loop.
+    let first = byte_bits(u64::from_le_bytes(*buf.first_chunk::<8>()?), b':');
+    if first != 0 {
+        return Some((first.trailing_zeros() / 8) as usize);
+    }
+    let mut i = 8;
     while let Some(chunk) = buf.get(i..).and_then(|r| r.first_chunk::<8>()) {
         let colon = byte_bits(u64::from_le_bytes(*chunk), b':');
         if colon != 0 {
