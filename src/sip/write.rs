@@ -617,61 +617,48 @@ impl<'b> ResponseBuilder<'b> {
     ) -> Self {
         let mut w = Writer::new(buf);
         w.status_line(code, reason);
-        let clean = h.is_clean(HeaderName::Via);
-        let mut top = true;
-        for line in h.all(HeaderName::Via) {
-            // A value without a comma is one element (the common case, read without the list's
-            // quote and bracket logic); with commas, the elements as `elements` gives them.
-            let mut one = None;
-            let mut list = None;
-            if has_comma(line.value) {
-                list = Some(CommaList::new(line.value));
-            } else {
-                one = Some(chars::trim(line.value));
-            }
-            let elements = one.into_iter().chain(list.into_iter().flatten());
-            // Empty elements (`Via: a,,b`) are no Via values; echoing them would forward the
-            // defect.
-            for value in elements.filter(|v| !v.is_empty()) {
-                let via = match (top, parsed) {
-                    (true, Some((via, _))) => Some(via),
-                    (true, None) => Via::parse(value),
-                    _ => None,
-                };
-                top = false;
-                match via {
-                    Some(via) => {
-                        w.put(b"Via: ");
-                        write_top_via(&mut w, value, &via, source, clean);
-                        w.put(b"\r\n");
-                    }
-                    None => w.line(b"Via: ", value, clean),
-                }
+        // One walk over the lines: every Via written as it comes, the first From, To, Call-ID
+        // and CSeq kept for after them.
+        let mut vias = Vias {
+            parsed: parsed.map(|(via, _)| via),
+            top: true,
+            clean: h.is_clean(HeaderName::Via),
+            source,
+        };
+        let (mut from, mut to, mut call_id, mut cseq) = (None, None, None, None);
+        for line in h.lines {
+            match line.name {
+                HeaderName::Via => vias.line(&mut w, line.value),
+                HeaderName::From if from.is_none() => from = Some(line.value),
+                HeaderName::To if to.is_none() => to = Some(line.value),
+                HeaderName::CallId if call_id.is_none() => call_id = Some(line.value),
+                HeaderName::CSeq if cseq.is_none() => cseq = Some(line.value),
+                _ => {}
             }
         }
-        if let Some(from) = h.get(HeaderName::From) {
-            w.line(b"From: ", from.value, h.is_clean(HeaderName::From));
+        if let Some(from) = from {
+            w.line(b"From: ", from, h.is_clean(HeaderName::From));
         }
-        if let Some(to) = h.get(HeaderName::To) {
+        if let Some(to) = to {
             let has_tag = match parsed {
                 Some((_, tagged)) => tagged,
-                None => NameAddr::parse(to.value).is_none_or(|a| a.tag().is_some()),
+                None => NameAddr::parse(to).is_none_or(|a| a.tag().is_some()),
             };
             let clean = h.is_clean(HeaderName::To);
             match (has_tag, to_tag) {
                 (false, Some(tag)) => {
                     w.put(b"To: ");
-                    w.put_echo(to.value, clean);
+                    w.put_echo(to, clean);
                     w.put3(b";tag=", tag, b"\r\n");
                 }
-                _ => w.line(b"To: ", to.value, clean),
+                _ => w.line(b"To: ", to, clean),
             }
         }
-        if let Some(line) = h.get(HeaderName::CallId) {
-            w.line(b"Call-ID: ", line.value, h.is_clean(HeaderName::CallId));
+        if let Some(call_id) = call_id {
+            w.line(b"Call-ID: ", call_id, h.is_clean(HeaderName::CallId));
         }
-        if let Some(line) = h.get(HeaderName::CSeq) {
-            w.line(b"CSeq: ", line.value, h.is_clean(HeaderName::CSeq));
+        if let Some(cseq) = cseq {
+            w.line(b"CSeq: ", cseq, h.is_clean(HeaderName::CSeq));
         }
         ResponseBuilder { w }
     }
@@ -810,6 +797,61 @@ impl<'b> ResponseBuilder<'b> {
         self.w.put(b"\r\n");
         self.w.put(body);
         self.w.finish()
+    }
+}
+
+/// The Via lines of a response, written as the request's lines come (RFC 3261 8.2.6.2: every
+/// Via value, in order).
+struct Vias<'v> {
+    /// The request's top Via, parsed already (by [`check_request`](super::check_request)).
+    parsed: Option<Via<'v>>,
+    /// No Via value written yet: the next is the top one, which gets `received` and `rport`.
+    top: bool,
+    /// The request's Via values hold no control byte ([`Headers::is_clean`]).
+    clean: bool,
+    source: SocketAddr,
+}
+
+impl Vias<'_> {
+    /// The values of one Via line, each on its own line.
+    #[inline]
+    fn line(&mut self, w: &mut Writer<'_>, value: &[u8]) {
+        if has_comma(value) {
+            self.list(w, value);
+        } else {
+            // A value without a comma is one element, the value itself: what `elements` gives
+            // for it, read without the list's quote and bracket logic.
+            self.value(w, chars::trim(value));
+        }
+    }
+
+    /// The values of a Via line with a comma, as `elements` gives them.
+    #[inline(never)]
+    fn list(&mut self, w: &mut Writer<'_>, value: &[u8]) {
+        for element in CommaList::new(value) {
+            self.value(w, element);
+        }
+    }
+
+    #[inline(always)]
+    fn value(&mut self, w: &mut Writer<'_>, value: &[u8]) {
+        // Empty elements (`Via: a,,b`) are no Via values; echoing them would forward the defect.
+        if value.is_empty() {
+            return;
+        }
+        if !self.top {
+            w.line(b"Via: ", value, self.clean);
+            return;
+        }
+        self.top = false;
+        match self.parsed.or_else(|| Via::parse(value)) {
+            Some(via) => {
+                w.put(b"Via: ");
+                write_top_via(w, value, &via, self.source, self.clean);
+                w.put(b"\r\n");
+            }
+            None => w.line(b"Via: ", value, self.clean),
+        }
     }
 }
 
