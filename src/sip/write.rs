@@ -722,9 +722,14 @@ impl<'b> ResponseBuilder<'b> {
 
     /// `Date` in RFC 1123 form, from seconds since the Unix epoch (the caller owns the clock).
     pub fn date(&mut self, unix_seconds: u64) -> &mut Self {
-        self.w.put(b"Date: ");
-        write_http_date(&mut self.w, unix_seconds);
-        self.w.put(b"\r\n");
+        match http_date(unix_seconds) {
+            Some(date) => self.w.put3(b"Date: ", &date, b"\r\n"),
+            None => {
+                self.w.put(b"Date: ");
+                write_http_date(&mut self.w, unix_seconds);
+                self.w.put(b"\r\n");
+            }
+        }
         self
     }
 
@@ -927,21 +932,43 @@ fn write_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAd
     }
 }
 
-/// RFC 1123 date, as RFC 3261 20.17 requires: `Sat, 13 Nov 2010 23:29:00 GMT`.
-fn write_http_date(w: &mut Writer<'_>, unix_seconds: u64) {
-    const DAYS: [&[u8]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
-    const MONTHS: [&[u8]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
+/// [`write_http_date`]'s text for a year of four digits (all of 1000 to 9999), which is always
+/// 29 bytes long: filled in a fixed array, to be copied in one piece.
+fn http_date(unix_seconds: u64) -> Option<[u8; 29]> {
     let days = unix_seconds / 86_400;
     let secs = unix_seconds % 86_400;
     let (year, month, day) = civil_from_days(days);
-    w.put(DAYS.get((days % 7) as usize).copied().unwrap_or_default());
+    if !(1000..10_000).contains(&year) {
+        return None;
+    }
+    let digits = |n: u64| [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8];
+    let mut text = *b"Thu, 01 Jan 1970 00:00:00 GMT";
+    text[0..3].copy_from_slice(*DAYS.get((days % 7) as usize)?);
+    text[5..7].copy_from_slice(&digits(day));
+    text[8..11].copy_from_slice(*MONTHS.get(month.wrapping_sub(1) as usize)?);
+    text[12..14].copy_from_slice(&digits(year / 100));
+    text[14..16].copy_from_slice(&digits(year));
+    text[17..19].copy_from_slice(&digits(secs / 3600));
+    text[20..22].copy_from_slice(&digits(secs / 60 % 60));
+    text[23..25].copy_from_slice(&digits(secs % 60));
+    Some(text)
+}
+
+const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+/// RFC 1123 date, as RFC 3261 20.17 requires: `Sat, 13 Nov 2010 23:29:00 GMT`.
+fn write_http_date(w: &mut Writer<'_>, unix_seconds: u64) {
+    let days = unix_seconds / 86_400;
+    let secs = unix_seconds % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    w.put(DAYS.get((days % 7) as usize).map_or(&[][..], |d| &d[..]));
     w.put(b", ");
     put_2(w, day);
     w.put(b" ");
-    w.put(MONTHS.get(month as usize - 1).copied().unwrap_or_default());
+    w.put(MONTHS.get(month as usize - 1).map_or(&[][..], |m| &m[..]));
     w.put(b" ");
     w.put_u64(year);
     w.put(b" ");
