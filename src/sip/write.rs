@@ -211,7 +211,7 @@ impl<'b> Writer<'b> {
     }
 
     /// [`Writer::put_quoted`] without the quotes.
-    #[inline]
+    #[inline(always)]
     fn put_escaped(&mut self, v: &[u8]) {
         // Nearly always nothing to escape or drop: copy that prefix in one piece.
         let plain = quoted_prefix(v);
