@@ -72,10 +72,9 @@ impl<'b> Writer<'b> {
                 + usize::from(n >= 10_000);
             // Five digits, the most significant in the lowest byte, then the leading zeros
             // shifted out; the bytes past the number are written over by what comes next.
-            let text = (0..5).fold(0u64, |text, i| {
-                let digit = n / [10_000, 1000, 100, 10, 1][i] % 10;
-                text | u64::from(b'0' + digit as u8) << (8 * i)
-            });
+            let (top, rest) = (n / 10_000, n % 10_000);
+            let pair = |p: u32| u64::from(PAIRS.get(p as usize).copied().unwrap_or_default());
+            let text = u64::from(b'0' + top as u8) | pair(rest / 100) << 8 | pair(rest % 100) << 24;
             *dst = (text >> (8 * (5 - digits))).to_le_bytes();
             self.len += digits;
             return;
@@ -422,6 +421,17 @@ fn word(chunk: &[u8]) -> u64 {
 fn has_comma(v: &[u8]) -> bool {
     first_flagged(v, |w| byte_bits(w, b',')) < v.len()
 }
+
+/// The two decimal digits of 0 to 99 as a little-endian pair, the tens first.
+static PAIRS: [u16; 100] = {
+    let mut t = [0; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = (0x30 + i as u16 / 10) | (0x30 + i as u16 % 10) << 8;
+        i += 1;
+    }
+    t
+};
 
 /// Each octet's decimal digits followed by a dot, as a little-endian word, and their count.
 static OCTETS: [(u32, u8); 256] = {
