@@ -110,6 +110,13 @@ impl<'a, 'h> Headers<'a, 'h> {
         self.dirty & name.bit() == 0
     }
 
+    /// The same lines with every name marked as having a control byte in a value: what the
+    /// writer's careful path writes, to compare its fast path with.
+    #[cfg(test)]
+    pub(crate) fn careful(self) -> Self {
+        Headers { dirty: !0, ..self }
+    }
+
     /// The lines to search for `name`: none when it is absent.
     #[inline]
     pub(crate) fn lines_for(&self, name: HeaderName) -> &'h [Header<'a>] {

@@ -330,8 +330,8 @@ fn quoted_prefix(v: &[u8]) -> usize {
         // As in `clean_prefix`, with `(low ^ c) + 0x7f`, clear only where the byte is `c`.
         let keep = (low + ONES * 0x60)
             & ((low ^ LOW7) + LOW7)
-            & ((low ^ ONES * u64::from(b'"')) + LOW7)
-            & ((low ^ ONES * u64::from(b'\\')) + LOW7)
+            & ((low ^ (ONES * u64::from(b'"'))) + LOW7)
+            & ((low ^ (ONES * u64::from(b'\\'))) + LOW7)
             | w;
         !keep & HIGH
     })
@@ -385,7 +385,7 @@ fn first_flagged(v: &[u8], flags: impl Fn(u64) -> u64) -> usize {
         let byte = (flags(w).trailing_zeros() / 8) as usize;
         return match byte {
             0..4 => byte,
-            4..8 => v.len() - 8 + byte,
+            4..8 => v.len() - 4 + (byte - 4),
             _ => v.len(),
         };
     } else {
@@ -441,13 +441,13 @@ static OCTETS: [(u32, u8); 256] = {
         let (h, d, u) = (i as u32 / 100, i as u32 / 10 % 10, i as u32 % 10);
         t[i] = if i >= 100 {
             (
-                0x30 + h | (0x30 + d) << 8 | (0x30 + u) << 16 | 0x2e << 24,
+                (0x30 + h) | ((0x30 + d) << 8) | ((0x30 + u) << 16) | (0x2e << 24),
                 4,
             )
         } else if i >= 10 {
-            (0x30 + d | (0x30 + u) << 8 | 0x2e << 16, 3)
+            ((0x30 + d) | ((0x30 + u) << 8) | (0x2e << 16), 3)
         } else {
-            (0x30 + u | 0x2e << 8, 2)
+            ((0x30 + u) | (0x2e << 8), 2)
         };
         i += 1;
     }
@@ -1232,5 +1232,486 @@ mod tests {
         let mut w = Writer::new(&mut buf);
         w.put(b"hello");
         assert_eq!(w.finish(), Err(Overflow));
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The writer as it was before its fast paths (copies of clean values, words at a time,
+    // tables, one-piece lines): byte by byte, the reference the fast paths must match.
+
+    fn ref_put_value(w: &mut Writer<'_>, v: &[u8]) {
+        let mut start = 0;
+        let mut i = 0;
+        while let Some(&b) = v.get(i) {
+            if b < b' ' && b != b'\t' || b == 0x7f {
+                w.put(v.get(start..i).unwrap_or_default());
+                if b == b'\r' || b == b'\n' {
+                    while matches!(v.get(i + 1), Some(b'\r' | b'\n' | b' ' | b'\t')) {
+                        i += 1;
+                    }
+                    w.put(b" ");
+                }
+                start = i + 1;
+            }
+            i += 1;
+        }
+        w.put(v.get(start..).unwrap_or_default());
+    }
+
+    fn ref_put_quoted(w: &mut Writer<'_>, v: &[u8]) {
+        w.put(b"\"");
+        let mut rest = v;
+        while let Some(i) = rest.iter().position(|&b| b == b'"' || b == b'\\') {
+            ref_put_value(w, &rest[..i]);
+            w.put(&[b'\\', rest[i]]);
+            rest = &rest[i + 1..];
+        }
+        ref_put_value(w, rest);
+        w.put(b"\"");
+    }
+
+    fn ref_put_u64(w: &mut Writer<'_>, n: u64) {
+        w.put(n.to_string().as_bytes());
+    }
+
+    fn ref_put_ip(w: &mut Writer<'_>, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(v4) => {
+                let [a, b, c, d] = v4.octets();
+                ref_put_u64(w, u64::from(a));
+                for octet in [b, c, d] {
+                    w.put(b".");
+                    ref_put_u64(w, u64::from(octet));
+                }
+            }
+            IpAddr::V6(_) => w.put(ip.to_string().as_bytes()),
+        }
+    }
+
+    fn ref_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAddr) {
+        let params_raw = via.params.raw();
+        let head = if params_raw.is_empty() {
+            raw
+        } else {
+            let offset = params_raw.as_ptr() as usize - raw.as_ptr() as usize;
+            raw.get(..offset.saturating_sub(1)).unwrap_or(raw)
+        };
+        ref_put_value(w, chars::trim_end(head));
+        for p in via.params.iter() {
+            let is = |n: &[u8]| p.name.eq_ignore_ascii_case(n);
+            if is(b"received") || is(b"rport") {
+                continue;
+            }
+            w.put(b";");
+            ref_put_value(w, p.raw);
+        }
+        let source_ip = source.ip().to_canonical();
+        let sent_by_is_source = match via.host {
+            Host::Domain(_) => false,
+            host => host.ip().is_some_and(|ip| ip.to_canonical() == source_ip),
+        };
+        let received = if via.rport == Rport::Requested || !sent_by_is_source {
+            Some(source_ip)
+        } else {
+            via.received
+        };
+        if let Some(ip) = received {
+            w.put(b";received=");
+            ref_put_ip(w, ip);
+        }
+        match via.rport {
+            Rport::Requested => {
+                w.put(b";rport=");
+                ref_put_u64(w, u64::from(source.port()));
+            }
+            Rport::Value(port) => {
+                w.put(b";rport=");
+                ref_put_u64(w, u64::from(port));
+            }
+            Rport::Absent => {}
+        }
+    }
+
+    fn ref_start<'b>(
+        buf: &'b mut [u8],
+        code: u16,
+        reason: &str,
+        h: &Headers<'_, '_>,
+        parsed: Option<(Via<'_>, bool)>,
+        source: SocketAddr,
+        to_tag: Option<&[u8]>,
+    ) -> Writer<'b> {
+        let mut w = Writer::new(buf);
+        w.put(b"SIP/2.0 ");
+        ref_put_u64(&mut w, u64::from(code));
+        w.put(b" ");
+        w.put(reason.as_bytes());
+        w.put(b"\r\n");
+        let vias = h.elements(HeaderName::Via).filter(|v| !v.is_empty());
+        for (i, value) in vias.enumerate() {
+            w.put(b"Via: ");
+            let top = match (i, parsed) {
+                (0, Some((via, _))) => Some(via),
+                (0, None) => Via::parse(value),
+                _ => None,
+            };
+            match top {
+                Some(via) => ref_top_via(&mut w, value, &via, source),
+                None => ref_put_value(&mut w, value),
+            }
+            w.put(b"\r\n");
+        }
+        if let Some(from) = h.get(HeaderName::From) {
+            w.put(b"From: ");
+            ref_put_value(&mut w, from.value);
+            w.put(b"\r\n");
+        }
+        if let Some(to) = h.get(HeaderName::To) {
+            w.put(b"To: ");
+            ref_put_value(&mut w, to.value);
+            let has_tag = match parsed {
+                Some((_, tagged)) => tagged,
+                None => NameAddr::parse(to.value).is_none_or(|a| a.tag().is_some()),
+            };
+            if let (false, Some(tag)) = (has_tag, to_tag) {
+                w.put(b";tag=");
+                w.put(tag);
+            }
+            w.put(b"\r\n");
+        }
+        for name in [HeaderName::CallId, HeaderName::CSeq] {
+            if let Some(line) = h.get(name) {
+                w.put(name.as_str().as_bytes());
+                w.put(b": ");
+                ref_put_value(&mut w, line.value);
+                w.put(b"\r\n");
+            }
+        }
+        w
+    }
+
+    fn ref_http_date(w: &mut Writer<'_>, unix_seconds: u64) {
+        let days = unix_seconds / 86_400;
+        let secs = unix_seconds % 86_400;
+        let (year, month, day) = civil_from_days(days);
+        w.put(&DAYS[(days % 7) as usize][..]);
+        w.put(format!(", {day:02} ").as_bytes());
+        w.put(&MONTHS[month as usize - 1][..]);
+        w.put(b" ");
+        ref_put_u64(w, year);
+        let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+        w.put(format!(" {h:02}:{m:02}:{s:02} GMT").as_bytes());
+    }
+
+    /// What the registrar and the benches write after the copied headers, the reference way.
+    fn ref_rest(w: &mut Writer<'_>, nonce: &[u8], contact: (&[u8], &[u8]), date: u64) {
+        for algorithm in ["SHA-256", "MD5"] {
+            w.put(b"WWW-Authenticate: Digest realm=");
+            ref_put_quoted(w, b"ex\"ample.com");
+            w.put(b", nonce=");
+            ref_put_quoted(w, nonce);
+            w.put(b", opaque=");
+            ref_put_quoted(w, b"op");
+            w.put(b", algorithm=");
+            w.put(algorithm.as_bytes());
+            w.put(b", qop=");
+            ref_put_quoted(w, b"auth");
+            w.put(b"\r\n");
+        }
+        w.put(b"Contact: <");
+        ref_put_value(w, contact.0);
+        w.put(b">");
+        let start = w.mark();
+        let valid = Params::header_visit(contact.1, |p| {
+            if !p.name.eq_ignore_ascii_case(b"expires") {
+                w.put(b";");
+                ref_put_value(w, p.raw);
+            }
+            Some(())
+        });
+        if valid.is_none() {
+            w.rewind(start);
+        }
+        w.put(b";expires=");
+        ref_put_u64(w, 7200);
+        w.put(b"\r\nDate: ");
+        ref_http_date(w, date);
+        w.put(b"\r\nServer: ");
+        ref_put_value(w, b"sipreg\t1");
+        w.put(b"\r\nContent-Length: 0\r\n\r\n");
+    }
+
+    /// Request lines from pieces, clean and not (control bytes, folds, commas, quotes), then
+    /// one byte replaced, inserted or removed.
+    fn request_from(lines: &[(usize, Vec<usize>)], edit: Option<(usize, u8, u8)>) -> Vec<u8> {
+        const NAMES: &[&[u8]] = &[
+            b"Via: ",
+            b"v: ",
+            b"From: ",
+            b"f:",
+            b"To: ",
+            b"t: ",
+            b"Call-ID: ",
+            b"i:\t",
+            b"CSeq: ",
+            b"Contact: ",
+            b"X-Other: ",
+            b"Via : ",
+        ];
+        const PIECES: &[&[u8]] = &[
+            b"SIP/2.0/UDP 192.0.2.14:5060",
+            b"SIP/2.0/TCP h.example.com",
+            b";branch=z9hG4bK-1",
+            b";rport",
+            b";rport=7",
+            b";received=192.0.2.99",
+            b";x=\"a,b;c\"",
+            b", ",
+            b",",
+            b"<sip:alice@example.com>",
+            b"\"Al\\\"ice\" <sip:a@b>",
+            b";tag=12ab",
+            b"843817637684230@998sdasdh09",
+            b"1 REGISTER",
+            b"\xc3\xa9",
+            b" ",
+            b"\t",
+            b"\r\n ",
+            b"\x00",
+            b"\x7f",
+            b"\r",
+            b"\x01",
+        ];
+        let mut msg = b"REGISTER sip:example.com SIP/2.0\r\n".to_vec();
+        for (name, value) in lines {
+            msg.extend_from_slice(NAMES[name % NAMES.len()]);
+            for &p in value {
+                // The first fourteen pieces, the clean ones, twice as likely as the others.
+                let p = if p < 28 { p % 14 } else { p % PIECES.len() };
+                msg.extend_from_slice(PIECES[p]);
+            }
+            msg.extend_from_slice(b"\r\n");
+        }
+        msg.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+        if let Some((at, byte, how)) = edit {
+            let at = at % msg.len();
+            match how % 3 {
+                0 => msg[at] = byte,
+                1 => msg.insert(at, byte),
+                _ => {
+                    msg.remove(at);
+                }
+            }
+        }
+        msg
+    }
+
+    /// What a finished writer wrote into `buf`.
+    fn written(result: Result<usize, Overflow>, buf: &[u8]) -> Result<Vec<u8>, Overflow> {
+        result.map(|n| buf[..n].to_vec())
+    }
+
+    const NONCES: &[&[u8]] = &[
+        b"AAAAAGcz4wABAAAAAAAAAQ8r2Yw7mF0aYb3xK1dQ",
+        b"a\"b\\c\x01",
+        b"",
+    ];
+    const CONTACTS: &[(&[u8], &[u8])] = &[
+        (
+            b"sip:a@192.0.2.1:5060",
+            b"+sip.instance=\"<urn:x>\";reg-id=1;expires=5",
+        ),
+        (b"sip:a@\x01h\r\n x", b"q=0.5;;"),
+    ];
+    const DATES: &[u64] = &[
+        0,
+        951_782_400,
+        1_795_000_000,
+        253_402_300_799,
+        253_402_300_800,
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+
+        /// Responses to random requests, through `start` and `start_checked`, with the echoed
+        /// values copied as they are where the framer found them clean or all the careful way,
+        /// and the rest of a 401 and a 200 after them, are the reference writer's bytes; in a
+        /// buffer too small, both overflow.
+        #[test]
+        fn responses_match_the_reference_writer(
+            lines in proptest::collection::vec(
+                (0..12usize, proptest::collection::vec(0..50usize, 0..6)),
+                0..8,
+            ),
+            edit in proptest::option::of((0..4096usize, proptest::prelude::any::<u8>(), 0..3u8)),
+            size in proptest::sample::select(&[2048usize, 400, 160, 40][..]),
+            nonce in proptest::sample::select(NONCES),
+            contact in proptest::sample::select(CONTACTS),
+            date in proptest::sample::select(DATES),
+        ) {
+            let msg = request_from(&lines, edit);
+            let mut storage = [Header::EMPTY; 24];
+            let Ok(crate::sip::Message::Request(req)) =
+                crate::sip::parse_datagram(&msg, &mut storage, &crate::sip::Limits::default())
+            else {
+                return Ok(());
+            };
+            let checked = crate::sip::check_request(&req).ok();
+            let sources: [SocketAddr; 3] = [
+                "192.0.2.14:5060".parse().unwrap(),
+                "198.51.100.7:65535".parse().unwrap(),
+                "[2001:db8::77]:40000".parse().unwrap(),
+            ];
+            let lines = ChallengeLines::new("WWW-Authenticate", b"ex\"ample.com", b"op", &["SHA-256", "MD5"], "auth");
+            for h in [req.headers, req.headers.careful()] {
+                for source in sources {
+                    for to_tag in [None, Some(&b"sr1"[..])] {
+                        for parsed in [None, checked.as_ref().map(|e| (e.via, e.to.tag().is_some()))] {
+                            let (mut a, mut b) = (vec![0u8; size], vec![0u8; size]);
+                            let mut r = match (parsed, checked.as_ref()) {
+                                (Some(_), Some(e)) => ResponseBuilder::start_checked(&mut a, 401, "Unauthorized", &h, e, source, to_tag),
+                                _ => ResponseBuilder::start(&mut a, 401, "Unauthorized", &h, source, to_tag),
+                            };
+                            r.challenges(&lines, nonce, false)
+                                .contact(contact.0, contact.1, 7200)
+                                .date(date)
+                                .server("sipreg\t1");
+                            let new = r.finish().map(|n| a[..n].to_vec());
+                            let mut w = ref_start(&mut b, 401, "Unauthorized", &h, parsed, source, to_tag);
+                            ref_rest(&mut w, nonce, contact, date);
+                            let reference = w.finish();
+                            let reference = written(reference, &b);
+                            proptest::prop_assert_eq!(
+                                new.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()),
+                                reference.as_ref().map(|v| String::from_utf8_lossy(v).into_owned())
+                            );
+                            proptest::prop_assert_eq!(new, reference);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The word scans stop where a byte-by-byte search does, whatever the length and wherever
+    /// the first and a second stop byte are (words, the overlapping tail word, the halves form
+    /// and single bytes).
+    #[test]
+    fn prefix_scans_agree_with_bytes() {
+        let stops = [0u8, b'\t', b'\r', b'\n', 0x1f, 0x7f, b'"', b'\\'];
+        let filler = [b'a', b' ', 0x80, 0xff, b'~', b'!', 0x9f, b'#', b'[', b']'];
+        let ctl = |b: u8| b < b' ' || b == 0x7f;
+        for len in 0..50 {
+            let base: Vec<u8> = (0..len).map(|i| filler[i % filler.len()]).collect();
+            assert_eq!(clean_prefix(&base), len);
+            assert_eq!(quoted_prefix(&base), len);
+            assert!(!has_comma(&base));
+            for first in 0..len {
+                for second in first..len {
+                    for (&a, &b) in stops.iter().zip(stops.iter().rev()) {
+                        let mut v = base.clone();
+                        v[second] = b;
+                        v[first] = a;
+                        let clean = v.iter().position(|&c| ctl(c)).unwrap_or(len);
+                        let quoted = v
+                            .iter()
+                            .position(|&c| ctl(c) || c == b'"' || c == b'\\')
+                            .unwrap_or(len);
+                        assert_eq!(clean_prefix(&v), clean, "{v:?}");
+                        assert_eq!(quoted_prefix(&v), quoted, "{v:?}");
+                        v[first] = b',';
+                        assert!(has_comma(&v), "{v:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The inline copy is `copy_from_slice` at every length.
+    #[test]
+    fn copies_of_every_length() {
+        let src: Vec<u8> = (0..80u8).collect();
+        for len in 0..80 {
+            let mut dst = vec![0xaa; len + 2];
+            copy(&mut dst[1..=len], &src[..len]);
+            assert_eq!(&dst[1..=len], &src[..len]);
+            assert_eq!((dst[0], dst[len + 1]), (0xaa, 0xaa), "{len}");
+        }
+    }
+
+    /// Numbers, addresses and dates, the fast ways, in buffers of every size around what they
+    /// need: the reference bytes when they fit, an overflow when they do not.
+    #[test]
+    fn numbers_addresses_and_dates_match_the_reference() {
+        let mut numbers: Vec<u64> = (0..1100)
+            .chain([9999, 10_000, 65_535, 99_999, 100_000, 123_456, u64::MAX])
+            .collect();
+        numbers.extend((0..64).map(|i| 1u64 << i));
+        let mut ips: Vec<IpAddr> = (0..=255u8)
+            .flat_map(|o| {
+                [
+                    [o, 0, 0, 0],
+                    [0, o, 9, 99],
+                    [255, 255, o, 100],
+                    [1, 2, 3, o],
+                ]
+            })
+            .map(IpAddr::from)
+            .collect();
+        ips.extend(["2001:db8::1", "::ffff:1.2.3.4", "::"].map(|s| s.parse::<IpAddr>().unwrap()));
+        let dates = [
+            0,
+            951_782_400,
+            1_289_690_940,
+            1_795_000_000,
+            253_402_300_799,
+            253_402_300_800,
+            u64::MAX,
+        ];
+        let check = |fast: &dyn Fn(&mut Writer<'_>), slow: &dyn Fn(&mut Writer<'_>)| {
+            for size in 0..48 {
+                for offset in [0, 3] {
+                    let (mut a, mut b) = (vec![0u8; size + offset], vec![0u8; size + offset]);
+                    let mut w = Writer::new(&mut a);
+                    w.put(&b"xyz"[..offset]);
+                    fast(&mut w);
+                    let fast_out = w.finish();
+                    let fast_out = written(fast_out, &a);
+                    let mut w = Writer::new(&mut b);
+                    w.put(&b"xyz"[..offset]);
+                    slow(&mut w);
+                    let slow_out = w.finish();
+                    assert_eq!(fast_out, written(slow_out, &b), "size {size}");
+                }
+            }
+        };
+        for n in numbers {
+            check(&|w| w.put_u64(n), &|w| ref_put_u64(w, n));
+        }
+        for ip in ips {
+            check(&|w| w.put_ip(ip), &|w| ref_put_ip(w, ip));
+        }
+        for date in dates {
+            let fast = |w: &mut Writer<'_>| match http_date(date) {
+                Some(text) => w.put(&text),
+                None => write_http_date(w, date),
+            };
+            check(&fast, &|w| ref_http_date(w, date));
+            assert_eq!(
+                http_date(date).is_some(),
+                (253_402_300_800 > date),
+                "{date}"
+            );
+        }
+        // Every day for 30 years, a second before midnight.
+        for day in 0..11_000u64 {
+            let t = day * 86_400 + 86_399;
+            let (mut a, mut b) = ([0u8; 64], [0u8; 64]);
+            let mut w = Writer::new(&mut b);
+            ref_http_date(&mut w, t);
+            let n = w.finish().unwrap();
+            a[..29].copy_from_slice(&http_date(t).unwrap());
+            assert_eq!(&a[..29], &b[..n]);
+        }
     }
 }
