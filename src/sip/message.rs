@@ -78,18 +78,43 @@ pub struct Headers<'a, 'h> {
     /// One bit per [`HeaderName`] present ([`HeaderName::bit`]): asking for a header the message
     /// does not carry (Require, Path, Authorization on a first REGISTER) costs no walk.
     present: u64,
+    /// One bit per [`HeaderName`] with a line whose value holds a control byte (one below 0x20,
+    /// HT included, or DEL), found by the framer as it looks for each line's end: the writer
+    /// copies the values of every other name as they are, with no sanitising scan.
+    dirty: u64,
 }
 
 impl<'a, 'h> Headers<'a, 'h> {
     pub fn new(lines: &'h [Header<'a>]) -> Self {
-        let present = lines.iter().fold(0, |m, h| m | h.name.bit());
-        Headers { lines, present }
+        let (present, dirty) = lines.iter().fold((0, 0), |(p, d), h| {
+            let bit = h.name.bit();
+            (p | bit, if has_ctl(h.value) { d | bit } else { d })
+        });
+        Headers {
+            lines,
+            present,
+            dirty,
+        }
     }
 
     /// Whether a line with this name is present.
     #[inline]
     pub fn has(&self, name: HeaderName) -> bool {
         self.present & name.bit() != 0
+    }
+
+    /// Whether every line with this name (if any) has a value free of control bytes (below 0x20,
+    /// HT included, or DEL), so that it, and every part of it, can be echoed as it is.
+    #[inline]
+    pub(crate) fn is_clean(&self, name: HeaderName) -> bool {
+        self.dirty & name.bit() == 0
+    }
+
+    /// The same lines with every name marked as having a control byte in a value: what the
+    /// writer's careful path writes, to compare its fast path with.
+    #[cfg(test)]
+    pub(crate) fn careful(self) -> Self {
+        Headers { dirty: !0, ..self }
     }
 
     /// The lines to search for `name`: none when it is absent.
@@ -193,6 +218,8 @@ struct Head<'a> {
     count: usize,
     /// [`Headers::present`] of the lines stored.
     present: u64,
+    /// [`Headers::dirty`] of the lines stored.
+    dirty: u64,
     body_offset: usize,
     content_length: Option<usize>,
 }
@@ -332,6 +359,7 @@ fn assemble<'a, 'h>(
     let headers = Headers {
         lines,
         present: head.present,
+        dirty: head.dirty,
     };
     match head.start {
         StartLine::Request {
@@ -405,6 +433,83 @@ fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
     Some(at + chunks.remainder().iter().position(|&b| b == b'\n')?)
 }
 
+/// Finds the first control byte (below 0x20, or DEL) at or after `from`, two words per step like
+/// [`find_lf`]. On a clean header line it is the CR of the line's CRLF; anything else (HT, a lone
+/// CR, a bare LF, another control) shows the value is not clean.
+#[inline(always)]
+fn find_ctl(buf: &[u8], from: usize) -> Option<usize> {
+    let tail = buf.get(from..)?;
+    let mut chunks = tail.chunks_exact(16);
+    let mut at = from;
+    for chunk in chunks.by_ref() {
+        let (lo, hi) = chunk.split_at(8);
+        let lo = ctl_bits(word(lo));
+        let hi = ctl_bits(word(hi));
+        if lo | hi != 0 {
+            let bit = if lo != 0 {
+                lo.trailing_zeros()
+            } else {
+                64 + hi.trailing_zeros()
+            };
+            return Some(at + (bit / 8) as usize);
+        }
+        at += 16;
+    }
+    Some(at + chunks.remainder().iter().position(|&b| is_ctl(b))?)
+}
+
+/// A control byte: below 0x20 (HT included) or DEL, what [`super::Writer::put_value`] does not
+/// copy as it is.
+#[inline(always)]
+pub(super) fn is_ctl(b: u8) -> bool {
+    b < b' ' || b == 0x7f
+}
+
+/// Flags each control byte ([`is_ctl`]) of an 8-byte word with its high bit. As with
+/// [`byte_bits`], bytes above the first control may be flagged spuriously; the lowest flag is
+/// exact (each of the two tests' lowest flag is).
+#[inline(always)]
+pub(super) fn ctl_bits(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The has-less-than test: a byte below 0x20 (and none of 0x80 or more) sets the high bit.
+    let below = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    below | byte_bits(w, 0x7f)
+}
+
+/// True when `v` holds a control byte ([`is_ctl`]), a word at a time.
+pub(super) fn has_ctl(v: &[u8]) -> bool {
+    let mut words = v.chunks_exact(8);
+    for chunk in words.by_ref() {
+        if ctl_bits(word(chunk)) != 0 {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|&b| is_ctl(b))
+}
+
+/// Finds the first colon in `buf`, wherever it is, a word at a time: [`plain_line`]'s name end,
+/// which needs no stop at the line's end (a colon beyond it leaves a name with CR or LF in it, no
+/// token, and the line goes the general way). `None` for fewer than eight bytes, which go the
+/// general way too.
+#[inline(always)]
+fn first_colon(buf: &[u8]) -> Option<usize> {
+    // Most names end within the first word: that one is read before any loop.
+    let first = byte_bits(u64::from_le_bytes(*buf.first_chunk::<8>()?), b':');
+    if first != 0 {
+        return Some((first.trailing_zeros() / 8) as usize);
+    }
+    let mut i = 8;
+    while let Some(chunk) = buf.get(i..).and_then(|r| r.first_chunk::<8>()) {
+        let colon = byte_bits(u64::from_le_bytes(*chunk), b':');
+        if colon != 0 {
+            return Some(i + (colon.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    Some(i + buf.get(i..)?.iter().position(|&b| b == b':')?)
+}
+
 /// Finds the colon that ends a header name; `None` when an LF, or the end of `buf`, comes first.
 #[inline(always)]
 fn find_colon(buf: &[u8]) -> Option<usize> {
@@ -437,7 +542,7 @@ fn word(chunk: &[u8]) -> u64 {
 /// Flags each `byte` of an 8-byte word with its high bit (the classic zero-byte test applied to
 /// `word ^ byte`). Bytes above the first match may be flagged spuriously; the lowest flag is exact.
 #[inline(always)]
-fn byte_bits(word: u64, byte: u8) -> u64 {
+pub(super) fn byte_bits(word: u64, byte: u8) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let x = word ^ (ONES * u64::from(byte));
@@ -475,6 +580,7 @@ fn parse_head<'a>(
 
     let mut count = 0;
     let mut present = 0;
+    let mut dirty = 0;
     let mut content_length = None;
     loop {
         let rest = buf.get(pos..).unwrap_or_default();
@@ -493,6 +599,7 @@ fn parse_head<'a>(
         // The usual line is stored straight from `plain_line`'s offsets; any other line takes the
         // general path, whose verdicts these are.
         let len = match plain_line(rest, limits.max_line) {
+            // A plain line's value holds no control byte: its name stays clean.
             Some((name, colon, value_end, len)) => {
                 let header = Header {
                     name,
@@ -504,8 +611,11 @@ fn parse_head<'a>(
                 len
             }
             None => {
-                let (header, len) = general_line(rest, limits.max_line).map_err(fail)?;
+                let (header, clean, len) = general_line(rest, limits.max_line).map_err(fail)?;
                 present |= header.name.bit();
+                if !clean {
+                    dirty |= header.name.bit();
+                }
                 push(header, storage, &mut count, &mut content_length, limits).map_err(fail)?;
                 len
             }
@@ -516,6 +626,7 @@ fn parse_head<'a>(
         start,
         count,
         present,
+        dirty,
         body_offset: pos,
         content_length,
     })
@@ -545,14 +656,14 @@ fn push<'a>(
 }
 
 /// The shape nearly every line has, `Name: value CRLF`: a token, a colon, one space, a value
-/// that neither starts nor ends with white space, CRLF, and no continuation. `None` for anything
-/// else, which [`general_line`] then parses; where both succeed they agree (the header line
-/// grammar and its verdicts are `general_line`'s). Returns the name,
-/// the colon's offset (the value starts two bytes later), the end of the value and the length of
-/// the line.
+/// that neither starts nor ends with white space and holds no control byte ([`is_ctl`]: no HT,
+/// no fold), CRLF, and no continuation. `None` for anything else, which [`general_line`] then
+/// parses; where both succeed they agree (the header line grammar and its verdicts are
+/// `general_line`'s). Returns the name, the colon's offset (the value starts two bytes later),
+/// the end of the value and the length of the line.
 #[inline(always)]
 fn plain_line(rest: &[u8], max_line: usize) -> Option<(HeaderName, usize, usize, usize)> {
-    let colon = find_colon(rest)?;
+    let colon = first_colon(rest)?;
     // A space before the colon is not a token byte, so HCOLON's white space goes the general way.
     let name = HeaderName::classify_prefix(rest, colon)?;
     let value_start = colon + 2;
@@ -560,25 +671,28 @@ fn plain_line(rest: &[u8], max_line: usize) -> Option<(HeaderName, usize, usize,
     {
         return None;
     }
-    let lf = find_lf(rest, value_start)?;
-    // `rest[value_start]` is not LWS, so the line feed is beyond it and `value_end > value_start`.
-    let value_end = lf - 1;
+    // The first control byte ends the value: the CR of CRLF on a plain line.
+    let value_end = find_ctl(rest, value_start)?;
+    // `rest[value_start]` is neither LWS nor (were it another control) CR, so a value that ends
+    // at a CR is not empty, and its last byte, no control, is LWS only if it is SP.
     if rest.get(value_end) != Some(&b'\r')
-        || matches!(rest.get(lf + 1), Some(b' ' | b'\t'))
+        || rest.get(value_end + 1) != Some(&b'\n')
+        || matches!(rest.get(value_end + 2), Some(b' ' | b'\t'))
         || value_end > max_line
-        || rest.get(value_end - 1).is_none_or(|&b| chars::is_lws(b))
+        || rest.get(value_end - 1) == Some(&b' ')
     {
         return None;
     }
-    Some((name, colon, value_end, lf + 1))
+    Some((name, colon, value_end, value_end + 2))
 }
 
 /// One header line at the start of `rest` (which is not the blank line): the header, and the
-/// length of the line with its folded continuations and its line end. Any line: white space
-/// around the colon, an empty value, bare LF, folding, and every defect.
+/// length of the line with its folded continuations and its line end, and whether the value is
+/// free of control bytes ([`is_ctl`]; a folded value is not). Any line: white space around the
+/// colon, an empty value, bare LF, folding, and every defect.
 #[cold]
 #[inline(never)]
-fn general_line(rest: &[u8], max_line: usize) -> Result<(Header<'_>, usize), ErrorKind> {
+fn general_line(rest: &[u8], max_line: usize) -> Result<(Header<'_>, bool, usize), ErrorKind> {
     // The first colon ends the name, so the bytes before it must be a token and, by RFC 3261
     // 25.1 (HCOLON = *( SP / HTAB ) ":" SWS), optional white space.
     let colon = find_colon(rest).ok_or(ErrorKind::BadHeaderLine)?;
@@ -615,7 +729,7 @@ fn general_line(rest: &[u8], max_line: usize) -> Result<(Header<'_>, usize), Err
         raw_name,
         value: chars::trim(rest.get(value_start..value_end).unwrap_or_default()),
     };
-    Ok((header, lf + 1))
+    Ok((header, !has_ctl(header.value), lf + 1))
 }
 
 /// `Request-Line = Method SP Request-URI SP SIP-Version CRLF`, with single spaces exactly.
@@ -955,6 +1069,13 @@ X-Other: 1\r\nl: 0\r\n\r\n";
             b"",
             b" a\r\n b",
             b" a:b;c=\"d\"",
+            b" a\tb",
+            b" a\x7fb",
+            b" a\rb",
+            b" a\x01b",
+            b" caf\xc3\xa9",
+            b" 0123456789abcdef0123456789\x00x",
+            b" 0123456789abcdef0123456789abcdef",
         ];
         let ends: &[&[u8]] = &[
             b"\r\n",
@@ -979,7 +1100,8 @@ X-Other: 1\r\nl: 0\r\n\r\n";
                                     raw_name: &line[..colon],
                                     value: &line[colon + 2..value_end],
                                 };
-                                assert_eq!(general, Ok((header, len)), "{line:?}");
+                                // A plain line is a clean one.
+                                assert_eq!(general, Ok((header, true, len)), "{line:?}");
                             }
                         }
                     }
@@ -1045,6 +1167,154 @@ X-Other: 1\r\nl: 0\r\n\r\n";
                 buf[at] = 0xff;
                 assert!(!has_ctl_or_space(&buf));
                 assert_eq!(find_byte(&buf, b' '), None);
+            }
+        }
+    }
+
+    /// The scans behind plain lines find what a byte-by-byte search finds, in the two-word steps
+    /// and in the tail, with a second match after the first (where the word tests may flag
+    /// spuriously).
+    #[test]
+    fn ctl_and_colon_scanners() {
+        let specials = [0u8, b'\t', b'\r', b'\n', 0x1f, 0x7f, b':'];
+        let filler = [b'a', b' ', 0x80, 0xff, b'~', b'!', 0x9f, 0x20];
+        for len in 0..40 {
+            for first in 0..len {
+                for second in first..len {
+                    for (&a, &b) in specials.iter().zip(specials.iter().rev()) {
+                        let mut buf: Vec<u8> = (0..len).map(|i| filler[i % filler.len()]).collect();
+                        buf[second] = b;
+                        buf[first] = a;
+                        let naive = |from: usize| {
+                            let at = buf.get(from..)?.iter().position(|&c| is_ctl(c))?;
+                            Some(from + at)
+                        };
+                        for from in 0..=len + 1 {
+                            assert_eq!(find_ctl(&buf, from), naive(from), "{buf:?} {from}");
+                        }
+                        assert_eq!(has_ctl(&buf), naive(0).is_some(), "{buf:?}");
+                        let colon = buf.iter().position(|&c| c == b':');
+                        let expected = if len >= 8 { colon } else { None };
+                        assert_eq!(first_colon(&buf), expected, "{buf:?}");
+                    }
+                }
+            }
+        }
+        for b in 0..=255u8 {
+            assert_eq!(is_ctl(b), b < 0x20 || b == 0x7f);
+            assert_eq!(ctl_bits(u64::from(b)) & 0x80 != 0, is_ctl(b), "{b}");
+        }
+    }
+
+    /// Header lines from pieces, clean and not, then one byte replaced, inserted or removed.
+    fn message_from(
+        lines: &[(usize, usize, Vec<usize>, usize)],
+        edit: Option<(usize, u8, u8)>,
+    ) -> Vec<u8> {
+        const NAMES: &[&[u8]] = &[
+            b"Via",
+            b"v",
+            b"From",
+            b"t",
+            b"Call-ID",
+            b"CSeq",
+            b"X-Other",
+            b"Content-Length-X",
+            b"Proxy-Authorization",
+        ];
+        // Mostly the plain forms, so that both paths are taken often.
+        const COLONS: &[&[u8]] = &[b": ", b": ", b": ", b": ", b":", b" : ", b":\t", b":  "];
+        // Clean pieces first, twice as likely as the others.
+        const PIECES: &[&[u8]] = &[
+            b"a",
+            b"<sip:x@y>",
+            b";tag=1",
+            b",",
+            b"\"q\"",
+            b":",
+            b"0123456789abcdef",
+            b"SIP/2.0/UDP h",
+            b"\xc3\xa9",
+            b" ",
+            b"\t",
+            b"\r\n ",
+            b"\r\n\t",
+            b"\x00",
+            b"\x01",
+            b"\x7f",
+            b"\r",
+            b"\n",
+        ];
+        let piece = |p: usize| PIECES[if p < 18 { p % 9 } else { p % PIECES.len() }];
+        const ENDS: &[&[u8]] = &[
+            b"\r\n",
+            b"\r\n",
+            b"\r\n",
+            b"\r\n",
+            b"\n",
+            b"\r\n \r\n",
+            b" \r\n",
+        ];
+        let mut msg = b"OPTIONS sip:a@b SIP/2.0\r\n".to_vec();
+        for (name, colon, value, end) in lines {
+            msg.extend_from_slice(NAMES[name % NAMES.len()]);
+            msg.extend_from_slice(COLONS[colon % COLONS.len()]);
+            for &p in value {
+                msg.extend_from_slice(piece(p));
+            }
+            msg.extend_from_slice(ENDS[end % ENDS.len()]);
+        }
+        msg.extend_from_slice(b"\r\n");
+        if let Some((at, byte, how)) = edit {
+            let at = at % msg.len();
+            match how % 3 {
+                0 => msg[at] = byte,
+                1 => msg.insert(at, byte),
+                _ => {
+                    msg.remove(at);
+                }
+            }
+        }
+        msg
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// Wherever a line starts, a line the plain path takes is one the general parser gives
+        /// the same header and length for, and calls clean; and the names a framed message
+        /// records as having a value with a control byte are those a scan of the stored values
+        /// finds (what the writer relies on to copy the others as they are).
+        #[test]
+        fn plain_path_and_clean_record_agree_on_random_lines(
+            lines in proptest::collection::vec(
+                (0..9usize, 0..8usize, proptest::collection::vec(0..36usize, 0..6), 0..7usize),
+                0..8,
+            ),
+            edit in proptest::option::of((0..4096usize, proptest::prelude::any::<u8>(), 0..3u8)),
+            max_line in proptest::sample::select(&[12usize, 8192][..]),
+        ) {
+            let msg = message_from(&lines, edit);
+            for start in 0..msg.len() {
+                if start > 0 && msg[start - 1] != b'\n' {
+                    continue;
+                }
+                let rest = &msg[start..];
+                if let Some((name, colon, value_end, len)) = plain_line(rest, max_line) {
+                    let header = Header {
+                        name,
+                        raw_name: &rest[..colon],
+                        value: &rest[colon + 2..value_end],
+                    };
+                    proptest::prop_assert_eq!(general_line(rest, max_line), Ok((header, true, len)));
+                }
+            }
+            let limits = Limits { max_line, ..Limits::default() };
+            let mut storage = [Header::EMPTY; 16];
+            if let Ok(m) = parse_datagram(&msg, &mut storage, &limits) {
+                let h = m.headers();
+                let scanned = Headers::new(h.lines);
+                proptest::prop_assert_eq!((h.present, h.dirty), (scanned.present, scanned.dirty));
             }
         }
     }

@@ -8,9 +8,10 @@
 use core::net::{IpAddr, SocketAddr};
 
 use super::addr::NameAddr;
+use super::chars::{self, CommaList};
 use super::check::Essentials;
 use super::header::HeaderName;
-use super::message::Headers;
+use super::message::{Headers, byte_bits};
 use super::params::Params;
 use super::uri::Host;
 use super::via::{Rport, Via};
@@ -47,7 +48,7 @@ impl<'b> Writer<'b> {
     pub fn put(&mut self, bytes: &[u8]) {
         match self.buf.get_mut(self.len..self.len + bytes.len()) {
             Some(dst) => {
-                dst.copy_from_slice(bytes);
+                copy(dst, bytes);
                 self.len += bytes.len();
             }
             None => self.overflow = true,
@@ -57,6 +58,27 @@ impl<'b> Writer<'b> {
     /// Writes `n` in decimal, straight into the buffer (no staging copy: responses carry several
     /// numbers, and a variable-length copy is a library call each).
     pub fn put_u64(&mut self, n: u64) {
+        // Up to five digits (ports, expiry times, lengths): formatted in a word, no loop.
+        if let (Ok(n @ 0..100_000), Some(dst)) = (
+            u32::try_from(n),
+            self.buf
+                .get_mut(self.len..)
+                .and_then(|d| d.first_chunk_mut::<8>()),
+        ) {
+            let digits = 1
+                + usize::from(n >= 10)
+                + usize::from(n >= 100)
+                + usize::from(n >= 1000)
+                + usize::from(n >= 10_000);
+            // Five digits, the most significant in the lowest byte, then the leading zeros
+            // shifted out; the bytes past the number are written over by what comes next.
+            let (top, rest) = (n / 10_000, n % 10_000);
+            let pair = |p: u32| u64::from(PAIRS.get(p as usize).copied().unwrap_or_default());
+            let text = u64::from(b'0' + top as u8) | pair(rest / 100) << 8 | pair(rest % 100) << 24;
+            *dst = (text >> (8 * (5 - digits))).to_le_bytes();
+            self.len += digits;
+            return;
+        }
         let mut digits = 1;
         let mut rest = n / 10;
         while rest > 0 {
@@ -77,11 +99,20 @@ impl<'b> Writer<'b> {
 
     /// Writes a header value received from the network: folded line breaks become one space and
     /// control characters are dropped, so a defect is never forwarded.
+    #[inline]
     pub fn put_value(&mut self, v: &[u8]) {
         // Values are almost always clean: copy the clean prefix in one piece.
         let clean = clean_prefix(v);
         self.put(v.get(..clean).unwrap_or_default());
-        let v = v.get(clean..).unwrap_or_default();
+        if let Some(rest) = v.get(clean..).filter(|r| !r.is_empty()) {
+            self.put_value_careful(rest);
+        }
+    }
+
+    /// [`Writer::put_value`] from the first control byte on.
+    #[cold]
+    #[inline(never)]
+    fn put_value_careful(&mut self, v: &[u8]) {
         let mut start = 0;
         let mut i = 0;
         while let Some(&b) = v.get(i) {
@@ -101,9 +132,98 @@ impl<'b> Writer<'b> {
         self.put(v.get(start..).unwrap_or_default());
     }
 
+    /// A value echoed from a request: as it is when the framer found it `clean` (no control
+    /// byte, see [`Headers::is_clean`]), else through [`Writer::put_value`]; the same bytes
+    /// either way.
+    #[inline]
+    fn put_echo(&mut self, v: &[u8], clean: bool) {
+        if clean {
+            self.put(v);
+        } else {
+            self.put_value(v);
+        }
+    }
+
+    /// Writes `a`, `b` and `c` in one piece (one bounds check): a header line's name, value and
+    /// line end. Nothing is written when they do not all fit.
+    #[inline(always)]
+    fn put3(&mut self, a: &[u8], b: &[u8], c: &[u8]) {
+        let n = a.len() + b.len() + c.len();
+        let Some(dst) = self.buf.get_mut(self.len..self.len + n) else {
+            self.overflow = true;
+            return;
+        };
+        let (da, rest) = dst.split_at_mut(a.len());
+        let (db, dc) = rest.split_at_mut(b.len());
+        copy(da, a);
+        copy(db, b);
+        copy(dc, c);
+        self.len += n;
+    }
+
+    /// `prefix`, a value echoed from a request (see [`Writer::put_echo`]) and CRLF.
+    #[inline]
+    fn line(&mut self, prefix: &[u8], value: &[u8], clean: bool) {
+        if clean {
+            self.put3(prefix, value, b"\r\n");
+        } else {
+            self.put(prefix);
+            self.put_value(value);
+            self.put(b"\r\n");
+        }
+    }
+
+    /// `SIP/2.0 code reason CRLF`.
+    fn status_line(&mut self, code: u16, reason: &str) {
+        if (100..1000).contains(&code) {
+            // The usual three digits: the line up to the reason is one fixed-size piece.
+            let digit = |n: u16| b'0' + (n % 10) as u8;
+            let head = [
+                b'S',
+                b'I',
+                b'P',
+                b'/',
+                b'2',
+                b'.',
+                b'0',
+                b' ',
+                digit(code / 100),
+                digit(code / 10),
+                digit(code),
+                b' ',
+            ];
+            self.put3(&head, reason.as_bytes(), b"\r\n");
+        } else {
+            self.put(b"SIP/2.0 ");
+            self.put_u64(u64::from(code));
+            self.put(b" ");
+            self.put(reason.as_bytes());
+            self.put(b"\r\n");
+        }
+    }
+
     /// Writes bytes as the content of a quoted-string, escaping `"` and `\`.
     pub fn put_quoted(&mut self, v: &[u8]) {
         self.put(b"\"");
+        self.put_escaped(v);
+        self.put(b"\"");
+    }
+
+    /// [`Writer::put_quoted`] without the quotes.
+    #[inline(always)]
+    fn put_escaped(&mut self, v: &[u8]) {
+        // Nearly always nothing to escape or drop: copy that prefix in one piece.
+        let plain = quoted_prefix(v);
+        self.put(v.get(..plain).unwrap_or_default());
+        if let Some(rest) = v.get(plain..).filter(|r| !r.is_empty()) {
+            self.put_escaped_careful(rest);
+        }
+    }
+
+    /// [`Writer::put_escaped`] from the first byte to escape or drop on.
+    #[cold]
+    #[inline(never)]
+    fn put_escaped_careful(&mut self, v: &[u8]) {
         let mut rest = v;
         while let Some(i) = memchr::memchr2(b'"', b'\\', rest) {
             let (head, tail) = rest.split_at(i);
@@ -116,11 +236,29 @@ impl<'b> Writer<'b> {
             }
         }
         self.put_value(rest);
-        self.put(b"\"");
     }
 
     pub fn put_ip(&mut self, ip: IpAddr) {
         if let IpAddr::V4(v4) = ip {
+            // At most 15 bytes: written into a 16-byte window when there is one, four bytes
+            // per octet (its digits and a dot), each next octet over the bytes past the last.
+            if let Some(dst) = self
+                .buf
+                .get_mut(self.len..)
+                .and_then(|d| d.first_chunk_mut::<16>())
+            {
+                let mut n = 0;
+                for octet in v4.octets() {
+                    let (text, len) = OCTETS[usize::from(octet)];
+                    if let Some(d) = dst.get_mut(n..n + 4) {
+                        d.copy_from_slice(&text.to_le_bytes());
+                    }
+                    n += usize::from(len);
+                }
+                // The last octet's dot is not part of the address.
+                self.len += n - 1;
+                return;
+            }
             let [a, b, c, d] = v4.octets();
             self.put_u64(u64::from(a));
             for octet in [b, c, d] {
@@ -157,15 +295,6 @@ impl<'b> Writer<'b> {
         }
     }
 
-    /// Drops the quotes `put_quoted` wrote from `start` on, keeping what is between them.
-    fn strip_quotes_after(&mut self, start: usize) {
-        if self.overflow || self.len < start + 2 {
-            return;
-        }
-        self.buf.copy_within(start + 1..self.len - 1, start);
-        self.len -= 2;
-    }
-
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -181,30 +310,185 @@ impl<'b> Writer<'b> {
 
 /// The length of the longest prefix of `v` without a byte below 0x20 or DEL, eight bytes at a
 /// time. (Tab counts as a stop too; the careful loop after the prefix keeps it.)
+#[inline]
 fn clean_prefix(v: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    const SPACES: u64 = 0x2020_2020_2020_2020;
-    const DELS: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let mut i = 0;
-    while let Some(chunk) = v.get(i..i + 8) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(w);
-        // A flag in the lowest byte that is below 0x20, or equal to 0x7f, is exact.
-        let del = x ^ DELS;
-        let found = (x.wrapping_sub(SPACES) & !x & HIGH) | (del.wrapping_sub(ONES) & !del & HIGH);
-        if found != 0 {
-            return i + (found.trailing_zeros() / 8) as usize;
+    first_flagged(v, |w| {
+        let low = w & LOW7;
+        // Per byte, with no carry between bytes: the high bit of `low + 0x60` is clear below
+        // 0x20, that of `(low ^ 0x7f) + 0x7f` only at 0x7f; bytes of 0x80 or more have theirs.
+        let keep = (low + ONES * 0x60) & ((low ^ LOW7) + LOW7) | w;
+        !keep & HIGH
+    })
+}
+
+/// The length of the longest prefix of `v` that [`Writer::put_escaped`] copies as it is: no
+/// control byte, no `"` and no `\`.
+#[inline]
+fn quoted_prefix(v: &[u8]) -> usize {
+    first_flagged(v, |w| {
+        let low = w & LOW7;
+        // As in `clean_prefix`, with `(low ^ c) + 0x7f`, clear only where the byte is `c`.
+        let keep = (low + ONES * 0x60)
+            & ((low ^ LOW7) + LOW7)
+            & ((low ^ (ONES * u64::from(b'"'))) + LOW7)
+            & ((low ^ (ONES * u64::from(b'\\'))) + LOW7)
+            | w;
+        !keep & HIGH
+    })
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The offset of the first byte of `v` that `flags` flags, or `v.len()`. `flags` marks bytes of
+/// a little-endian word with their high bit, the lowest mark exact (spurious marks only above a
+/// true one). Sixteen bytes a step (two words, which the compiler may turn into one vector),
+/// then the tail as the sixteen, eight or four-and-four bytes that end `v`, overlapping bytes
+/// already seen: those hold no true mark, so the lowest mark is still the first flagged byte.
+#[inline(always)]
+fn first_flagged(v: &[u8], flags: impl Fn(u64) -> u64) -> usize {
+    // The first mark of two words: 0..16, or 16 for none.
+    let first = |lo: u64, hi: u64| {
+        if lo != 0 {
+            (lo.trailing_zeros() / 8) as usize
+        } else {
+            8 + (hi.trailing_zeros() / 8) as usize
         }
-        i += 8;
+    };
+    let mut chunks = v.chunks_exact(16);
+    let mut at = 0;
+    for chunk in chunks.by_ref() {
+        let (lo, hi) = chunk.split_at(8);
+        let (lo, hi) = (flags(word(lo)), flags(word(hi)));
+        if lo | hi != 0 {
+            return at + first(lo, hi);
+        }
+        at += 16;
     }
-    i + v
-        .get(i..)
-        .unwrap_or_default()
-        .iter()
-        .take_while(|&&b| b >= b' ' && b != 0x7f)
-        .count()
+    if chunks.remainder().is_empty() {
+        return at;
+    }
+    let (lo, hi, hi_at) = if let Some(last) = v.last_chunk::<16>() {
+        let (lo, hi) = last.split_at(8);
+        (word(lo), word(hi), 8)
+    } else if let (Some(lo), Some(hi)) = (v.first_chunk::<8>(), v.last_chunk::<8>()) {
+        // The first eight bytes, then the last eight.
+        (
+            u64::from_le_bytes(*lo),
+            u64::from_le_bytes(*hi),
+            v.len() - 8,
+        )
+    } else if let (Some(lo), Some(hi)) = (v.first_chunk::<4>(), v.last_chunk::<4>()) {
+        // The first four bytes, then the last four, as one word.
+        let w = u64::from(u32::from_le_bytes(*lo)) | u64::from(u32::from_le_bytes(*hi)) << 32;
+        let byte = (flags(w).trailing_zeros() / 8) as usize;
+        return match byte {
+            0..4 => byte,
+            4..8 => v.len() - 4 + (byte - 4),
+            _ => v.len(),
+        };
+    } else {
+        // One to three bytes: each on its own, in the low byte of a word (whose mark is exact).
+        return v
+            .iter()
+            .position(|&b| flags(u64::from(b)) & 0x80 != 0)
+            .unwrap_or(v.len());
+    };
+    let (lo, hi) = (flags(lo), flags(hi));
+    if lo | hi == 0 {
+        return v.len();
+    }
+    if v.len() >= 16 {
+        v.len() - 16 + first(lo, hi)
+    } else if lo != 0 {
+        (lo.trailing_zeros() / 8) as usize
+    } else {
+        hi_at + (hi.trailing_zeros() / 8) as usize
+    }
+}
+
+/// Eight bytes as a little-endian word.
+#[inline(always)]
+fn word(chunk: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(chunk);
+    u64::from_le_bytes(w)
+}
+
+/// Whether `v` holds a comma, a word at a time.
+#[inline]
+fn has_comma(v: &[u8]) -> bool {
+    first_flagged(v, |w| byte_bits(w, b',')) < v.len()
+}
+
+/// The two decimal digits of 0 to 99 as a little-endian pair, the tens first.
+static PAIRS: [u16; 100] = {
+    let mut t = [0; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = (0x30 + i as u16 / 10) | (0x30 + i as u16 % 10) << 8;
+        i += 1;
+    }
+    t
+};
+
+/// Each octet's decimal digits followed by a dot, as a little-endian word, and their count.
+static OCTETS: [(u32, u8); 256] = {
+    let mut t = [(0, 0); 256];
+    let mut i = 0;
+    while i < 256 {
+        let (h, d, u) = (i as u32 / 100, i as u32 / 10 % 10, i as u32 % 10);
+        t[i] = if i >= 100 {
+            (
+                (0x30 + h) | ((0x30 + d) << 8) | ((0x30 + u) << 16) | (0x2e << 24),
+                4,
+            )
+        } else if i >= 10 {
+            ((0x30 + d) | ((0x30 + u) << 8) | (0x2e << 16), 3)
+        } else {
+            ((0x30 + u) | (0x2e << 8), 2)
+        };
+        i += 1;
+    }
+    t
+};
+
+/// `dst.copy_from_slice(src)` (the two are as long), inline for the short pieces a response is
+/// made of: a library call costs more than copying up to 32 bytes as two overlapping words or
+/// pairs of words.
+#[inline(always)]
+fn copy(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if n > 32 || dst.len() != n {
+        dst.copy_from_slice(src);
+    } else if n >= 16 {
+        copy_ends::<16>(dst, src);
+    } else if n >= 8 {
+        copy_ends::<8>(dst, src);
+    } else if n >= 4 {
+        copy_ends::<4>(dst, src);
+    } else if let (Some(d), Some(&s)) = (dst.first_mut(), src.first()) {
+        // One to three bytes: the first, the middle and the last.
+        *d = s;
+        if let (Some(d), Some(&s)) = (dst.get_mut(n / 2), src.get(n / 2)) {
+            *d = s;
+        }
+        if let (Some(d), Some(&s)) = (dst.last_mut(), src.last()) {
+            *d = s;
+        }
+    }
+}
+
+/// The first and the last `N` bytes of `src` into `dst` (as long, `N` to `2N` bytes).
+#[inline(always)]
+fn copy_ends<const N: usize>(dst: &mut [u8], src: &[u8]) {
+    if let (Some(d), Some(s)) = (dst.first_chunk_mut::<N>(), src.first_chunk::<N>()) {
+        *d = *s;
+    }
+    if let (Some(d), Some(s)) = (dst.last_chunk_mut::<N>(), src.last_chunk::<N>()) {
+        *d = *s;
+    }
 }
 
 /// A Digest challenge for WWW-Authenticate or Proxy-Authenticate (RFC 7616 3.3).
@@ -342,51 +626,49 @@ impl<'b> ResponseBuilder<'b> {
         to_tag: Option<&[u8]>,
     ) -> Self {
         let mut w = Writer::new(buf);
-        w.put(b"SIP/2.0 ");
-        w.put_u64(u64::from(code));
-        w.put(b" ");
-        w.put(reason.as_bytes());
-        w.put(b"\r\n");
-        // Empty elements (`Via: a,,b`) are no Via values; echoing them would forward the defect.
-        let vias = h.elements(HeaderName::Via).filter(|v| !v.is_empty());
-        for (i, value) in vias.enumerate() {
-            w.put(b"Via: ");
-            let top = match (i, parsed) {
-                (0, Some((via, _))) => Some(via),
-                (0, None) => Via::parse(value),
-                _ => None,
-            };
-            match top {
-                Some(via) => write_top_via(&mut w, value, &via, source),
-                None => w.put_value(value),
+        w.status_line(code, reason);
+        // One walk over the lines: every Via written as it comes, the first From, To, Call-ID
+        // and CSeq kept for after them.
+        let mut vias = Vias {
+            parsed: parsed.map(|(via, _)| via),
+            top: true,
+            clean: h.is_clean(HeaderName::Via),
+            source,
+        };
+        let (mut from, mut to, mut call_id, mut cseq) = (None, None, None, None);
+        for line in h.lines {
+            match line.name {
+                HeaderName::Via => vias.line(&mut w, line.value),
+                HeaderName::From if from.is_none() => from = Some(line.value),
+                HeaderName::To if to.is_none() => to = Some(line.value),
+                HeaderName::CallId if call_id.is_none() => call_id = Some(line.value),
+                HeaderName::CSeq if cseq.is_none() => cseq = Some(line.value),
+                _ => {}
             }
-            w.put(b"\r\n");
         }
-        if let Some(from) = h.get(HeaderName::From) {
-            w.put(b"From: ");
-            w.put_value(from.value);
-            w.put(b"\r\n");
+        if let Some(from) = from {
+            w.line(b"From: ", from, h.is_clean(HeaderName::From));
         }
-        if let Some(to) = h.get(HeaderName::To) {
-            w.put(b"To: ");
-            w.put_value(to.value);
+        if let Some(to) = to {
             let has_tag = match parsed {
                 Some((_, tagged)) => tagged,
-                None => NameAddr::parse(to.value).is_none_or(|a| a.tag().is_some()),
+                None => NameAddr::parse(to).is_none_or(|a| a.tag().is_some()),
             };
-            if let (false, Some(tag)) = (has_tag, to_tag) {
-                w.put(b";tag=");
-                w.put(tag);
+            let clean = h.is_clean(HeaderName::To);
+            match (has_tag, to_tag) {
+                (false, Some(tag)) => {
+                    w.put(b"To: ");
+                    w.put_echo(to, clean);
+                    w.put3(b";tag=", tag, b"\r\n");
+                }
+                _ => w.line(b"To: ", to, clean),
             }
-            w.put(b"\r\n");
         }
-        for name in [HeaderName::CallId, HeaderName::CSeq] {
-            if let Some(line) = h.get(name) {
-                w.put(name.as_str().as_bytes());
-                w.put(b": ");
-                w.put_value(line.value);
-                w.put(b"\r\n");
-            }
+        if let Some(call_id) = call_id {
+            w.line(b"Call-ID: ", call_id, h.is_clean(HeaderName::CallId));
+        }
+        if let Some(cseq) = cseq {
+            w.line(b"CSeq: ", cseq, h.is_clean(HeaderName::CSeq));
         }
         ResponseBuilder { w }
     }
@@ -450,9 +732,14 @@ impl<'b> ResponseBuilder<'b> {
 
     /// `Date` in RFC 1123 form, from seconds since the Unix epoch (the caller owns the clock).
     pub fn date(&mut self, unix_seconds: u64) -> &mut Self {
-        self.w.put(b"Date: ");
-        write_http_date(&mut self.w, unix_seconds);
-        self.w.put(b"\r\n");
+        match http_date(unix_seconds) {
+            Some(date) => self.w.put3(b"Date: ", &date, b"\r\n"),
+            None => {
+                self.w.put(b"Date: ");
+                write_http_date(&mut self.w, unix_seconds);
+                self.w.put(b"\r\n");
+            }
+        }
         self
     }
 
@@ -479,25 +766,18 @@ impl<'b> ResponseBuilder<'b> {
     /// The challenges of `lines`, one per algorithm, all with `nonce`: the fixed text is copied,
     /// only the nonce is written.
     pub fn challenges(&mut self, lines: &ChallengeLines, nonce: &[u8], stale: bool) -> &mut Self {
-        // Nonces are base64url tokens; anything needing escapes takes the careful path.
-        let plain = nonce
-            .iter()
-            .all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+        // Nonces are base64url tokens; anything to escape or drop takes the careful path.
+        let plain = quoted_prefix(nonce) == nonce.len();
+        let end: &[u8] = if stale { b", stale=true\r\n" } else { b"\r\n" };
         for ChallengeLine { head, tail } in &lines.lines {
-            self.w.put(head);
             if plain {
-                self.w.put(nonce);
+                self.w.put3(head, nonce, tail);
             } else {
-                let n = self.w.len;
-                self.w.put_quoted(nonce);
-                // put_quoted writes the quotes; the fixed text has them already.
-                self.w.strip_quotes_after(n);
+                self.w.put(head);
+                self.w.put_escaped(nonce);
+                self.w.put(tail);
             }
-            self.w.put(tail);
-            if stale {
-                self.w.put(b", stale=true");
-            }
-            self.w.put(b"\r\n");
+            self.w.put(end);
         }
         self
     }
@@ -535,6 +815,61 @@ impl<'b> ResponseBuilder<'b> {
     }
 }
 
+/// The Via lines of a response, written as the request's lines come (RFC 3261 8.2.6.2: every
+/// Via value, in order).
+struct Vias<'v> {
+    /// The request's top Via, parsed already (by [`check_request`](super::check_request)).
+    parsed: Option<Via<'v>>,
+    /// No Via value written yet: the next is the top one, which gets `received` and `rport`.
+    top: bool,
+    /// The request's Via values hold no control byte ([`Headers::is_clean`]).
+    clean: bool,
+    source: SocketAddr,
+}
+
+impl Vias<'_> {
+    /// The values of one Via line, each on its own line.
+    #[inline]
+    fn line(&mut self, w: &mut Writer<'_>, value: &[u8]) {
+        if has_comma(value) {
+            self.list(w, value);
+        } else {
+            // A value without a comma is one element, the value itself: what `elements` gives
+            // for it, read without the list's quote and bracket logic.
+            self.value(w, chars::trim(value));
+        }
+    }
+
+    /// The values of a Via line with a comma, as `elements` gives them.
+    #[inline(never)]
+    fn list(&mut self, w: &mut Writer<'_>, value: &[u8]) {
+        for element in CommaList::new(value) {
+            self.value(w, element);
+        }
+    }
+
+    #[inline(always)]
+    fn value(&mut self, w: &mut Writer<'_>, value: &[u8]) {
+        // Empty elements (`Via: a,,b`) are no Via values; echoing them would forward the defect.
+        if value.is_empty() {
+            return;
+        }
+        if !self.top {
+            w.line(b"Via: ", value, self.clean);
+            return;
+        }
+        self.top = false;
+        match self.parsed.or_else(|| Via::parse(value)) {
+            Some(via) => {
+                w.put(b"Via: ");
+                write_top_via(w, value, &via, self.source, self.clean);
+                w.put(b"\r\n");
+            }
+            None => w.line(b"Via: ", value, self.clean),
+        }
+    }
+}
+
 /// Writes the top Via with `received` and `rport` filled in.
 ///
 /// RFC 3261 18.2.1: "the server MUST add a received parameter to that header field value" when the
@@ -542,7 +877,7 @@ impl<'b> ResponseBuilder<'b> {
 /// value, "the server MUST set the value of the parameter to the source port of the request" and
 /// "MUST insert a received parameter containing the source IP address ... even if it is
 /// identical to the value of the host component".
-fn write_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAddr) {
+fn write_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAddr, clean: bool) {
     let params_raw = via.params.raw();
     // The sent-protocol and sent-by part is everything before the parameters' ';'.
     let head = if params_raw.is_empty() {
@@ -551,14 +886,20 @@ fn write_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAd
         let offset = params_raw.as_ptr() as usize - raw.as_ptr() as usize;
         raw.get(..offset.saturating_sub(1)).unwrap_or(raw)
     };
-    w.put_value(crate::sip::chars::trim_end(head));
+    w.put_echo(chars::trim_end(head), clean);
     // Every parameter but received and rport, as `;p1;p2`: in one piece when the parse found
-    // them so, else one by one.
+    // them so, else one by one. (Parts of a clean `raw` are clean; a `via` parsed from other
+    // bytes than `raw` is written the careful way.)
+    let within = |part: &[u8]| {
+        let (start, end) = (raw.as_ptr() as usize, raw.as_ptr() as usize + raw.len());
+        let p = part.as_ptr() as usize;
+        clean && p >= start && p + part.len() <= end
+    };
     match via.kept_params {
         Some([]) => {}
         Some(kept) => {
             w.put(b";");
-            w.put_value(kept);
+            w.put_echo(kept, within(kept));
         }
         None => {
             for p in via.params.iter() {
@@ -569,7 +910,7 @@ fn write_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAd
                     continue;
                 }
                 w.put(b";");
-                w.put_value(p.raw);
+                w.put_echo(p.raw, within(p.raw));
             }
         }
     }
@@ -601,21 +942,43 @@ fn write_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAd
     }
 }
 
-/// RFC 1123 date, as RFC 3261 20.17 requires: `Sat, 13 Nov 2010 23:29:00 GMT`.
-fn write_http_date(w: &mut Writer<'_>, unix_seconds: u64) {
-    const DAYS: [&[u8]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
-    const MONTHS: [&[u8]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
+/// [`write_http_date`]'s text for a year of four digits (all of 1000 to 9999), which is always
+/// 29 bytes long: filled in a fixed array, to be copied in one piece.
+fn http_date(unix_seconds: u64) -> Option<[u8; 29]> {
     let days = unix_seconds / 86_400;
     let secs = unix_seconds % 86_400;
     let (year, month, day) = civil_from_days(days);
-    w.put(DAYS.get((days % 7) as usize).copied().unwrap_or_default());
+    if !(1000..10_000).contains(&year) {
+        return None;
+    }
+    let digits = |n: u64| [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8];
+    let mut text = *b"Thu, 01 Jan 1970 00:00:00 GMT";
+    text[0..3].copy_from_slice(*DAYS.get((days % 7) as usize)?);
+    text[5..7].copy_from_slice(&digits(day));
+    text[8..11].copy_from_slice(*MONTHS.get(month.wrapping_sub(1) as usize)?);
+    text[12..14].copy_from_slice(&digits(year / 100));
+    text[14..16].copy_from_slice(&digits(year));
+    text[17..19].copy_from_slice(&digits(secs / 3600));
+    text[20..22].copy_from_slice(&digits(secs / 60 % 60));
+    text[23..25].copy_from_slice(&digits(secs % 60));
+    Some(text)
+}
+
+const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+/// RFC 1123 date, as RFC 3261 20.17 requires: `Sat, 13 Nov 2010 23:29:00 GMT`.
+fn write_http_date(w: &mut Writer<'_>, unix_seconds: u64) {
+    let days = unix_seconds / 86_400;
+    let secs = unix_seconds % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    w.put(DAYS.get((days % 7) as usize).map_or(&[][..], |d| &d[..]));
     w.put(b", ");
     put_2(w, day);
     w.put(b" ");
-    w.put(MONTHS.get(month as usize - 1).copied().unwrap_or_default());
+    w.put(MONTHS.get(month as usize - 1).map_or(&[][..], |m| &m[..]));
     w.put(b" ");
     w.put_u64(year);
     w.put(b" ");
@@ -766,18 +1129,22 @@ mod tests {
                 kept_params: None,
                 ..via
             };
-            let (mut a, mut b) = ([0u8; 256], [0u8; 256]);
-            let mut fast_w = Writer::new(&mut a);
-            write_top_via(&mut fast_w, value, &via, source);
-            let n = fast_w.finish().unwrap();
+            // The slow way: the list walked, every part sanitised.
+            let mut b = [0u8; 256];
             let mut slow_w = Writer::new(&mut b);
-            write_top_via(&mut slow_w, value, &slow, source);
+            write_top_via(&mut slow_w, value, &slow, source, false);
             let m = slow_w.finish().unwrap();
-            assert_eq!(
-                String::from_utf8_lossy(&a[..n]),
-                String::from_utf8_lossy(&b[..m]),
-                "{value:?}"
-            );
+            for clean in [false, true] {
+                let mut a = [0u8; 256];
+                let mut fast_w = Writer::new(&mut a);
+                write_top_via(&mut fast_w, value, &via, source, clean);
+                let n = fast_w.finish().unwrap();
+                assert_eq!(
+                    String::from_utf8_lossy(&a[..n]),
+                    String::from_utf8_lossy(&b[..m]),
+                    "{value:?}"
+                );
+            }
         }
     }
 
@@ -865,5 +1232,486 @@ mod tests {
         let mut w = Writer::new(&mut buf);
         w.put(b"hello");
         assert_eq!(w.finish(), Err(Overflow));
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The writer as it was before its fast paths (copies of clean values, words at a time,
+    // tables, one-piece lines): byte by byte, the reference the fast paths must match.
+
+    fn ref_put_value(w: &mut Writer<'_>, v: &[u8]) {
+        let mut start = 0;
+        let mut i = 0;
+        while let Some(&b) = v.get(i) {
+            if b < b' ' && b != b'\t' || b == 0x7f {
+                w.put(v.get(start..i).unwrap_or_default());
+                if b == b'\r' || b == b'\n' {
+                    while matches!(v.get(i + 1), Some(b'\r' | b'\n' | b' ' | b'\t')) {
+                        i += 1;
+                    }
+                    w.put(b" ");
+                }
+                start = i + 1;
+            }
+            i += 1;
+        }
+        w.put(v.get(start..).unwrap_or_default());
+    }
+
+    fn ref_put_quoted(w: &mut Writer<'_>, v: &[u8]) {
+        w.put(b"\"");
+        let mut rest = v;
+        while let Some(i) = rest.iter().position(|&b| b == b'"' || b == b'\\') {
+            ref_put_value(w, &rest[..i]);
+            w.put(&[b'\\', rest[i]]);
+            rest = &rest[i + 1..];
+        }
+        ref_put_value(w, rest);
+        w.put(b"\"");
+    }
+
+    fn ref_put_u64(w: &mut Writer<'_>, n: u64) {
+        w.put(n.to_string().as_bytes());
+    }
+
+    fn ref_put_ip(w: &mut Writer<'_>, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(v4) => {
+                let [a, b, c, d] = v4.octets();
+                ref_put_u64(w, u64::from(a));
+                for octet in [b, c, d] {
+                    w.put(b".");
+                    ref_put_u64(w, u64::from(octet));
+                }
+            }
+            IpAddr::V6(_) => w.put(ip.to_string().as_bytes()),
+        }
+    }
+
+    fn ref_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAddr) {
+        let params_raw = via.params.raw();
+        let head = if params_raw.is_empty() {
+            raw
+        } else {
+            let offset = params_raw.as_ptr() as usize - raw.as_ptr() as usize;
+            raw.get(..offset.saturating_sub(1)).unwrap_or(raw)
+        };
+        ref_put_value(w, chars::trim_end(head));
+        for p in via.params.iter() {
+            let is = |n: &[u8]| p.name.eq_ignore_ascii_case(n);
+            if is(b"received") || is(b"rport") {
+                continue;
+            }
+            w.put(b";");
+            ref_put_value(w, p.raw);
+        }
+        let source_ip = source.ip().to_canonical();
+        let sent_by_is_source = match via.host {
+            Host::Domain(_) => false,
+            host => host.ip().is_some_and(|ip| ip.to_canonical() == source_ip),
+        };
+        let received = if via.rport == Rport::Requested || !sent_by_is_source {
+            Some(source_ip)
+        } else {
+            via.received
+        };
+        if let Some(ip) = received {
+            w.put(b";received=");
+            ref_put_ip(w, ip);
+        }
+        match via.rport {
+            Rport::Requested => {
+                w.put(b";rport=");
+                ref_put_u64(w, u64::from(source.port()));
+            }
+            Rport::Value(port) => {
+                w.put(b";rport=");
+                ref_put_u64(w, u64::from(port));
+            }
+            Rport::Absent => {}
+        }
+    }
+
+    fn ref_start<'b>(
+        buf: &'b mut [u8],
+        code: u16,
+        reason: &str,
+        h: &Headers<'_, '_>,
+        parsed: Option<(Via<'_>, bool)>,
+        source: SocketAddr,
+        to_tag: Option<&[u8]>,
+    ) -> Writer<'b> {
+        let mut w = Writer::new(buf);
+        w.put(b"SIP/2.0 ");
+        ref_put_u64(&mut w, u64::from(code));
+        w.put(b" ");
+        w.put(reason.as_bytes());
+        w.put(b"\r\n");
+        let vias = h.elements(HeaderName::Via).filter(|v| !v.is_empty());
+        for (i, value) in vias.enumerate() {
+            w.put(b"Via: ");
+            let top = match (i, parsed) {
+                (0, Some((via, _))) => Some(via),
+                (0, None) => Via::parse(value),
+                _ => None,
+            };
+            match top {
+                Some(via) => ref_top_via(&mut w, value, &via, source),
+                None => ref_put_value(&mut w, value),
+            }
+            w.put(b"\r\n");
+        }
+        if let Some(from) = h.get(HeaderName::From) {
+            w.put(b"From: ");
+            ref_put_value(&mut w, from.value);
+            w.put(b"\r\n");
+        }
+        if let Some(to) = h.get(HeaderName::To) {
+            w.put(b"To: ");
+            ref_put_value(&mut w, to.value);
+            let has_tag = match parsed {
+                Some((_, tagged)) => tagged,
+                None => NameAddr::parse(to.value).is_none_or(|a| a.tag().is_some()),
+            };
+            if let (false, Some(tag)) = (has_tag, to_tag) {
+                w.put(b";tag=");
+                w.put(tag);
+            }
+            w.put(b"\r\n");
+        }
+        for name in [HeaderName::CallId, HeaderName::CSeq] {
+            if let Some(line) = h.get(name) {
+                w.put(name.as_str().as_bytes());
+                w.put(b": ");
+                ref_put_value(&mut w, line.value);
+                w.put(b"\r\n");
+            }
+        }
+        w
+    }
+
+    fn ref_http_date(w: &mut Writer<'_>, unix_seconds: u64) {
+        let days = unix_seconds / 86_400;
+        let secs = unix_seconds % 86_400;
+        let (year, month, day) = civil_from_days(days);
+        w.put(&DAYS[(days % 7) as usize][..]);
+        w.put(format!(", {day:02} ").as_bytes());
+        w.put(&MONTHS[month as usize - 1][..]);
+        w.put(b" ");
+        ref_put_u64(w, year);
+        let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+        w.put(format!(" {h:02}:{m:02}:{s:02} GMT").as_bytes());
+    }
+
+    /// What the registrar and the benches write after the copied headers, the reference way.
+    fn ref_rest(w: &mut Writer<'_>, nonce: &[u8], contact: (&[u8], &[u8]), date: u64) {
+        for algorithm in ["SHA-256", "MD5"] {
+            w.put(b"WWW-Authenticate: Digest realm=");
+            ref_put_quoted(w, b"ex\"ample.com");
+            w.put(b", nonce=");
+            ref_put_quoted(w, nonce);
+            w.put(b", opaque=");
+            ref_put_quoted(w, b"op");
+            w.put(b", algorithm=");
+            w.put(algorithm.as_bytes());
+            w.put(b", qop=");
+            ref_put_quoted(w, b"auth");
+            w.put(b"\r\n");
+        }
+        w.put(b"Contact: <");
+        ref_put_value(w, contact.0);
+        w.put(b">");
+        let start = w.mark();
+        let valid = Params::header_visit(contact.1, |p| {
+            if !p.name.eq_ignore_ascii_case(b"expires") {
+                w.put(b";");
+                ref_put_value(w, p.raw);
+            }
+            Some(())
+        });
+        if valid.is_none() {
+            w.rewind(start);
+        }
+        w.put(b";expires=");
+        ref_put_u64(w, 7200);
+        w.put(b"\r\nDate: ");
+        ref_http_date(w, date);
+        w.put(b"\r\nServer: ");
+        ref_put_value(w, b"sipreg\t1");
+        w.put(b"\r\nContent-Length: 0\r\n\r\n");
+    }
+
+    /// Request lines from pieces, clean and not (control bytes, folds, commas, quotes), then
+    /// one byte replaced, inserted or removed.
+    fn request_from(lines: &[(usize, Vec<usize>)], edit: Option<(usize, u8, u8)>) -> Vec<u8> {
+        const NAMES: &[&[u8]] = &[
+            b"Via: ",
+            b"v: ",
+            b"From: ",
+            b"f:",
+            b"To: ",
+            b"t: ",
+            b"Call-ID: ",
+            b"i:\t",
+            b"CSeq: ",
+            b"Contact: ",
+            b"X-Other: ",
+            b"Via : ",
+        ];
+        const PIECES: &[&[u8]] = &[
+            b"SIP/2.0/UDP 192.0.2.14:5060",
+            b"SIP/2.0/TCP h.example.com",
+            b";branch=z9hG4bK-1",
+            b";rport",
+            b";rport=7",
+            b";received=192.0.2.99",
+            b";x=\"a,b;c\"",
+            b", ",
+            b",",
+            b"<sip:alice@example.com>",
+            b"\"Al\\\"ice\" <sip:a@b>",
+            b";tag=12ab",
+            b"843817637684230@998sdasdh09",
+            b"1 REGISTER",
+            b"\xc3\xa9",
+            b" ",
+            b"\t",
+            b"\r\n ",
+            b"\x00",
+            b"\x7f",
+            b"\r",
+            b"\x01",
+        ];
+        let mut msg = b"REGISTER sip:example.com SIP/2.0\r\n".to_vec();
+        for (name, value) in lines {
+            msg.extend_from_slice(NAMES[name % NAMES.len()]);
+            for &p in value {
+                // The first fourteen pieces, the clean ones, twice as likely as the others.
+                let p = if p < 28 { p % 14 } else { p % PIECES.len() };
+                msg.extend_from_slice(PIECES[p]);
+            }
+            msg.extend_from_slice(b"\r\n");
+        }
+        msg.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+        if let Some((at, byte, how)) = edit {
+            let at = at % msg.len();
+            match how % 3 {
+                0 => msg[at] = byte,
+                1 => msg.insert(at, byte),
+                _ => {
+                    msg.remove(at);
+                }
+            }
+        }
+        msg
+    }
+
+    /// What a finished writer wrote into `buf`.
+    fn written(result: Result<usize, Overflow>, buf: &[u8]) -> Result<Vec<u8>, Overflow> {
+        result.map(|n| buf[..n].to_vec())
+    }
+
+    const NONCES: &[&[u8]] = &[
+        b"AAAAAGcz4wABAAAAAAAAAQ8r2Yw7mF0aYb3xK1dQ",
+        b"a\"b\\c\x01",
+        b"",
+    ];
+    const CONTACTS: &[(&[u8], &[u8])] = &[
+        (
+            b"sip:a@192.0.2.1:5060",
+            b"+sip.instance=\"<urn:x>\";reg-id=1;expires=5",
+        ),
+        (b"sip:a@\x01h\r\n x", b"q=0.5;;"),
+    ];
+    const DATES: &[u64] = &[
+        0,
+        951_782_400,
+        1_795_000_000,
+        253_402_300_799,
+        253_402_300_800,
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+
+        /// Responses to random requests, through `start` and `start_checked`, with the echoed
+        /// values copied as they are where the framer found them clean or all the careful way,
+        /// and the rest of a 401 and a 200 after them, are the reference writer's bytes; in a
+        /// buffer too small, both overflow.
+        #[test]
+        fn responses_match_the_reference_writer(
+            lines in proptest::collection::vec(
+                (0..12usize, proptest::collection::vec(0..50usize, 0..6)),
+                0..8,
+            ),
+            edit in proptest::option::of((0..4096usize, proptest::prelude::any::<u8>(), 0..3u8)),
+            size in proptest::sample::select(&[2048usize, 400, 160, 40][..]),
+            nonce in proptest::sample::select(NONCES),
+            contact in proptest::sample::select(CONTACTS),
+            date in proptest::sample::select(DATES),
+        ) {
+            let msg = request_from(&lines, edit);
+            let mut storage = [Header::EMPTY; 24];
+            let Ok(crate::sip::Message::Request(req)) =
+                crate::sip::parse_datagram(&msg, &mut storage, &crate::sip::Limits::default())
+            else {
+                return Ok(());
+            };
+            let checked = crate::sip::check_request(&req).ok();
+            let sources: [SocketAddr; 3] = [
+                "192.0.2.14:5060".parse().unwrap(),
+                "198.51.100.7:65535".parse().unwrap(),
+                "[2001:db8::77]:40000".parse().unwrap(),
+            ];
+            let lines = ChallengeLines::new("WWW-Authenticate", b"ex\"ample.com", b"op", &["SHA-256", "MD5"], "auth");
+            for h in [req.headers, req.headers.careful()] {
+                for source in sources {
+                    for to_tag in [None, Some(&b"sr1"[..])] {
+                        for parsed in [None, checked.as_ref().map(|e| (e.via, e.to.tag().is_some()))] {
+                            let (mut a, mut b) = (vec![0u8; size], vec![0u8; size]);
+                            let mut r = match (parsed, checked.as_ref()) {
+                                (Some(_), Some(e)) => ResponseBuilder::start_checked(&mut a, 401, "Unauthorized", &h, e, source, to_tag),
+                                _ => ResponseBuilder::start(&mut a, 401, "Unauthorized", &h, source, to_tag),
+                            };
+                            r.challenges(&lines, nonce, false)
+                                .contact(contact.0, contact.1, 7200)
+                                .date(date)
+                                .server("sipreg\t1");
+                            let new = r.finish().map(|n| a[..n].to_vec());
+                            let mut w = ref_start(&mut b, 401, "Unauthorized", &h, parsed, source, to_tag);
+                            ref_rest(&mut w, nonce, contact, date);
+                            let reference = w.finish();
+                            let reference = written(reference, &b);
+                            proptest::prop_assert_eq!(
+                                new.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()),
+                                reference.as_ref().map(|v| String::from_utf8_lossy(v).into_owned())
+                            );
+                            proptest::prop_assert_eq!(new, reference);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The word scans stop where a byte-by-byte search does, whatever the length and wherever
+    /// the first and a second stop byte are (words, the overlapping tail word, the halves form
+    /// and single bytes).
+    #[test]
+    fn prefix_scans_agree_with_bytes() {
+        let stops = [0u8, b'\t', b'\r', b'\n', 0x1f, 0x7f, b'"', b'\\'];
+        let filler = [b'a', b' ', 0x80, 0xff, b'~', b'!', 0x9f, b'#', b'[', b']'];
+        let ctl = |b: u8| b < b' ' || b == 0x7f;
+        for len in 0..50 {
+            let base: Vec<u8> = (0..len).map(|i| filler[i % filler.len()]).collect();
+            assert_eq!(clean_prefix(&base), len);
+            assert_eq!(quoted_prefix(&base), len);
+            assert!(!has_comma(&base));
+            for first in 0..len {
+                for second in first..len {
+                    for (&a, &b) in stops.iter().zip(stops.iter().rev()) {
+                        let mut v = base.clone();
+                        v[second] = b;
+                        v[first] = a;
+                        let clean = v.iter().position(|&c| ctl(c)).unwrap_or(len);
+                        let quoted = v
+                            .iter()
+                            .position(|&c| ctl(c) || c == b'"' || c == b'\\')
+                            .unwrap_or(len);
+                        assert_eq!(clean_prefix(&v), clean, "{v:?}");
+                        assert_eq!(quoted_prefix(&v), quoted, "{v:?}");
+                        v[first] = b',';
+                        assert!(has_comma(&v), "{v:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The inline copy is `copy_from_slice` at every length.
+    #[test]
+    fn copies_of_every_length() {
+        let src: Vec<u8> = (0..80u8).collect();
+        for len in 0..80 {
+            let mut dst = vec![0xaa; len + 2];
+            copy(&mut dst[1..=len], &src[..len]);
+            assert_eq!(&dst[1..=len], &src[..len]);
+            assert_eq!((dst[0], dst[len + 1]), (0xaa, 0xaa), "{len}");
+        }
+    }
+
+    /// Numbers, addresses and dates, the fast ways, in buffers of every size around what they
+    /// need: the reference bytes when they fit, an overflow when they do not.
+    #[test]
+    fn numbers_addresses_and_dates_match_the_reference() {
+        let mut numbers: Vec<u64> = (0..1100)
+            .chain([9999, 10_000, 65_535, 99_999, 100_000, 123_456, u64::MAX])
+            .collect();
+        numbers.extend((0..64).map(|i| 1u64 << i));
+        let mut ips: Vec<IpAddr> = (0..=255u8)
+            .flat_map(|o| {
+                [
+                    [o, 0, 0, 0],
+                    [0, o, 9, 99],
+                    [255, 255, o, 100],
+                    [1, 2, 3, o],
+                ]
+            })
+            .map(IpAddr::from)
+            .collect();
+        ips.extend(["2001:db8::1", "::ffff:1.2.3.4", "::"].map(|s| s.parse::<IpAddr>().unwrap()));
+        let dates = [
+            0,
+            951_782_400,
+            1_289_690_940,
+            1_795_000_000,
+            253_402_300_799,
+            253_402_300_800,
+            u64::MAX,
+        ];
+        let check = |fast: &dyn Fn(&mut Writer<'_>), slow: &dyn Fn(&mut Writer<'_>)| {
+            for size in 0..48 {
+                for offset in [0, 3] {
+                    let (mut a, mut b) = (vec![0u8; size + offset], vec![0u8; size + offset]);
+                    let mut w = Writer::new(&mut a);
+                    w.put(&b"xyz"[..offset]);
+                    fast(&mut w);
+                    let fast_out = w.finish();
+                    let fast_out = written(fast_out, &a);
+                    let mut w = Writer::new(&mut b);
+                    w.put(&b"xyz"[..offset]);
+                    slow(&mut w);
+                    let slow_out = w.finish();
+                    assert_eq!(fast_out, written(slow_out, &b), "size {size}");
+                }
+            }
+        };
+        for n in numbers {
+            check(&|w| w.put_u64(n), &|w| ref_put_u64(w, n));
+        }
+        for ip in ips {
+            check(&|w| w.put_ip(ip), &|w| ref_put_ip(w, ip));
+        }
+        for date in dates {
+            let fast = |w: &mut Writer<'_>| match http_date(date) {
+                Some(text) => w.put(&text),
+                None => write_http_date(w, date),
+            };
+            check(&fast, &|w| ref_http_date(w, date));
+            assert_eq!(
+                http_date(date).is_some(),
+                (253_402_300_800 > date),
+                "{date}"
+            );
+        }
+        // Every day for 30 years, a second before midnight.
+        for day in 0..11_000u64 {
+            let t = day * 86_400 + 86_399;
+            let (mut a, mut b) = ([0u8; 64], [0u8; 64]);
+            let mut w = Writer::new(&mut b);
+            ref_http_date(&mut w, t);
+            let n = w.finish().unwrap();
+            a[..29].copy_from_slice(&http_date(t).unwrap());
+            assert_eq!(&a[..29], &b[..n]);
+        }
     }
 }
