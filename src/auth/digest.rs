@@ -16,6 +16,8 @@ use core::fmt;
 use md5::Md5;
 use sha2::{Digest, Sha256, Sha512_256};
 
+use super::md5_block;
+use crate::sip::auth::same_bytes;
 use crate::sip::{DigestResponse, Quoted};
 
 /// A digest algorithm (RFC 7616 3.3 `algorithm`, RFC 8760 for SHA-512-256).
@@ -33,16 +35,18 @@ impl Algorithm {
     /// The algorithm named by an `algorithm` token, case-insensitively. `-sess` variants and
     /// unknown names are `None`.
     pub fn from_token(token: &[u8]) -> Option<Algorithm> {
-        // The names differ in length, so the length picks the one candidate to compare.
-        let alg = match token.len() {
-            3 => Algorithm::Md5,
-            7 => Algorithm::Sha256,
-            11 => Algorithm::Sha512_256,
-            _ => return None,
+        // The names differ in length, so the length picks the one candidate, compared a word at
+        // a time (two overlapping words for the longest), letters folded (see `Folded`).
+        const MD5: Folded = Folded::new(b"MD5");
+        const SHA256: Folded = Folded::new(b"SHA-256");
+        const SHA512_256: [Folded; 2] = Folded::ends(b"SHA-512-256");
+        let found = match token.len() {
+            3 => MD5.matches(token).then_some(Algorithm::Md5),
+            7 => SHA256.matches(token).then_some(Algorithm::Sha256),
+            11 => Folded::both(&SHA512_256, token).then_some(Algorithm::Sha512_256),
+            _ => None,
         };
-        token
-            .eq_ignore_ascii_case(alg.name().as_bytes())
-            .then_some(alg)
+        found
     }
 
     /// The algorithm a response was computed with.
@@ -121,10 +125,122 @@ static HEX_VALUES: [u8; 256] = {
 };
 const NOT_HEX: u8 = 0xff;
 
-/// Writes `raw` as lowercase hex into the front of `out` (which holds at least twice its bytes).
+/// A name of at most eight bytes, for a case-insensitive compare in one word: ORing `fold` into
+/// the received bytes lowercases the letter positions only (a byte ORed with 0x20 lands on a
+/// lowercase letter only if it was that letter in either case), and every other byte (`-`,
+/// digits) is compared exactly.
+#[derive(Clone, Copy)]
+struct Folded {
+    /// The name lowercased, little-endian, unused bytes zero.
+    lower: u64,
+    /// 0x20 at each letter position.
+    fold: u64,
+    len: usize,
+}
+
+impl Folded {
+    const fn new(name: &[u8]) -> Folded {
+        let (mut lower, mut fold, mut i) = (0u64, 0u64, 0);
+        while i < name.len() && i < 8 {
+            let b = name[i];
+            lower |= (b.to_ascii_lowercase() as u64) << (8 * i);
+            if b.is_ascii_alphabetic() {
+                fold |= 0x20 << (8 * i);
+            }
+            i += 1;
+        }
+        Folded {
+            lower,
+            fold,
+            len: name.len(),
+        }
+    }
+
+    /// The first and the last eight bytes of a name of 9 to 16 bytes (they overlap).
+    const fn ends(name: &[u8]) -> [Folded; 2] {
+        let (_, last) = name.split_at(name.len() - 8);
+        [Folded::new(name), Folded::new(last)]
+    }
+
+    /// Whether `text` (exactly as long as the name) is the name in any letter case.
+    #[inline(always)]
+    fn matches(&self, text: &[u8]) -> bool {
+        text.len() == self.len && (load_le(text) | self.fold) == self.lower
+    }
+
+    /// [`Folded::matches`] for a name given by its [`Folded::ends`].
+    #[inline(always)]
+    fn both([first, last]: &[Folded; 2], text: &[u8]) -> bool {
+        let (Some(head), Some(tail)) = (text.first_chunk::<8>(), text.last_chunk::<8>()) else {
+            return false;
+        };
+        (u64::from_le_bytes(*head) | first.fold) == first.lower
+            && (u64::from_le_bytes(*tail) | last.fold) == last.lower
+    }
+}
+
+/// Up to the first eight bytes of `s`, little-endian, unused bytes zero: whole words where they
+/// fit (overlapping halves for 4 to 7 bytes), so no byte loop.
+#[inline(always)]
+fn load_le(s: &[u8]) -> u64 {
+    let n = s.len();
+    if let Some(w) = s.first_chunk::<8>() {
+        return u64::from_le_bytes(*w);
+    }
+    if let (Some(lo), Some(hi)) = (s.first_chunk::<4>(), s.last_chunk::<4>()) {
+        let (lo, hi) = (u32::from_le_bytes(*lo), u32::from_le_bytes(*hi));
+        // `hi` covers bytes n-4..n: shifted into place, its overlap with `lo` is the same bytes.
+        return u64::from(lo) | u64::from(hi) << (8 * (n - 4));
+    }
+    s.iter()
+        .rev()
+        .fold(0u64, |w, &b| w << 8 | u64::from(b))
+}
+
+const LOW_NIBBLES: u64 = 0x000f_000f_000f_000f;
+const BYTES: u64 = 0x0101_0101_0101_0101;
+
+/// Four bytes as eight lowercase hex digits, little-endian in a word (the digits of `raw[0]`
+/// first): the nibbles spread one to a byte, then `'0' + n`, plus 39 for those above 9 (`'a'` is
+/// `'0' + 49`). No table and no branch.
+#[inline(always)]
+fn hex_word(raw: [u8; 4]) -> u64 {
+    let x = u64::from(u32::from_le_bytes(raw));
+    // Byte i of the input to bits 16i..16i+8.
+    let x = (x | x << 16) & 0x0000_ffff_0000_ffff;
+    let x = (x | x << 8) & 0x00ff_00ff_00ff_00ff;
+    // The high nibble first in the text: it goes to the lower byte of each pair.
+    let n = (x >> 4) & LOW_NIBBLES | (x & LOW_NIBBLES) << 8;
+    // 1 in each byte holding 10 or more (n + 6 carries into bit 4); no carry crosses a byte.
+    let letters = ((n + 6 * BYTES) >> 4) & BYTES;
+    n + 0x30 * BYTES + letters * 39
+}
+
+/// The word with every `A`-`Z` byte lowercased, every other byte unchanged (what
+/// `to_ascii_lowercase` does to each byte).
+#[inline(always)]
+fn lowercase_word(w: u64) -> u64 {
+    const HIGHS: u64 = 0x80 * BYTES;
+    let low7 = w & !HIGHS;
+    // Bit 7 of each byte: at least `A`, and above `Z`; the additions stay within the byte.
+    let from_a = low7 + (0x80 - u64::from(b'A')) * BYTES;
+    let past_z = low7 + (0x80 - u64::from(b'Z') - 1) * BYTES;
+    let upper = from_a & !past_z & !w & HIGHS;
+    w | upper >> 2
+}
+
+/// Writes `raw` as lowercase hex into the front of `out` (which holds at least twice its bytes):
+/// four bytes a word with [`hex_word`], the rest (if `raw` is not a multiple of four) from the
+/// table.
 #[inline(always)]
 fn encode_hex(raw: &[u8], out: &mut [u8]) {
-    for (pair, &b) in out.chunks_exact_mut(2).zip(raw) {
+    let (words, rest) = raw.as_chunks::<4>();
+    let (outs, _) = out.as_chunks_mut::<8>();
+    for (o, w) in outs.iter_mut().zip(words) {
+        *o = hex_word(*w).to_le_bytes();
+    }
+    let tail = out.get_mut(words.len() * 8..).unwrap_or_default();
+    for (pair, &b) in tail.chunks_exact_mut(2).zip(rest) {
         pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
     }
 }
@@ -233,6 +349,37 @@ impl Hasher {
     }
 }
 
+/// Copies `src` into `dst` (of the same length) a word at a time, and tells whether `src` holds a
+/// backslash. The last word of a value of eight bytes or more overlaps the one before; shorter
+/// values go byte by byte.
+#[inline(always)]
+fn copy_finding_backslash(dst: &mut [u8], src: &[u8]) -> bool {
+    const BACKSLASHES: u64 = BYTES * b'\\' as u64;
+    // A byte of `x` is zero exactly when the lowest flag of `(x - ONES) & !x & HIGHS` is set at
+    // or below it; any flag at all means some byte is zero.
+    let zero_byte = |x: u64| x.wrapping_sub(BYTES) & !x & (0x80 * BYTES);
+    let mut found = 0u64;
+    if let (Some(d_last), Some(s_last)) = (dst.last_chunk_mut::<8>(), src.last_chunk::<8>()) {
+        let w = u64::from_le_bytes(*s_last);
+        found |= zero_byte(w ^ BACKSLASHES);
+        *d_last = *s_last;
+        let (d_words, _) = dst.as_chunks_mut::<8>();
+        let (s_words, _) = src.as_chunks::<8>();
+        for (d, s) in d_words.iter_mut().zip(s_words) {
+            let w = u64::from_le_bytes(*s);
+            found |= zero_byte(w ^ BACKSLASHES);
+            *d = *s;
+        }
+        return found != 0;
+    }
+    let mut any = false;
+    for (d, &b) in dst.iter_mut().zip(src) {
+        any |= b == b'\\';
+        *d = b;
+    }
+    any
+}
+
 /// Room for a digest input on the stack: the largest the registrar hashes in practice, a
 /// SHA-256 KD (two 64-digit hashes, a 44-character nonce, a cnonce, nc and qop), with margin.
 const INPUT_LEN: usize = 384;
@@ -305,22 +452,61 @@ impl Input {
     }
 
     /// `unq(value)`: the quoted-string content with quoted-pairs resolved.
+    ///
+    /// Copied a word at a time while the same words are searched for a backslash, so the usual
+    /// value (no quoted-pair) is read once, and without a call to `memcpy`.
     #[inline(always)]
     fn put_quoted(&mut self, q: Quoted<'_>) -> &mut Input {
-        match q.plain() {
-            Some(plain) => self.put(plain),
+        let (at, src) = (self.len, q.0);
+        if let Some(room) = self.buf.get_mut(at..at + src.len()) {
+            if !copy_finding_backslash(room, src) {
+                self.len = at + src.len();
+                return self;
+            }
+            // A quoted-pair: undo the copy, so every byte past `len` is zero again.
+            room.fill(0);
+        }
+        self.put_chunks(q)
+    }
+
+    /// [`Input::put_quoted`] for a value with quoted-pairs, or too long for the buffer.
+    #[cold]
+    fn put_chunks(&mut self, q: Quoted<'_>) -> &mut Input {
+        for chunk in q.chunks() {
+            self.put(chunk);
+        }
+        self
+    }
+
+    /// A digest as hex text (64 digits at most): a fixed-size copy, not a `memcpy` call.
+    #[inline(always)]
+    fn put_hex_text(&mut self, hex: &Hex) -> &mut Input {
+        let n = usize::from(hex.len);
+        match self.room(n) {
+            Some(room) => match (room.first_chunk_mut::<32>(), hex.buf.first_chunk::<32>()) {
+                (Some(r), Some(h)) if n == 32 => *r = *h,
+                _ => room.copy_from_slice(hex.buf.get(..n).unwrap_or_default()),
+            },
             None => {
-                for chunk in q.chunks() {
-                    self.put(chunk);
+                if let Some(h) = self.spilled.as_mut() {
+                    h.put(hex.as_bytes());
                 }
-                self
             }
         }
+        self
     }
 
     /// The digest of everything put. Takes the input by reference: moving it would copy the
     /// whole buffer.
     fn finish(&mut self) -> Raw {
+        if self.alg == Algorithm::Md5 && self.spilled.is_none() {
+            // Never spilled, so every byte past `len` is still zero: MD5 pads in place.
+            if let Some(d) = md5_block::digest_in_place(&mut self.buf, self.len) {
+                let mut raw = [0; 32];
+                raw[..16].copy_from_slice(&d);
+                return raw;
+            }
+        }
         let data = self.buf.get(..self.len).unwrap_or_default();
         match self.spilled.take() {
             None => hash(self.alg, data),
@@ -466,10 +652,12 @@ fn response(
     }
     let nonce = resp.nonce?;
     let uri = resp.uri?;
+    const AUTH: Folded = Folded::new(b"auth");
+    const AUTH_INT: Folded = Folded::new(b"auth-int");
     let qop = match resp.qop {
         None => None,
-        Some(q) if q.eq_ignore_ascii_case(b"auth") => Some(Qop::Auth),
-        Some(q) if q.eq_ignore_ascii_case(b"auth-int") => Some(Qop::AuthInt),
+        Some(q) if AUTH.matches(q) => Some(Qop::Auth),
+        Some(q) if AUTH_INT.matches(q) => Some(Qop::AuthInt),
         Some(_) => return None,
     };
 
@@ -480,7 +668,7 @@ fn response(
         .then(|| {
             known
                 .iter()
-                .find(|k| k.alg == alg && *k.method == *method && *k.uri == *uri.0)
+                .find(|k| k.alg == alg && same_bytes(&k.method, method) && same_bytes(&k.uri, uri.0))
         })
         .flatten();
     let ha2 = match precomputed {
@@ -497,22 +685,23 @@ fn response(
 
     let mut kd = Input::new(alg);
     kd.put_hex(ha1.raw()).put(b":").put_quoted(nonce);
-    if qop.is_some() {
+    if let Some(qop) = qop {
         // RFC 7616 3.4.1: response = KD(H(A1), unq(nonce) ":" nc ":" unq(cnonce) ":" unq(qop)
         // ":" H(A2)). The nc is 8LHEX on the wire; the parser kept its value, so write it back
         // the way RFC 2617 3.2.2 defines it: "8LHEX", lowercase.
         let nc = resp.nc?.to_be_bytes();
         let (cnonce, qop_text) = (resp.cnonce?, resp.qop?);
-        kd.put(b":")
-            .put_hex(&nc)
-            .put(b":")
-            .put_quoted(cnonce)
-            .put(b":")
-            .put(qop_text);
+        kd.put(b":").put_hex(&nc).put(b":").put_quoted(cnonce).put(b":");
+        // The qop as received (its case may differ), of a length known from which one it is.
+        match (qop, qop_text.first_chunk::<4>(), qop_text.first_chunk::<8>()) {
+            (Qop::Auth, Some(text), _) => kd.put(text),
+            (Qop::AuthInt, _, Some(text)) => kd.put(text),
+            _ => kd.put(qop_text),
+        };
     }
     // Without qop, RFC 2617 3.2.2.1 keeps RFC 2069 compatibility:
     // request-digest = KD(H(A1), unq(nonce-value) ":" H(A2)).
-    kd.put(b":").put(ha2.as_bytes());
+    kd.put(b":").put_hex_text(&ha2);
     Some(kd.finish())
 }
 
@@ -542,20 +731,25 @@ pub fn verify_with(
     let Some(expected) = response(ha1, method, resp, body, known) else {
         return false;
     };
-    let expected = Hex::encode(expected.get(..ha1.alg.raw_len()).unwrap_or_default());
+    let raw = expected.get(..ha1.alg.raw_len()).unwrap_or_default();
     // The length is public (it follows from the algorithm), so returning early leaks nothing.
-    if got.len() != expected.as_bytes().len() {
+    if got.len() != raw.len() * 2 {
         return false;
     }
-    // Lowercase the client's digits: the input is public, only the expected value is secret.
-    let mut lower = [0u8; 64];
-    for (l, g) in lower.iter_mut().zip(got) {
-        *l = g.to_ascii_lowercase();
-    }
-    ct_eq(
-        lower.get(..got.len()).unwrap_or_default(),
-        expected.as_bytes(),
-    )
+    hex_eq(got, raw)
+}
+
+/// Whether `text` is `raw` in hex, digits in either case, in time that depends on the length
+/// only. Eight digits at a time: the client's lowercased (its input is public), the expected
+/// ones encoded from `raw` (the secret), their difference accumulated without an early exit.
+/// `text` is exactly twice as long as `raw`, a multiple of four bytes.
+fn hex_eq(text: &[u8], raw: &[u8]) -> bool {
+    let (texts, _) = text.as_chunks::<8>();
+    let (raws, _) = raw.as_chunks::<4>();
+    let diff = texts.iter().zip(raws).fold(0u64, |acc, (t, r)| {
+        acc | (lowercase_word(u64::from_le_bytes(*t)) ^ hex_word(*r))
+    });
+    core::hint::black_box(diff) == 0
 }
 
 /// Equality whose time depends on the length only, not on where the bytes differ.

@@ -14,6 +14,7 @@ use core::hash::{Hash, Hasher};
 use hashbrown::{Equivalent, HashMap};
 
 use super::digest::{Algorithm, Ha1, KnownA2, verify_with};
+use crate::sip::auth::same_bytes;
 use crate::sip::{DigestResponse, Quoted};
 
 /// Longest username with quoted-pairs we unescape (on the stack) for a lookup; a longer one is
@@ -47,7 +48,7 @@ struct UserRef<'a> {
 
 impl Equivalent<UserKey> for UserRef<'_> {
     fn equivalent(&self, key: &UserKey) -> bool {
-        *key.username == *self.username && *key.realm == *self.realm
+        same_bytes(&key.username, self.username) && same_bytes(&key.realm, self.realm)
     }
 }
 
