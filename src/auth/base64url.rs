@@ -92,6 +92,18 @@ pub fn decode(input: &[u8], out: &mut [u8]) -> Option<usize> {
     Some(len)
 }
 
+/// Writes the four characters of each 24-bit group (its low 24 bits) into `out`, as many groups
+/// as both hold: what [`encode`] writes for the same bytes, three to a group, without laying the
+/// bytes out first.
+#[inline]
+pub fn encode_groups(groups: &[u32], out: &mut [u8]) {
+    let enc = |n: u32| ALPHABET[n as usize & 63];
+    let (chars, _) = out.as_chunks_mut::<4>();
+    for (c, &n) in chars.iter_mut().zip(groups) {
+        *c = [enc(n >> 18), enc(n >> 12), enc(n >> 6), enc(n)];
+    }
+}
+
 /// The 24-bit values of `input` read as exactly `G` groups of four characters (so no tail and
 /// no unused bits: the canonical encoding of `3 * G` bytes); `None` for another length or a
 /// character outside the alphabet. Decodes like [`decode`], without writing the bytes out.
@@ -179,6 +191,15 @@ mod tests {
                     "{c:#x} at {at}"
                 );
             }
+        }
+        for window in all.windows(6) {
+            let groups = [0, 3].map(|k| {
+                u32::from(window[k]) << 16 | u32::from(window[k + 1]) << 8 | u32::from(window[k + 2])
+            });
+            let (mut by_groups, mut by_bytes) = ([0u8; 8], [0u8; 8]);
+            encode_groups(&groups, &mut by_groups);
+            encode(window, &mut by_bytes).unwrap();
+            assert_eq!(by_groups, by_bytes);
         }
         assert!(decode_groups::<2>(b"Zm9vYmF").is_none());
         assert!(decode_groups::<2>(b"Zm9vYmFyZg").is_none());

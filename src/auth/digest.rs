@@ -4,7 +4,12 @@
 //! What it does: names the supported algorithms, computes and parses HA1 (the stored
 //! password-equivalent), computes the `response` a client should send and checks a received one
 //! in constant time, without touching the heap. Each hash input (A1, A2, the KD string) is
-//! written once into a stack buffer, hex digits from a table, and hashed in one call.
+//! written once into a stack buffer (hex digits eight at a time from word arithmetic, quoted
+//! values copied a word at a time while they are searched for quoted-pairs) and hashed in one
+//! call; MD5, the algorithm phones use, pads in that buffer and runs our own block function
+//! (`md5_block`). The received response is compared eight digits at a time, the
+//! client's lowercased and the expected ones encoded, the difference accumulated without an
+//! early exit.
 //!
 //! What it does not do: decide whether the nonce is genuine or fresh ([`super::nonce`]), whether
 //! the nonce-count is a replay ([`super::nc`]), find the user ([`super::users`]), or compare the
@@ -40,13 +45,12 @@ impl Algorithm {
         const MD5: Folded = Folded::new(b"MD5");
         const SHA256: Folded = Folded::new(b"SHA-256");
         const SHA512_256: [Folded; 2] = Folded::ends(b"SHA-512-256");
-        let found = match token.len() {
+        match token.len() {
             3 => MD5.matches(token).then_some(Algorithm::Md5),
             7 => SHA256.matches(token).then_some(Algorithm::Sha256),
             11 => Folded::both(&SHA512_256, token).then_some(Algorithm::Sha512_256),
             _ => None,
-        };
-        found
+        }
     }
 
     /// The algorithm a response was computed with.
@@ -192,9 +196,7 @@ fn load_le(s: &[u8]) -> u64 {
         // `hi` covers bytes n-4..n: shifted into place, its overlap with `lo` is the same bytes.
         return u64::from(lo) | u64::from(hi) << (8 * (n - 4));
     }
-    s.iter()
-        .rev()
-        .fold(0u64, |w, &b| w << 8 | u64::from(b))
+    s.iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b))
 }
 
 const LOW_NIBBLES: u64 = 0x000f_000f_000f_000f;
@@ -408,14 +410,15 @@ impl Input {
     /// The next `n` free bytes of the buffer, making room first if they are not free.
     #[inline(always)]
     fn room(&mut self, n: usize) -> Option<&mut [u8]> {
-        let (at, end) = (self.len, self.len + n);
-        if end > INPUT_LEN {
+        let at = self.len;
+        // `checked_add`, not `+`: with `at <= end` known, the slice below needs no second check.
+        let Some(end) = at.checked_add(n).filter(|&end| end <= INPUT_LEN) else {
             self.spill();
             // Longer than the whole buffer: `None`, and the caller hashes it directly.
             let room = self.buf.get_mut(..n)?;
             self.len = n;
             return Some(room);
-        }
+        };
         self.len = end;
         self.buf.get_mut(at..end)
     }
@@ -666,9 +669,9 @@ fn response(
     // "auth-int", then A2 is: A2 = Method ":" digest-uri-value ":" H(entity-body)".
     let precomputed = (qop != Some(Qop::AuthInt))
         .then(|| {
-            known
-                .iter()
-                .find(|k| k.alg == alg && same_bytes(&k.method, method) && same_bytes(&k.uri, uri.0))
+            known.iter().find(|k| {
+                k.alg == alg && same_bytes(&k.method, method) && same_bytes(&k.uri, uri.0)
+            })
         })
         .flatten();
     let ha2 = match precomputed {
@@ -691,9 +694,17 @@ fn response(
         // the way RFC 2617 3.2.2 defines it: "8LHEX", lowercase.
         let nc = resp.nc?.to_be_bytes();
         let (cnonce, qop_text) = (resp.cnonce?, resp.qop?);
-        kd.put(b":").put_hex(&nc).put(b":").put_quoted(cnonce).put(b":");
+        kd.put(b":")
+            .put_hex(&nc)
+            .put(b":")
+            .put_quoted(cnonce)
+            .put(b":");
         // The qop as received (its case may differ), of a length known from which one it is.
-        match (qop, qop_text.first_chunk::<4>(), qop_text.first_chunk::<8>()) {
+        match (
+            qop,
+            qop_text.first_chunk::<4>(),
+            qop_text.first_chunk::<8>(),
+        ) {
             (Qop::Auth, Some(text), _) => kd.put(text),
             (Qop::AuthInt, _, Some(text)) => kd.put(text),
             _ => kd.put(qop_text),
@@ -1004,6 +1015,181 @@ mod tests {
         assert!(verify(&ha1, b"REGISTER", &digest(header.as_bytes()), b""));
     }
 
+    /// Quoted-pairs anywhere in a nonce or cnonce of every length up to a few words: the copy
+    /// made before the backslash is found is undone, and the digest is that of the unescaped
+    /// text, for every algorithm (MD5 pads in place over the bytes that copy touched).
+    #[test]
+    fn quoted_pairs_at_every_position() {
+        for alg in Algorithm::ALL {
+            let h = |s: &[u8]| hash_hex(alg, s).to_string();
+            let ha1 = Ha1::from_password(alg, b"bob", b"example.com", b"pw");
+            let ha2 = h(b"REGISTER:sip:example.com");
+            for len in 1..40 {
+                for at in 0..len {
+                    let mut escaped = "x".repeat(len);
+                    escaped.replace_range(at..at + 1, "\\\"");
+                    let plain = escaped.replace("\\\"", "\"");
+                    let want = h(
+                        format!("{}:{plain}:00000001:{plain}:auth:{ha2}", ha1.to_hex()).as_bytes(),
+                    );
+                    let header = format!(
+                        "Digest username=\"bob\", realm=\"example.com\", uri=\"sip:example.com\", \
+                         algorithm={alg}, nonce=\"{escaped}\", nc=00000001, cnonce=\"{escaped}\", \
+                         qop=auth, response=\"{want}\""
+                    );
+                    assert!(
+                        verify(&ha1, b"REGISTER", &digest(header.as_bytes()), b""),
+                        "{alg} {len} {at}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The word-at-a-time copy against `copy_from_slice` and `contains`.
+    #[test]
+    fn copy_finding_backslash_agrees() {
+        for len in 0..40 {
+            let clean: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let mut cases = vec![clean.clone()];
+            for at in 0..len {
+                let mut v = clean.clone();
+                v[at] = b'\\';
+                cases.push(v);
+            }
+            for src in cases {
+                let mut dst = vec![0u8; len];
+                let found = copy_finding_backslash(&mut dst, &src);
+                assert_eq!(dst, src);
+                assert_eq!(found, src.contains(&b'\\'), "{src:?}");
+            }
+        }
+    }
+
+    /// Algorithm and qop names against `eq_ignore_ascii_case`: every spelling in any letter
+    /// case, and every single-byte change of each (the bytes that fold onto a letter or onto
+    /// `-` and the digits among them).
+    #[test]
+    fn folded_names_agree_with_eq_ignore_ascii_case() {
+        let names: [&[u8]; 5] = [b"MD5", b"SHA-256", b"SHA-512-256", b"auth", b"auth-int"];
+        let matches = |name: &[u8], text: &[u8]| match name.len() {
+            11 => Algorithm::from_token(text) == Some(Algorithm::Sha512_256),
+            _ => Folded::new(name).matches(text),
+        };
+        for name in names {
+            // Every letter-case combination.
+            let letters: Vec<usize> = (0..name.len())
+                .filter(|&i| name[i].is_ascii_alphabetic())
+                .collect();
+            for mask in 0..1u32 << letters.len() {
+                let mut text = name.to_vec();
+                for (bit, &i) in letters.iter().enumerate() {
+                    if mask & 1 << bit != 0 {
+                        text[i] = text[i].to_ascii_lowercase();
+                    }
+                }
+                assert!(matches(name, &text), "{:?}", String::from_utf8_lossy(&text));
+            }
+            // Every byte value at every position.
+            for at in 0..name.len() {
+                for b in 0..=255u8 {
+                    let mut text = name.to_vec();
+                    text[at] = b;
+                    assert_eq!(
+                        matches(name, &text),
+                        text.eq_ignore_ascii_case(name),
+                        "{name:?} with {b:#x} at {at}"
+                    );
+                }
+            }
+            // Shorter and longer.
+            assert!(!matches(name, &name[..name.len() - 1]));
+            assert!(!matches(name, &[name, b"x"].concat()));
+        }
+        for (token, alg) in [
+            (&b"md5"[..], Algorithm::Md5),
+            (b"sha-256", Algorithm::Sha256),
+            (b"Sha-512-256", Algorithm::Sha512_256),
+        ] {
+            assert_eq!(Algorithm::from_token(token), Some(alg));
+        }
+        // Same lengths, other names.
+        for token in [
+            &b"SHA"[..],
+            b"MD5-ses",
+            b"SHA-256-ses",
+            b"SHA-512/256",
+            b"SHA_256",
+        ] {
+            assert_eq!(Algorithm::from_token(token), None, "{token:?}");
+        }
+    }
+
+    /// The word helpers against their byte-at-a-time definitions, every byte value in every
+    /// position of the word.
+    #[test]
+    fn word_helpers_agree_with_bytes() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                let mut bytes = *b"0aZ9-fA_";
+                bytes[at] = b;
+                let lower = lowercase_word(u64::from_le_bytes(bytes)).to_le_bytes();
+                assert_eq!(
+                    lower,
+                    bytes.map(|c| c.to_ascii_lowercase()),
+                    "{b:#x} at {at}"
+                );
+            }
+            for at in 0..4 {
+                let mut raw = [0x00, 0x9f, 0xa0, 0xff];
+                raw[at] = b;
+                let text: String = raw.iter().map(|r| format!("{r:02x}")).collect();
+                assert_eq!(
+                    &hex_word(raw).to_le_bytes(),
+                    text.as_bytes(),
+                    "{b:#x} at {at}"
+                );
+            }
+        }
+        for len in 0..12 {
+            let bytes: Vec<u8> = (1..=len as u8).collect();
+            let want = bytes.iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b));
+            assert_eq!(load_le(&bytes), want & low_bytes(len), "{len}");
+        }
+    }
+
+    fn low_bytes(n: usize) -> u64 {
+        if n >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * n)) - 1
+        }
+    }
+
+    /// The response comparison against lowercasing and comparing bytes: equal, one digit off,
+    /// either case, and the bytes that OR 0x20 would wrongly fold onto a digit or a letter.
+    #[test]
+    fn hex_eq_agrees_with_bytes() {
+        let raw: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
+        for len in [16, 32] {
+            let raw = &raw[..len];
+            let good: Vec<u8> = raw
+                .iter()
+                .flat_map(|b| format!("{b:02x}").into_bytes())
+                .collect();
+            assert!(hex_eq(&good, raw));
+            assert!(hex_eq(&good.to_ascii_uppercase(), raw));
+            for at in 0..good.len() {
+                for b in 0..=255u8 {
+                    let mut text = good.clone();
+                    text[at] = b;
+                    let want = text.to_ascii_lowercase() == good;
+                    assert_eq!(hex_eq(&text, raw), want, "{b:#x} at {at}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn incomplete_responses_fail() {
         let ha1 = Ha1::from_password(Algorithm::Md5, b"bob", b"example.com", b"pw");
@@ -1094,8 +1280,10 @@ mod tests {
     fn input_spills_to_the_same_digest() {
         let data: Vec<u8> = (0..2000u32).map(|i| (i * 7 + i / 13) as u8).collect();
         for alg in Algorithm::ALL {
+            // 375 and 376: the longest input MD5 still pads inside the buffer, and the shortest
+            // it does not.
             for len in [
-                0, 1, 55, 56, 63, 64, 383, 384, 385, 447, 448, 449, 1000, 2000,
+                0, 1, 55, 56, 63, 64, 119, 120, 375, 376, 383, 384, 385, 447, 448, 449, 1000, 2000,
             ] {
                 let whole = &data[..len];
                 let want = hash(alg, whole);

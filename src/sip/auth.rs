@@ -147,7 +147,9 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         return diff == 0;
     }
     let half = |s: &[u8]| match (s.first_chunk::<4>(), s.last_chunk::<4>()) {
-        (Some(lo), Some(hi)) => u64::from(u32::from_le_bytes(*lo)) << 32 | u64::from(u32::from_le_bytes(*hi)),
+        (Some(lo), Some(hi)) => {
+            u64::from(u32::from_le_bytes(*lo)) << 32 | u64::from(u32::from_le_bytes(*hi))
+        }
         _ => s.iter().fold(0u64, |w, &b| w << 8 | u64::from(b)),
     };
     half(a) == half(b)
@@ -382,11 +384,17 @@ impl<'a> Credentials<'a> {
                     None
                 }
             };
-            i = skip(s, i, chars::is_lws);
+            // `=` straight after the name, as clients write it, is checked before any LWS skip.
             if s.get(i) != Some(&b'=') {
-                return None;
+                i = skip(s, i, chars::is_lws);
+                if s.get(i) != Some(&b'=') {
+                    return None;
+                }
             }
-            i = skip(s, i + 1, chars::is_lws);
+            i += 1;
+            if !matches!(s.get(i), Some(b'"')) {
+                i = skip(s, i, chars::is_lws);
+            }
             let (value, quoted) = if s.get(i) == Some(&b'"') {
                 let end = closing_quote(s, i + 1)?;
                 let value = s.get(i + 1..end)?;
@@ -411,7 +419,10 @@ impl<'a> Credentials<'a> {
                 seen |= bit;
                 d.set(param, value, quoted)?;
             }
-            i = skip(s, i, chars::is_lws);
+            // A comma straight after the value, as clients write it, before any LWS skip.
+            if s.get(i) != Some(&b',') {
+                i = skip(s, i, chars::is_lws);
+            }
             match s.get(i) {
                 None => break,
                 Some(b',') => i += 1,
@@ -846,6 +857,76 @@ mod tests {
                 v[at] = b'\\';
                 assert_eq!(Quoted(&v).plain(), None, "{len} {at}");
                 assert!(!Quoted(&v).eq_bytes(&v), "{len} {at}");
+            }
+        }
+    }
+
+    /// The word-at-a-time compares against `==`: every length up to a few words, equal and with
+    /// one byte changed anywhere, and lengths that differ by one.
+    #[test]
+    fn same_bytes_agrees_with_eq() {
+        for len in 0..40 {
+            let a: Vec<u8> = (0..len).map(|i| (i * 7 + 1) as u8).collect();
+            assert!(same_bytes(&a, &a.clone()));
+            for at in 0..len {
+                for flip in [1u8, 0x20, 0x80] {
+                    let mut b = a.clone();
+                    b[at] ^= flip;
+                    assert!(!same_bytes(&a, &b), "{len} {at} {flip}");
+                }
+            }
+            let mut longer = a.clone();
+            longer.push(0);
+            assert!(!same_bytes(&a, &longer));
+            assert!(!same_bytes(&longer, &a));
+        }
+    }
+
+    /// `eq_bytes` against unescaping first: plain and escaped content, equal lengths and not.
+    #[test]
+    fn eq_bytes_agrees_with_unescaping() {
+        let unescape = |q: &[u8]| {
+            let mut out = Vec::new();
+            let mut it = q.iter();
+            while let Some(&b) = it.next() {
+                out.push(if b == b'\\' {
+                    *it.next().unwrap_or(&b)
+                } else {
+                    b
+                });
+            }
+            out
+        };
+        let contents: [&[u8]; 9] = [
+            b"",
+            b"example.com",
+            b"example\\.com",
+            b"example.co\\m",
+            br"a\\b",
+            br"a\b",
+            b"\\e\\x\\a\\m\\p\\l\\e",
+            b"a-long-realm-name.example.com",
+            b"a-long-realm-name\\.example.com",
+        ];
+        let others: [&[u8]; 8] = [
+            b"",
+            b"example.com",
+            b"example\\.com",
+            b"example.co",
+            br"a\b",
+            br"a\\b",
+            b"a-long-realm-name.example.com",
+            b"example",
+        ];
+        for q in contents {
+            for other in others {
+                assert_eq!(
+                    Quoted(q).eq_bytes(other),
+                    unescape(q) == other,
+                    "{:?} {:?}",
+                    String::from_utf8_lossy(q),
+                    String::from_utf8_lossy(other)
+                );
             }
         }
     }
