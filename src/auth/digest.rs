@@ -641,7 +641,8 @@ pub fn compute_response_with(
 }
 
 /// The raw digest behind [`compute_response_with`]: each hash input is written once into a
-/// stack buffer and hashed in one call, hex digits from a table.
+/// stack buffer and hashed in one call.
+#[inline]
 fn response(
     ha1: &Ha1,
     method: &[u8],
@@ -729,6 +730,7 @@ pub fn verify(ha1: &Ha1, method: &[u8], resp: &DigestResponse<'_>, body: &[u8]) 
 }
 
 /// [`verify`] with H(A2) taken from `known` when one matches (see [`KnownA2`]).
+#[inline]
 pub fn verify_with(
     ha1: &Ha1,
     method: &[u8],
