@@ -675,15 +675,18 @@ fn response(
             })
         })
         .flatten();
+    // Borrowed from `known` when it is there, not copied.
+    let computed;
     let ha2 = match precomputed {
-        Some(k) => k.hex,
+        Some(k) => &k.hex,
         None => {
             let mut a2 = Input::new(alg);
             a2.put(method).put(b":").put_quoted(uri);
             if qop == Some(Qop::AuthInt) {
                 a2.put(b":").put_hex(hash(alg, body).get(..alg.raw_len())?);
             }
-            Hex::encode(a2.finish().get(..alg.raw_len())?)
+            computed = Hex::encode(a2.finish().get(..alg.raw_len())?);
+            &computed
         }
     };
 
@@ -713,7 +716,7 @@ fn response(
     }
     // Without qop, RFC 2617 3.2.2.1 keeps RFC 2069 compatibility:
     // request-digest = KD(H(A1), unq(nonce-value) ":" H(A2)).
-    kd.put(b":").put_hex_text(&ha2);
+    kd.put(b":").put_hex_text(ha2);
     Some(kd.finish())
 }
 
