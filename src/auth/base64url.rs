@@ -92,6 +92,37 @@ pub fn decode(input: &[u8], out: &mut [u8]) -> Option<usize> {
     Some(len)
 }
 
+/// Writes the four characters of each 24-bit group (its low 24 bits) into `out`, as many groups
+/// as both hold: what [`encode`] writes for the same bytes, three to a group, without laying the
+/// bytes out first.
+#[inline]
+pub fn encode_groups(groups: &[u32], out: &mut [u8]) {
+    let enc = |n: u32| ALPHABET[n as usize & 63];
+    let (chars, _) = out.as_chunks_mut::<4>();
+    for (c, &n) in chars.iter_mut().zip(groups) {
+        *c = [enc(n >> 18), enc(n >> 12), enc(n >> 6), enc(n)];
+    }
+}
+
+/// The 24-bit values of `input` read as exactly `G` groups of four characters (so no tail and
+/// no unused bits: the canonical encoding of `3 * G` bytes); `None` for another length or a
+/// character outside the alphabet. Decodes like [`decode`], without writing the bytes out.
+#[inline]
+pub fn decode_groups<const G: usize>(input: &[u8]) -> Option<[u32; G]> {
+    let (chunks, tail) = input.as_chunks::<4>();
+    if chunks.len() != G || !tail.is_empty() {
+        return None;
+    }
+    let mut groups = [0u32; G];
+    let mut bad = 0u8;
+    for (g, chars) in groups.iter_mut().zip(chunks) {
+        let [a, b, c, d] = chars.map(|c| DECODE[usize::from(c)]);
+        bad |= a | b | c | d;
+        *g = u32::from(a) << 18 | u32::from(b) << 12 | u32::from(c) << 6 | u32::from(d);
+    }
+    (bad & 0xC0 == 0).then_some(groups)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +163,47 @@ mod tests {
             let m = decode(&text[..n], &mut back).unwrap();
             assert_eq!(&back[..m], &all[..len]);
         }
+    }
+
+    /// Groups against the byte decoder: every byte value through each position, and every
+    /// character, valid or not.
+    #[test]
+    fn groups_agree_with_decode() {
+        let all: Vec<u8> = (0..=255).collect();
+        for window in all.windows(6) {
+            let mut text = [0u8; 8];
+            encode(window, &mut text).unwrap();
+            let groups = decode_groups::<2>(&text).unwrap();
+            let bytes: Vec<u8> = groups
+                .iter()
+                .flat_map(|g| [(g >> 16) as u8, (g >> 8) as u8, *g as u8])
+                .collect();
+            assert_eq!(bytes, window);
+        }
+        for c in 0..=255u8 {
+            for at in 0..8 {
+                let mut text = *b"Zm9vYmFy";
+                text[at] = c;
+                let mut out = [0u8; 6];
+                assert_eq!(
+                    decode_groups::<2>(&text).is_some(),
+                    decode(&text, &mut out).is_some(),
+                    "{c:#x} at {at}"
+                );
+            }
+        }
+        for window in all.windows(6) {
+            let groups = [0, 3].map(|k| {
+                u32::from(window[k]) << 16 | u32::from(window[k + 1]) << 8 | u32::from(window[k + 2])
+            });
+            let (mut by_groups, mut by_bytes) = ([0u8; 8], [0u8; 8]);
+            encode_groups(&groups, &mut by_groups);
+            encode(window, &mut by_bytes).unwrap();
+            assert_eq!(by_groups, by_bytes);
+        }
+        assert!(decode_groups::<2>(b"Zm9vYmF").is_none());
+        assert!(decode_groups::<2>(b"Zm9vYmFyZg").is_none());
+        assert!(decode_groups::<1>(b"Zm9vYmFy").is_none());
     }
 
     #[test]

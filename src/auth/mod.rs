@@ -53,6 +53,7 @@
 mod base64url;
 pub mod digest;
 pub mod file;
+mod md5_block;
 pub mod nc;
 pub mod nonce;
 pub mod pattern;

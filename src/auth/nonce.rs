@@ -261,16 +261,24 @@ impl NonceKeys {
         // The low 32 bits of the time; `check` restores the rest from its own `now`.
         let (issued, seq) = (now as u32, carried_seq(seq));
         let tag = self.current.tag(issued, seq, realm);
-        let [a, b, c, d] = issued.to_be_bytes();
-        let [e, f, g, h] = seq.to_be_bytes();
-        let mut raw = [0u8; RAW_LEN];
-        let (head, tail) = raw.split_at_mut(FIELDS_LEN);
-        head.copy_from_slice(&[a, b, c, d, self.current.id, e, f, g, h]);
-        tail.copy_from_slice(&tag);
-
+        let (head, rest) = tag.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
+        let (head, rest) = (
+            u64::from_be_bytes(*head),
+            u32::from_be_bytes(rest.first_chunk::<4>().copied().unwrap_or_default()),
+        );
+        // The seven 24-bit groups of `issued | key id | seq | tag` (see `Fields::decode`),
+        // encoded without laying the 21 bytes out first; the `as u32` keep the low bits.
+        let groups = [
+            issued >> 8,
+            issued << 16 | u32::from(self.current.id) << 8 | seq >> 24,
+            seq,
+            (head >> 40) as u32,
+            (head >> 16) as u32,
+            (head << 8) as u32 | rest >> 24,
+            rest,
+        ];
         let mut text = [0u8; NONCE_LEN];
-        // NONCE_LEN is encoded_len(RAW_LEN), so the buffer always fits.
-        let _ = base64url::encode(&raw, &mut text);
+        base64url::encode_groups(&groups, &mut text);
         Nonce(text)
     }
 
@@ -285,7 +293,7 @@ impl NonceKeys {
         };
         let mut genuine = false;
         for key in self.keys().filter(|k| k.id == fields.key_id) {
-            genuine |= ct_eq(&key.tag(fields.issued, fields.seq, realm), &fields.tag);
+            genuine |= fields.tag_is(&key.tag(fields.issued, fields.seq, realm));
         }
         if !genuine {
             return NonceCheck::Invalid;
@@ -364,31 +372,42 @@ struct Fields {
     issued: u32,
     key_id: u8,
     seq: u32,
-    tag: [u8; TAG_LEN],
+    /// The tag's first eight bytes, big-endian: also the nonce's identity.
     id: u64,
+    /// The tag's last four bytes, big-endian.
+    tag_rest: u32,
 }
 
 impl Fields {
+    /// The fields of a nonce's text, straight from the seven 24-bit groups its 28 characters
+    /// decode to (the 21 bytes are never laid out in memory):
+    ///
+    /// ```text
+    /// group 0: issued[0..3]
+    /// group 1: issued[3], key id, seq[0]
+    /// group 2: seq[1..4]
+    /// groups 3 to 6: tag[0..3], tag[3..6], tag[6..9], tag[9..12]
+    /// ```
     fn decode(text: &[u8]) -> Option<Fields> {
-        if text.len() != NONCE_LEN {
-            return None;
-        }
-        let mut raw = [0u8; RAW_LEN];
-        if base64url::decode(text, &mut raw)? != RAW_LEN {
-            return None;
-        }
-        let (fields, tag) = raw.split_first_chunk::<FIELDS_LEN>()?;
-        let tag: [u8; TAG_LEN] = tag.try_into().ok()?;
-        let (issued, rest) = fields.split_first_chunk::<4>()?;
-        let (&key_id, seq) = rest.split_first()?;
-        let (id, _) = tag.split_first_chunk::<8>()?;
+        const { assert!(NONCE_LEN == 28 && RAW_LEN == 21 && FIELDS_LEN == 9) };
+        let [g0, g1, g2, g3, g4, g5, g6] = base64url::decode_groups::<7>(text)?;
         Some(Fields {
-            issued: u32::from_be_bytes(*issued),
-            key_id,
-            seq: u32::from_be_bytes(seq.try_into().ok()?),
-            tag,
-            id: u64::from_be_bytes(*id),
+            issued: g0 << 8 | g1 >> 16,
+            key_id: (g1 >> 8) as u8,
+            // The shifts drop the bits that belong to the fields before.
+            seq: g1 << 24 | g2,
+            id: u64::from(g3) << 40 | u64::from(g4) << 16 | u64::from(g5 >> 8),
+            tag_rest: g5 << 24 | g6,
         })
+    }
+
+    /// Whether `tag` is this nonce's tag, in time that does not depend on where they differ.
+    fn tag_is(&self, tag: &[u8; TAG_LEN]) -> bool {
+        let (head, rest) = tag.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
+        let rest = rest.first_chunk::<4>().copied().unwrap_or_default();
+        let diff = (u64::from_be_bytes(*head) ^ self.id)
+            | u64::from(u32::from_be_bytes(rest) ^ self.tag_rest);
+        core::hint::black_box(diff) == 0
     }
 }
 
@@ -582,6 +601,51 @@ mod tests {
             NonceCheck::Fresh { id: id2, .. } if id2 != id
         ));
         assert_eq!(keys.issue(1_000, REALM, 42), n);
+    }
+
+    /// The fields read straight from the base64url groups against the documented byte layout
+    /// (`issued | key id | seq | tag`, big-endian) decoded byte by byte, for raw nonces whose
+    /// every byte runs through its values; and a tag differing in any one byte is refused.
+    #[test]
+    fn fields_agree_with_the_byte_layout() {
+        for step in 0..=255u8 {
+            let raw: [u8; RAW_LEN] =
+                core::array::from_fn(|i| (i as u8).wrapping_mul(29).wrapping_add(step));
+            let mut text = [0u8; NONCE_LEN];
+            base64url::encode(&raw, &mut text).unwrap();
+            let f = Fields::decode(&text).unwrap();
+            assert_eq!(f.issued, u32::from_be_bytes(raw[0..4].try_into().unwrap()));
+            assert_eq!(f.key_id, raw[4]);
+            assert_eq!(f.seq, u32::from_be_bytes(raw[5..9].try_into().unwrap()));
+            assert_eq!(f.id, u64::from_be_bytes(raw[9..17].try_into().unwrap()));
+            let tag: [u8; TAG_LEN] = raw[9..].try_into().unwrap();
+            assert!(f.tag_is(&tag));
+            for at in 0..TAG_LEN {
+                let mut other = tag;
+                other[at] ^= 1 << (step % 8);
+                assert!(!f.tag_is(&other), "{step} {at}");
+            }
+        }
+        // A nonce as issued is the documented layout encoded byte by byte.
+        let keys = NonceKeys::new(0x5a, &K1);
+        for (now, seq) in [(0, 0), (1_000, 42), (u64::from(u32::MAX), u64::MAX), (0xa5a5_a5a5, 1 << 48 | 7)] {
+            let (issued, carried) = (now as u32, carried_seq(seq));
+            let mut raw = [0u8; RAW_LEN];
+            raw[..4].copy_from_slice(&issued.to_be_bytes());
+            raw[4] = 0x5a;
+            raw[5..9].copy_from_slice(&carried.to_be_bytes());
+            raw[9..].copy_from_slice(&keys.current.tag(issued, carried, REALM));
+            let mut text = [0u8; NONCE_LEN];
+            base64url::encode(&raw, &mut text).unwrap();
+            assert_eq!(keys.issue(now, REALM, seq).as_bytes(), &text, "{now} {seq}");
+        }
+        // Not 28 characters, or not the alphabet.
+        let good = NonceKeys::new(0, &K1).issue(1_000, REALM, 1);
+        assert!(Fields::decode(&good.as_bytes()[..27]).is_none());
+        assert!(Fields::decode(&[good.as_bytes(), b"A"].concat()).is_none());
+        let mut bad = good.as_bytes().to_vec();
+        bad[13] = b'+';
+        assert!(Fields::decode(&bad).is_none());
     }
 
     /// The digest a phone computes for qop=auth with MD5, `MD5(HA1:nonce:nc:cnonce:auth:HA2)`,

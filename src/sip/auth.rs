@@ -107,6 +107,54 @@ fn closing_quote(s: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
+/// The index of the first zero byte of `x`, flagged: `(x - ONES) & !x & HIGHS` is non-zero
+/// exactly when some byte of `x` is zero (a borrow can flag bytes above the first zero only).
+#[inline(always)]
+const fn zero_bytes(x: u64) -> u64 {
+    x.wrapping_sub(ONES) & !x & HIGHS
+}
+
+/// Whether `s` holds a backslash: eight bytes a word, the last word overlapping the one before,
+/// so a value of eight bytes or more has no byte loop.
+#[inline(always)]
+fn has_backslash(s: &[u8]) -> bool {
+    const BACKSLASHES: u64 = ONES * b'\\' as u64;
+    let Some(last) = s.last_chunk::<8>() else {
+        return s.contains(&b'\\');
+    };
+    let (words, _) = s.as_chunks::<8>();
+    let found = words.iter().fold(
+        zero_bytes(u64::from_le_bytes(*last) ^ BACKSLASHES),
+        |found, w| found | zero_bytes(u64::from_le_bytes(*w) ^ BACKSLASHES),
+    );
+    found != 0
+}
+
+/// `a == b`, a word at a time with the last word overlapping (two half words below eight
+/// bytes), so the short values compared here (realms, names, URIs) cost no call to `bcmp`.
+#[inline]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if let (Some(x), Some(y)) = (a.last_chunk::<8>(), b.last_chunk::<8>()) {
+        let (xs, _) = a.as_chunks::<8>();
+        let (ys, _) = b.as_chunks::<8>();
+        let diff = xs.iter().zip(ys).fold(
+            u64::from_le_bytes(*x) ^ u64::from_le_bytes(*y),
+            |diff, (x, y)| diff | (u64::from_le_bytes(*x) ^ u64::from_le_bytes(*y)),
+        );
+        return diff == 0;
+    }
+    let half = |s: &[u8]| match (s.first_chunk::<4>(), s.last_chunk::<4>()) {
+        (Some(lo), Some(hi)) => {
+            u64::from(u32::from_le_bytes(*lo)) << 32 | u64::from(u32::from_le_bytes(*hi))
+        }
+        _ => s.iter().fold(0u64, |w, &b| w << 8 | u64::from(b)),
+    };
+    half(a) == half(b)
+}
+
 /// The content of a quoted-string, quotes stripped, quoted-pairs still escaped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Quoted<'a>(pub &'a [u8]);
@@ -114,9 +162,7 @@ pub struct Quoted<'a>(pub &'a [u8]);
 impl<'a> Quoted<'a> {
     /// The raw content when it holds no quoted-pair (the usual case), else `None`.
     pub fn plain(&self) -> Option<&'a [u8]> {
-        find_either(self.0, 0, b'\\', b'\\')
-            .is_none()
-            .then_some(self.0)
+        (!has_backslash(self.0)).then_some(self.0)
     }
 
     /// The content with quoted-pairs resolved, as chunks to feed a hash without copying.
@@ -144,9 +190,20 @@ impl<'a> Quoted<'a> {
 
     /// Compares the unescaped content with plain bytes.
     pub fn eq_bytes(&self, other: &[u8]) -> bool {
-        if let Some(plain) = self.plain() {
-            return plain == other;
+        // A quoted-pair makes the content shorter than its escaped form: at equal lengths the
+        // two are equal only if the bytes are and there is none.
+        if self.0.len() == other.len() {
+            return same_bytes(self.0, other) && !has_backslash(other);
         }
+        if !has_backslash(self.0) {
+            return false;
+        }
+        self.eq_unescaped(other)
+    }
+
+    /// [`Quoted::eq_bytes`] for content with quoted-pairs.
+    #[cold]
+    fn eq_unescaped(&self, other: &[u8]) -> bool {
         let mut rest = other;
         for chunk in self.chunks() {
             match rest.strip_prefix(chunk) {
@@ -327,11 +384,17 @@ impl<'a> Credentials<'a> {
                     None
                 }
             };
-            i = skip(s, i, chars::is_lws);
+            // `=` straight after the name, as clients write it, is checked before any LWS skip.
             if s.get(i) != Some(&b'=') {
-                return None;
+                i = skip(s, i, chars::is_lws);
+                if s.get(i) != Some(&b'=') {
+                    return None;
+                }
             }
-            i = skip(s, i + 1, chars::is_lws);
+            i += 1;
+            if !matches!(s.get(i), Some(b'"')) {
+                i = skip(s, i, chars::is_lws);
+            }
             let (value, quoted) = if s.get(i) == Some(&b'"') {
                 let end = closing_quote(s, i + 1)?;
                 let value = s.get(i + 1..end)?;
@@ -356,7 +419,10 @@ impl<'a> Credentials<'a> {
                 seen |= bit;
                 d.set(param, value, quoted)?;
             }
-            i = skip(s, i, chars::is_lws);
+            // A comma straight after the value, as clients write it, before any LWS skip.
+            if s.get(i) != Some(&b',') {
+                i = skip(s, i, chars::is_lws);
+            }
             match s.get(i) {
                 None => break,
                 Some(b',') => i += 1,
@@ -791,6 +857,76 @@ mod tests {
                 v[at] = b'\\';
                 assert_eq!(Quoted(&v).plain(), None, "{len} {at}");
                 assert!(!Quoted(&v).eq_bytes(&v), "{len} {at}");
+            }
+        }
+    }
+
+    /// The word-at-a-time compares against `==`: every length up to a few words, equal and with
+    /// one byte changed anywhere, and lengths that differ by one.
+    #[test]
+    fn same_bytes_agrees_with_eq() {
+        for len in 0..40 {
+            let a: Vec<u8> = (0..len).map(|i| (i * 7 + 1) as u8).collect();
+            assert!(same_bytes(&a, &a.clone()));
+            for at in 0..len {
+                for flip in [1u8, 0x20, 0x80] {
+                    let mut b = a.clone();
+                    b[at] ^= flip;
+                    assert!(!same_bytes(&a, &b), "{len} {at} {flip}");
+                }
+            }
+            let mut longer = a.clone();
+            longer.push(0);
+            assert!(!same_bytes(&a, &longer));
+            assert!(!same_bytes(&longer, &a));
+        }
+    }
+
+    /// `eq_bytes` against unescaping first: plain and escaped content, equal lengths and not.
+    #[test]
+    fn eq_bytes_agrees_with_unescaping() {
+        let unescape = |q: &[u8]| {
+            let mut out = Vec::new();
+            let mut it = q.iter();
+            while let Some(&b) = it.next() {
+                out.push(if b == b'\\' {
+                    *it.next().unwrap_or(&b)
+                } else {
+                    b
+                });
+            }
+            out
+        };
+        let contents: [&[u8]; 9] = [
+            b"",
+            b"example.com",
+            b"example\\.com",
+            b"example.co\\m",
+            br"a\\b",
+            br"a\b",
+            b"\\e\\x\\a\\m\\p\\l\\e",
+            b"a-long-realm-name.example.com",
+            b"a-long-realm-name\\.example.com",
+        ];
+        let others: [&[u8]; 8] = [
+            b"",
+            b"example.com",
+            b"example\\.com",
+            b"example.co",
+            br"a\b",
+            br"a\\b",
+            b"a-long-realm-name.example.com",
+            b"example",
+        ];
+        for q in contents {
+            for other in others {
+                assert_eq!(
+                    Quoted(q).eq_bytes(other),
+                    unescape(q) == other,
+                    "{:?} {:?}",
+                    String::from_utf8_lossy(q),
+                    String::from_utf8_lossy(other)
+                );
             }
         }
     }
