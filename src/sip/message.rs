@@ -3,7 +3,9 @@
 //! A UDP datagram is one message (RFC 3261 18.3: octets after Content-Length are ignored); on a
 //! stream the parser reports a complete message and its length, a need for more bytes, or an
 //! error (httparse's `Status`). Header values are not interpreted here beyond Content-Length; the
-//! typed accessors in [`Headers`] parse them on demand. Nothing here allocates.
+//! typed accessors in [`Headers`] parse them on demand, and the framer records which names have
+//! a value with a control byte, found as it looks for each line's end, so that the response
+//! writer can echo the others as they are. Nothing here allocates.
 
 use super::chars::{self, TOKEN};
 use super::error::{Error, ErrorKind};
