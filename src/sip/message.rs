@@ -3,7 +3,9 @@
 //! A UDP datagram is one message (RFC 3261 18.3: octets after Content-Length are ignored); on a
 //! stream the parser reports a complete message and its length, a need for more bytes, or an
 //! error (httparse's `Status`). Header values are not interpreted here beyond Content-Length; the
-//! typed accessors in [`Headers`] parse them on demand. Nothing here allocates.
+//! typed accessors in [`Headers`] parse them on demand, and the framer records which names have
+//! a value with a control byte, found as it looks for each line's end, so that the response
+//! writer can echo the others as they are. Nothing here allocates.
 
 use super::chars::{self, TOKEN};
 use super::error::{Error, ErrorKind};
@@ -777,16 +779,20 @@ fn find_byte(buf: &[u8], byte: u8) -> Option<usize> {
 fn has_ctl_or_space(buf: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Some byte is below 0x21 exactly when the has-less-than test is non-zero.
+    let found = |w: u64| (w.wrapping_sub(ONES * 0x21) & !w & HIGH) | byte_bits(w, 0x7f) != 0;
     let mut words = buf.chunks_exact(8);
     for chunk in words.by_ref() {
-        let w = word(chunk);
-        // Some byte is below 0x21 exactly when this is non-zero (the has-less-than test).
-        let below = w.wrapping_sub(ONES * 0x21) & !w & HIGH;
-        if below | byte_bits(w, 0x7f) != 0 {
+        if found(word(chunk)) {
             return true;
         }
     }
-    words.remainder().iter().any(|&b| b <= b' ' || b == 0x7f)
+    match buf.last_chunk::<8>() {
+        // The tail as the word that ends `buf`, over bytes already seen.
+        Some(last) if !words.remainder().is_empty() => found(u64::from_le_bytes(*last)),
+        Some(_) => false,
+        None => words.remainder().iter().any(|&b| b <= b' ' || b == 0x7f),
+    }
 }
 
 #[cold]

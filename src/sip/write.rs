@@ -4,6 +4,11 @@
 //! 3261 8.2.6.2: every Via in order, From, To with a tag, Call-ID, CSeq), filling `received` and
 //! `rport` in the top Via per RFC 3581. The caller then adds what the response needs and calls
 //! [`ResponseBuilder::finish`]. A buffer too small is reported, never a partial message.
+//!
+//! Values received from the network are sanitised ([`Writer::put_value`]: folds become one space,
+//! control characters are dropped). The copied headers skip that scan where the framer found the
+//! values free of control bytes ([`Headers`] records which names have one); the bytes written are
+//! the same either way.
 
 use core::net::{IpAddr, SocketAddr};
 
