@@ -92,6 +92,149 @@ pub fn is_any(b: u8, classes: u8) -> bool {
     TABLE[b as usize] & classes != 0
 }
 
+/// Classes beyond the eight bits of the table above, in a second table of their own.
+const EXTRA_GEN_VALUE: u8 = 1;
+const EXTRA_SCHEME: u8 = 1 << 1;
+const EXTRA_OPAQUE: u8 = 1 << 2;
+
+const fn build_extra() -> [u8; 256] {
+    let base = build();
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if base[c] & TOKEN != 0 || matches!(b, b':' | b'[' | b']') {
+            t[c] |= EXTRA_GEN_VALUE;
+        }
+        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.') {
+            t[c] |= EXTRA_SCHEME;
+        }
+        if b > b' ' && b < 0x7f && !matches!(b, b'<' | b'>' | b'"') {
+            t[c] |= EXTRA_OPAQUE;
+        }
+        c += 1;
+    }
+    t
+}
+
+static EXTRA: [u8; 256] = build_extra();
+
+/// A header parameter value outside quotes: `token`, or a `host` (which adds `:`, `[` and `]`
+/// for IPv6 references, RFC 5118 4.5).
+#[inline(always)]
+pub fn is_gen_value(b: u8) -> bool {
+    EXTRA[b as usize] & EXTRA_GEN_VALUE != 0
+}
+
+/// `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`, after the first byte.
+#[inline(always)]
+pub fn is_scheme(b: u8) -> bool {
+    EXTRA[b as usize] & EXTRA_SCHEME != 0
+}
+
+/// The bytes an opaque (non-SIP) URI may hold: visible ASCII but `<`, `>` and `"`.
+#[inline(always)]
+pub fn is_opaque_uri(b: u8) -> bool {
+    EXTRA[b as usize] & EXTRA_OPAQUE != 0
+}
+
+/// Single-bit classes for [`run_end`], one bit for each union of the classes above that a
+/// scanner reads runs of (a union of two bits cannot be tested four bytes at once).
+pub mod run {
+    /// `unreserved / user-unreserved`: the bytes of a URI user part (besides escapes).
+    pub const USER: u8 = 1;
+    /// `unreserved / "&" / "=" / "+" / "$" / ","`: the bytes of a URI password.
+    pub const PASSWORD: u8 = 1 << 1;
+    /// `paramchar` without escapes: `param-unreserved / unreserved`.
+    pub const PARAM: u8 = 1 << 2;
+    /// `hnv-unreserved / unreserved`: URI header names and values.
+    pub const HNV: u8 = 1 << 3;
+    /// `token`.
+    pub const TOKEN: u8 = 1 << 4;
+    /// A header parameter value outside quotes (see [`super::is_gen_value`]).
+    pub const GEN_VALUE: u8 = 1 << 5;
+    /// `alphanum`.
+    pub const ALPHANUM: u8 = 1 << 6;
+    /// `LWS` bytes (see [`super::is_lws`]).
+    pub const LWS: u8 = 1 << 7;
+}
+
+const fn build_run() -> [u8; 256] {
+    let base = build();
+    let extra = build_extra();
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let k = base[c];
+        if k & (UNRESERVED | USER) != 0 {
+            t[c] |= run::USER;
+        }
+        if k & (UNRESERVED | PASSWORD) != 0 {
+            t[c] |= run::PASSWORD;
+        }
+        if k & (UNRESERVED | PARAM) != 0 {
+            t[c] |= run::PARAM;
+        }
+        if k & (UNRESERVED | HNV) != 0 {
+            t[c] |= run::HNV;
+        }
+        if k & TOKEN != 0 {
+            t[c] |= run::TOKEN;
+        }
+        if extra[c] & EXTRA_GEN_VALUE != 0 {
+            t[c] |= run::GEN_VALUE;
+        }
+        if b.is_ascii_alphanumeric() {
+            t[c] |= run::ALPHANUM;
+        }
+        if matches!(b, b' ' | b'\t' | b'\r' | b'\n') {
+            t[c] |= run::LWS;
+        }
+        c += 1;
+    }
+    t
+}
+
+static RUN: [u8; 256] = build_run();
+
+/// True when `b` is in the [`run`] class `bit`.
+#[inline(always)]
+pub fn in_run(b: u8, bit: u8) -> bool {
+    RUN[b as usize] & bit != 0
+}
+
+/// Where the run of bytes in the [`run`] class `bit` that starts at `s[i]` ends (`i` itself
+/// when `s[i]` is not in it, `s.len()` when the run reaches the end). Unrolled four bytes a
+/// step while four remain, each byte tested on its own so that the first one outside the class
+/// is known at once: the runs in SIP values are short, a rescan would cost more than it saves.
+#[inline(always)]
+pub fn run_end(s: &[u8], mut i: usize, bit: u8) -> usize {
+    let member = |b: u8| RUN[b as usize] & bit != 0;
+    while let Some(&[a, b, c, d]) = s
+        .get(i..i.wrapping_add(4))
+        .and_then(|w| <&[u8; 4]>::try_from(w).ok())
+    {
+        if !member(a) {
+            return i;
+        }
+        if !member(b) {
+            return i + 1;
+        }
+        if !member(c) {
+            return i + 2;
+        }
+        if !member(d) {
+            return i + 3;
+        }
+        i += 4;
+    }
+    while s.get(i).is_some_and(|&b| member(b)) {
+        i += 1;
+    }
+    i
+}
+
 /// True for every byte of a non-empty `token`.
 #[inline]
 pub fn is_token(s: &[u8]) -> bool {
@@ -178,15 +321,25 @@ pub fn parse_decimal_saturating(s: &[u8], max: u64) -> Option<u64> {
 /// Splits off a quoted-string at the start of `s` (which must begin with `"`), honouring
 /// quoted-pairs. Returns the content between the quotes (escapes kept) and the rest after the
 /// closing quote, or `None` when the quote is never closed.
+#[inline]
 pub fn split_quoted(s: &[u8]) -> Option<(&[u8], &[u8])> {
-    let body = s.strip_prefix(b"\"")?;
-    let mut i = 0;
+    if s.first() != Some(&b'"') {
+        return None;
+    }
+    let end = closing_quote(s, 1)?;
+    Some((s.get(1..end)?, s.get(end + 1..)?))
+}
+
+/// The index of the `"` that closes a quoted-string whose content starts at `s[i]` (just after
+/// the opening quote), or `None` when the quote is never closed or a quoted-pair is malformed.
+#[inline]
+pub fn closing_quote(s: &[u8], mut i: usize) -> Option<usize> {
     loop {
-        i += memchr::memchr2(b'"', b'\\', body.get(i..)?)?;
-        match body.get(i)? {
-            b'"' => return Some((body.get(..i)?, body.get(i + 1..)?)),
+        i = find_either(s, i, b'"', b'\\')?;
+        match s.get(i)? {
+            b'"' => return Some(i),
             // RFC 3261 25.1: quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F); CR and LF excluded.
-            _ => match body.get(i + 1) {
+            _ => match s.get(i + 1) {
                 Some(&n) if n <= 0x7f && n != b'\r' && n != b'\n' => i += 2,
                 _ => return None,
             },
@@ -196,20 +349,104 @@ pub fn split_quoted(s: &[u8]) -> Option<(&[u8], &[u8])> {
 
 /// Finds the first `sep` in `s` that is outside quoted strings and angle brackets. `None` also
 /// when a quote or bracket is left open before any separator.
+#[inline]
 pub fn find_unquoted(s: &[u8], sep: u8) -> Option<usize> {
-    let mut i = 0;
+    if sep == b'"' || sep == b'<' {
+        // Such a separator opens a quote or bracket wherever it stands.
+        return find_unquoted_loop(s, 0, sep);
+    }
+    let first = find_byte(s, 0, sep)?;
+    find_unquoted_from(s, first, sep)
+}
+
+/// [`find_unquoted`] when the first `sep` of `s` (neither `"` nor `<`) is known to be at
+/// `first`: that is the answer unless a quote or bracket opens before it.
+#[inline]
+fn find_unquoted_from(s: &[u8], first: usize, sep: u8) -> Option<usize> {
+    match find_either(s.get(..first)?, 0, b'"', b'<') {
+        None => Some(first),
+        Some(open) => find_unquoted_loop(s, open, sep),
+    }
+}
+
+/// [`find_unquoted`] from `s[i]`, outside any quote or bracket.
+fn find_unquoted_loop(s: &[u8], mut i: usize, sep: u8) -> Option<usize> {
     loop {
-        // Jump between the only three bytes that matter; header values are mostly plain text.
-        let at = i + memchr::memchr3(sep, b'"', b'<', s.get(i..)?)?;
+        // Jump between the only three bytes that matter; header values are mostly plain text,
+        // and short: a word at a time beats a vector search and its set-up there.
+        let at = find_any3(s, i, sep, b'"', b'<')?;
         match s.get(at)? {
-            b'"' => {
-                let (inner, _) = split_quoted(s.get(at..)?)?;
-                i = at + inner.len() + 2;
-            }
-            b'<' => i = at + 1 + memchr::memchr(b'>', s.get(at + 1..)?)? + 1,
+            b'"' => i = closing_quote(s, at + 1)? + 1,
+            b'<' => i = find_byte(s, at + 1, b'>')? + 1,
             _ => return Some(at),
         }
     }
+}
+
+// Word-at-a-time search over short slices. A byte equal to the one sought becomes zero after an
+// XOR with it repeated, and `(v - ONES) & !v & HIGHS` flags zero bytes; a borrow can flag bytes
+// above the first real zero only, so the lowest flag (little-endian: the first byte) is a real
+// match, also when the flags of several searches are ORed together.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The eight bytes at `s[i..]` as a little-endian word, if there are eight.
+#[inline(always)]
+fn word_at(s: &[u8], i: usize) -> Option<u64> {
+    let w = s.get(i..i.checked_add(8)?)?;
+    <[u8; 8]>::try_from(w).ok().map(u64::from_le_bytes)
+}
+
+/// Flags (high bit of each byte) the bytes of `x` equal to `b`; exact up to the first flag.
+#[inline(always)]
+fn flag_eq(x: u64, b: u8) -> u64 {
+    let v = x ^ (ONES * u64::from(b));
+    v.wrapping_sub(ONES) & !v & HIGHS
+}
+
+/// The index of the first `b` at or after `i`, if any.
+#[inline]
+pub fn find_byte(s: &[u8], mut i: usize, b: u8) -> Option<usize> {
+    while let Some(x) = word_at(s, i) {
+        let hits = flag_eq(x, b);
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    let p = s.get(i..)?.iter().position(|&c| c == b)?;
+    Some(i + p)
+}
+
+/// The index of the first `a` or `b` at or after `i`, if any.
+#[inline]
+pub fn find_either(s: &[u8], mut i: usize, a: u8, b: u8) -> Option<usize> {
+    while let Some(x) = word_at(s, i) {
+        let hits = flag_eq(x, a) | flag_eq(x, b);
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    let p = s.get(i..)?.iter().position(|&c| c == a || c == b)?;
+    Some(i + p)
+}
+
+/// The index of the first `a`, `b` or `c` at or after `i`, if any.
+#[inline]
+pub fn find_any3(s: &[u8], mut i: usize, a: u8, b: u8, c: u8) -> Option<usize> {
+    while let Some(x) = word_at(s, i) {
+        let hits = flag_eq(x, a) | flag_eq(x, b) | flag_eq(x, c);
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    let p = s
+        .get(i..)?
+        .iter()
+        .position(|&d| d == a || d == b || d == c)?;
+    Some(i + p)
 }
 
 /// Iterates over the comma-separated elements of a header value (commas inside quoted strings and
@@ -231,7 +468,13 @@ impl<'a> Iterator for CommaList<'a> {
 
     fn next(&mut self) -> Option<&'a [u8]> {
         let s = self.rest?;
-        match find_unquoted(s, b',') {
+        // Without a comma anywhere (the usual single-element value) there is nothing to split,
+        // whatever quotes and brackets the value holds, and one search for the comma says so.
+        let found = match find_byte(s, 0, b',') {
+            None => None,
+            Some(comma) => find_unquoted_from(s, comma, b','),
+        };
+        match found {
             Some(i) => {
                 self.rest = s.get(i + 1..);
                 Some(trim(s.get(..i)?))
@@ -244,9 +487,365 @@ impl<'a> Iterator for CommaList<'a> {
     }
 }
 
+/// Inputs for the tests that compare the parsers of this module family with the implementations
+/// they replaced: SIP-shaped soup, well-formed URIs, name-addrs and parameter lists, and the same
+/// with a few bytes edited anywhere.
+#[cfg(test)]
+pub(crate) mod arb {
+    use proptest::prelude::*;
+    use proptest::sample::{Index, select};
+
+    /// Pieces of the URI and header grammars, near misses included.
+    pub const PIECES: &[&str] = &[
+        "sip:",
+        "sips:",
+        "SIP:",
+        "sIpS:",
+        "tel:",
+        "x-y+z.1:",
+        "sip",
+        ":",
+        "@",
+        ";",
+        "?",
+        "=",
+        "&",
+        ",",
+        "<",
+        ">",
+        "\"",
+        "\\",
+        " ",
+        "\t",
+        "\r\n ",
+        "%",
+        "%4",
+        "%41",
+        "%zz",
+        "%2C",
+        "%00",
+        "[",
+        "]",
+        "::",
+        "2001:db8::1",
+        "[2001:db8::1]",
+        "[::ffff:1.2.3.4]",
+        "192.0.2.14",
+        "0.0.0.0",
+        "255.255.255.255",
+        "256.1.1.1",
+        "01.2.3.4",
+        "1.2.3",
+        "1.2.3.4.",
+        "1..2",
+        ".",
+        "..",
+        "-",
+        "a-",
+        "-a",
+        "a.-b",
+        "example.com",
+        "EXAMPLE.COM.",
+        "1abc.com",
+        "a",
+        "Z",
+        "0",
+        "9",
+        "5060",
+        "65535",
+        "65536",
+        "99999",
+        "user",
+        "u012345",
+        "alice:secret",
+        "transport=udp",
+        "lr",
+        "tag=4b1c9a2e",
+        "expires=3600",
+        "q=0.7",
+        "q=1.5",
+        "reg-id=1",
+        "reg-id=0",
+        "+sip.instance=\"<urn:uuid:x>\"",
+        "\"Alice\"",
+        "Alice Smith",
+        "\"a\\\"b\"",
+        "\u{80}",
+        "\0",
+        "\u{7f}",
+        "\r",
+        "\n",
+        "!",
+        "~",
+        "*",
+        "'",
+        "(",
+        ")",
+        "$",
+        "+",
+        "/",
+        "_",
+        "#",
+        "^",
+        "{",
+        "|",
+        "}",
+        "`",
+    ];
+
+    /// Bytes worth putting anywhere: every delimiter of the grammars, and a few of each class.
+    pub const BYTES: &[u8] =
+        b"@:;?=&,<>\"\\ \t\r\n%[].-+!~*'()$/_#^{|}`aZf09\x00\x01\x7f\x80\xa2\xdc\xff";
+
+    /// Anything at all, short.
+    pub fn bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(any::<u8>(), 0..48)
+    }
+
+    /// Pieces of the grammars in any order: mostly malformed.
+    pub fn soup() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(select(PIECES), 0..16).prop_map(|p| p.concat().into_bytes())
+    }
+
+    /// A host: a name, an IPv4 or IPv6 address, or text in the host alphabet that may be none.
+    pub fn host() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => "[a-zA-Z0-9]([a-zA-Z0-9-]{0,5}[a-zA-Z0-9])?(\\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,5}[a-zA-Z0-9])?){0,3}\\.?",
+            2 => any::<core::net::Ipv4Addr>().prop_map(|a| a.to_string()),
+            2 => any::<core::net::Ipv6Addr>().prop_map(|a| format!("[{a}]")),
+            1 => "[0-9]{1,4}(\\.[0-9]{1,4}){0,4}\\.?",
+            1 => "[a-zA-Z0-9.-]{0,12}",
+            1 => "\\[[0-9a-fA-F:.]{0,16}\\]?",
+        ]
+    }
+
+    /// A URI: SIP or SIPS with any of its parts, or another scheme.
+    pub fn uri() -> impl Strategy<Value = String> {
+        let scheme = select(
+            &[
+                "sip:", "sip:", "sip:", "sips:", "SIP:", "sIpS:", "tel:", "x-y+z.1:",
+            ][..],
+        );
+        let user = proptest::option::of(prop_oneof![
+            "[a-zA-Z0-9_.!~*'()&=+$,;?/-]{1,10}",
+            "[a-z]{0,4}%[0-9a-fA-F]{2}[a-z]{0,3}",
+            "\\+1[0-9]{7}",
+        ]);
+        let password = proptest::option::of("[a-zA-Z0-9&=+$,%]{0,6}");
+        let port =
+            proptest::option::of(prop_oneof!["[0-9]{1,5}", "0{1,3}5060", Just(String::new())]);
+        let param = prop_oneof![
+            "[a-zA-Z-]{1,8}",
+            "[a-z]{1,8}=[a-zA-Z0-9.-]{1,8}",
+            "[a-z]{1,4}=%[0-9A-F]{2}",
+            "maddr=[0-9.]{7,15}",
+            "x=\\[::1\\]",
+            "[a-z]{0,2}=?",
+        ];
+        let params = prop::collection::vec(param, 0..4);
+        let headers = proptest::option::of(prop::collection::vec(
+            prop_oneof!["[a-zA-Z]{1,6}=[a-zA-Z0-9%:]{0,6}", "[a-z]{0,3}=?[a-z]{0,3}"],
+            1..3,
+        ));
+        (
+            scheme,
+            user,
+            password,
+            host(),
+            port,
+            params,
+            any::<bool>(),
+            headers,
+        )
+            .prop_map(
+                |(scheme, user, password, host, port, params, semi, headers)| {
+                    let mut s = String::from(scheme);
+                    if let Some(user) = user {
+                        s += &user;
+                        if let Some(password) = password {
+                            s += ":";
+                            s += &password;
+                        }
+                        s += "@";
+                    }
+                    s += &host;
+                    if let Some(port) = port {
+                        s += ":";
+                        s += &port;
+                    }
+                    for p in params {
+                        s += ";";
+                        s += &p;
+                    }
+                    if semi {
+                        s += ";";
+                    }
+                    if let Some(h) = headers {
+                        s += "?";
+                        s += &h.join("&");
+                    }
+                    s
+                },
+            )
+    }
+
+    fn lws() -> impl Strategy<Value = &'static str> {
+        select(&["", "", "", " ", "\t", "\r\n ", "  "][..])
+    }
+
+    /// A header parameter list (what follows the first `;`): names with and without values,
+    /// tokens, hosts and quoted strings, LWS around the punctuation.
+    pub fn header_params() -> impl Strategy<Value = String> {
+        let name = prop_oneof![
+            select(
+                &[
+                    "tag",
+                    "q",
+                    "expires",
+                    "+sip.instance",
+                    "reg-id",
+                    "branch",
+                    "rport",
+                    "received",
+                    "Q",
+                    "EXPIRES"
+                ][..]
+            )
+            .prop_map(String::from),
+            "[a-zA-Z0-9.!%*_+`'~-]{1,8}",
+        ];
+        let value = proptest::option::of(prop_oneof![
+            "[a-zA-Z0-9.!%*_+`'~-]{1,10}",
+            "[0-9]{1,12}",
+            "[01]\\.[0-9]{0,4}",
+            r#""([ !#-\[\]-~]|\\[\x00-\x7f]){0,12}""#,
+            "\"<urn:uuid:[0-9a-f-]{8,20}>\"",
+            "\\[?[0-9a-f:]{2,12}\\]?",
+        ]);
+        let param = (name, lws(), lws(), value).prop_map(|(n, a, b, v)| match v {
+            Some(v) => format!("{n}{a}={b}{v}"),
+            None => n,
+        });
+        (prop::collection::vec((param, lws(), lws()), 1..5)).prop_map(|ps| {
+            let mut s = String::new();
+            for (k, (p, a, b)) in ps.into_iter().enumerate() {
+                if k > 0 {
+                    s += a;
+                    s += ";";
+                    s += b;
+                }
+                s += &p;
+            }
+            s
+        })
+    }
+
+    /// A `name-addr` or `addr-spec` with optional header parameters.
+    pub fn name_addr() -> impl Strategy<Value = String> {
+        let display = prop_oneof![
+            Just(String::new()),
+            r#""([ !#-\[\]-~]|\\[\x00-\x7f]){0,10}""#,
+            "[A-Za-z]{1,6}( [A-Za-z.]{1,6}){0,2}",
+        ];
+        (
+            display,
+            any::<bool>(),
+            uri(),
+            lws(),
+            lws(),
+            proptest::option::of(header_params()),
+        )
+            .prop_map(|(display, bracket, uri, a, b, params)| {
+                let mut s = if bracket || !display.is_empty() {
+                    format!("{display}{a}<{uri}>")
+                } else {
+                    uri
+                };
+                if let Some(p) = params {
+                    s += b;
+                    s += ";";
+                    s += a;
+                    s += &p;
+                }
+                s
+            })
+    }
+
+    /// `base` with up to four bytes replaced, inserted or removed, or a span cut out.
+    pub fn edited(base: impl Strategy<Value = String>) -> impl Strategy<Value = Vec<u8>> {
+        let byte = prop_oneof![4 => select(BYTES), 1 => any::<u8>()];
+        let edit = (any::<Index>(), any::<Index>(), byte, 0..4u8);
+        (base, prop::collection::vec(edit, 0..4)).prop_map(|(base, edits)| {
+            let mut v = base.into_bytes();
+            for (at, to, byte, how) in edits {
+                if v.is_empty() {
+                    v.push(byte);
+                    continue;
+                }
+                let at = at.index(v.len());
+                match how {
+                    0 => v[at] = byte,
+                    1 => v.insert(at, byte),
+                    2 => {
+                        v.remove(at);
+                    }
+                    _ => {
+                        let to = at + to.index(v.len() - at);
+                        v.drain(at..to);
+                    }
+                }
+            }
+            v
+        })
+    }
+
+    /// Where `part` lies relative to `base` (offset and length), to compare slices by place, not
+    /// only by content. A slice from elsewhere (`Params::EMPTY`) gets an offset of its own.
+    pub fn span(base: &[u8], part: &[u8]) -> (usize, usize) {
+        let offset = (part.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+        (offset, part.len())
+    }
+}
+
+/// The implementations the word-at-a-time versions replaced, kept as the reference they are
+/// tested against.
+#[cfg(test)]
+pub(crate) mod reference {
+    pub fn split_quoted(s: &[u8]) -> Option<(&[u8], &[u8])> {
+        let body = s.strip_prefix(b"\"")?;
+        let mut i = 0;
+        loop {
+            i += memchr::memchr2(b'"', b'\\', body.get(i..)?)?;
+            match body.get(i)? {
+                b'"' => return Some((body.get(..i)?, body.get(i + 1..)?)),
+                _ => match body.get(i + 1) {
+                    Some(&n) if n <= 0x7f && n != b'\r' && n != b'\n' => i += 2,
+                    _ => return None,
+                },
+            }
+        }
+    }
+
+    pub fn find_unquoted(s: &[u8], sep: u8) -> Option<usize> {
+        let mut i = 0;
+        loop {
+            let at = i + memchr::memchr3(sep, b'"', b'<', s.get(i..)?)?;
+            match s.get(at)? {
+                b'"' => {
+                    let (inner, _) = split_quoted(s.get(at..)?)?;
+                    i = at + inner.len() + 2;
+                }
+                b'<' => i = at + 1 + memchr::memchr(b'>', s.get(at + 1..)?)? + 1,
+                _ => return Some(at),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::Strategy;
 
     #[test]
     fn classes() {
@@ -290,5 +889,100 @@ mod tests {
         assert_eq!(v[1], b"sip:z@w");
         let v: Vec<&[u8]> = CommaList::new(b"a,,b").collect();
         assert_eq!(v, [&b"a"[..], b"", b"b"]);
+    }
+
+    /// The word-at-a-time searches find the first match wherever it is, next to the bytes the
+    /// zero-byte test could confuse.
+    #[test]
+    fn word_searches_find_the_first_match() {
+        for len in 0..20 {
+            for at in 0..len {
+                for noise in [0x00, 0x01, 0x80, 0xff, b'+', b'-'] {
+                    let mut v = vec![b'x'; len];
+                    for (k, b) in v.iter_mut().enumerate() {
+                        if k % 3 == 1 {
+                            *b = noise;
+                        }
+                    }
+                    v[at] = b',';
+                    for from in 0..=len {
+                        let want = v[from.min(len)..]
+                            .iter()
+                            .position(|&b| b == b',')
+                            .map(|p| p + from);
+                        assert_eq!(find_byte(&v, from, b','), want);
+                        assert_eq!(find_either(&v, from, b',', b'"'), want);
+                        assert_eq!(find_any3(&v, from, b',', b'"', b'<'), want);
+                    }
+                }
+            }
+        }
+    }
+
+    fn comma_list_reference(s: &[u8]) -> Vec<&[u8]> {
+        let mut out = Vec::new();
+        let mut rest = Some(s);
+        while let Some(r) = rest {
+            match reference::find_unquoted(r, b',') {
+                Some(i) => {
+                    out.push(trim(&r[..i]));
+                    rest = Some(&r[i + 1..]);
+                }
+                None => {
+                    out.push(trim(r));
+                    rest = None;
+                }
+            }
+        }
+        out
+    }
+
+    fn check_scans(v: &[u8], sep: u8) -> Result<(), proptest::test_runner::TestCaseError> {
+        use proptest::prop_assert_eq;
+        let text = String::from_utf8_lossy(v);
+        for sep in [b',', b';', b'"', b'<', sep] {
+            prop_assert_eq!(
+                find_unquoted(v, sep),
+                reference::find_unquoted(v, sep),
+                "{:?} {}",
+                text,
+                sep
+            );
+        }
+        for from in [0, 1, 2] {
+            if let Some(rest) = v.get(from..) {
+                prop_assert_eq!(
+                    split_quoted(rest),
+                    reference::split_quoted(rest),
+                    "{:?}",
+                    text
+                );
+            }
+        }
+        let ours: Vec<&[u8]> = CommaList::new(v).collect();
+        prop_assert_eq!(ours, comma_list_reference(v), "{:?}", text);
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn scans_agree_with_reference_on_anything(v in arb::bytes(), sep in proptest::prelude::any::<u8>()) {
+            check_scans(&v, sep)?;
+        }
+
+        #[test]
+        fn scans_agree_with_reference_on_soup(v in arb::soup(), sep in proptest::sample::select(arb::BYTES)) {
+            check_scans(&v, sep)?;
+        }
+
+        #[test]
+        fn scans_agree_with_reference_on_edited_lists(
+            v in arb::edited(proptest::collection::vec(arb::name_addr(), 1..4).prop_map(|v| v.join(", "))),
+            sep in proptest::sample::select(arb::BYTES),
+        ) {
+            check_scans(&v, sep)?;
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! value is parsed; iterating it afterwards cannot fail. Values keep their quotes: callers that
 //! need the content use [`unquote`].
 
-use super::chars::{self, HNV, PARAM, TOKEN, UNRESERVED};
+use super::chars::{self, HNV, UNRESERVED, run};
 
 /// A validated parameter list (the text after the first `;`, or empty).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -35,87 +35,104 @@ impl<'a> Params<'a> {
     /// The list is read by its grammar, left to right: `LWS token LWS [ "=" LWS value LWS ]`,
     /// then `;` or the end. That accepts exactly the lists whose `;`-separated pieces (quoted
     /// strings kept whole) pass the `generic-param` check, and yields the same pieces as
-    /// [`Params::iter`], without a separator search and a second look at every piece.
+    /// [`Params::iter`], without a separator search and a second look at every piece. Each
+    /// parameter is handed over as soon as it is read, before what follows it is looked at.
+    #[inline]
     pub fn header_visit(
         raw: &'a [u8],
         mut visit: impl FnMut(&Param<'a>) -> Option<()>,
     ) -> Option<Self> {
-        let mut s = raw;
-        while !s.is_empty() {
-            let start = chars::trim_start(s);
-            let name_len = start.iter().take_while(|&&b| chars::is(b, TOKEN)).count();
-            if name_len == 0 {
+        let mut i = 0;
+        while i < raw.len() {
+            let start = skip_lws(raw, i);
+            let mut j = chars::run_end(raw, start, run::TOKEN);
+            if j == start {
                 return None;
             }
-            let (name, after_name) = start.split_at_checked(name_len)?;
-            let after_name = chars::trim_start(after_name);
-            let (value, after) = match after_name {
-                [b'=', v @ ..] => {
-                    let v = chars::trim_start(v);
-                    let len = if v.first() == Some(&b'"') {
-                        let (inner, _) = chars::split_quoted(v)?;
-                        inner.len() + 2
-                    } else {
-                        // host values include IPv6 addresses, with or without brackets (RFC 5118
-                        // 4.5).
-                        v.iter()
-                            .take_while(|&&b| {
-                                chars::is(b, TOKEN) || matches!(b, b':' | b'[' | b']')
-                            })
-                            .count()
-                    };
-                    if len == 0 {
-                        return None;
-                    }
-                    let (value, after) = v.split_at_checked(len)?;
-                    (Some(value), after)
+            let name = raw.get(start..j)?;
+            j = skip_lws(raw, j);
+            let value = if raw.get(j) == Some(&b'=') {
+                let from = skip_lws(raw, j + 1);
+                let end = if raw.get(from) == Some(&b'"') {
+                    chars::closing_quote(raw, from + 1)? + 1
+                } else {
+                    // host values include IPv6 addresses, with or without brackets (RFC 5118
+                    // 4.5).
+                    chars::run_end(raw, from, run::GEN_VALUE)
+                };
+                if end == from {
+                    return None;
                 }
-                _ => (None, after_name),
+                j = end;
+                Some(raw.get(from..end)?)
+            } else {
+                None
             };
-            let param_len = start.len() - after.len();
             visit(&Param {
                 name,
                 value,
-                raw: start.get(..param_len)?,
+                raw: raw.get(start..j)?,
             })?;
-            s = match chars::trim_start(after) {
-                [] => &[],
+            i = skip_lws(raw, j);
+            match raw.get(i) {
+                None => break,
                 // A ";" must be followed by another parameter.
-                [b';', rest @ ..] if !rest.is_empty() => rest,
+                Some(b';') if i + 1 < raw.len() => i += 1,
                 _ => return None,
-            };
+            }
         }
         Some(Params { raw })
     }
 
     /// Wraps URI parameters after checking `pname ["=" pvalue]` with `paramchar` bytes only.
     pub fn uri(raw: &'a [u8]) -> Option<Self> {
-        // uri-parameters = *( ";" uri-parameter ), read in one pass: a name run, an optional
-        // "=" and value run, then ";" or the end. White space is no paramchar, so it is refused
-        // as everywhere in a URI; an empty parameter (";;", a trailing ";") is refused too. An
-        // empty list (what follows a lone trailing ";" after the host) is accepted.
-        const CLASSES: u8 = PARAM | UNRESERVED;
-        let mut s = raw;
-        while !s.is_empty() {
-            let name = escaped_run(s, CLASSES);
-            if name == 0 {
-                return None;
-            }
-            s = s.get(name..)?;
-            if let [b'=', value @ ..] = s {
-                let n = escaped_run(value, CLASSES);
-                if n == 0 {
+        let (params, end) = Self::uri_at(raw, 0)?;
+        (end == raw.len()).then_some(params)
+    }
+
+    /// Reads URI parameters from `s[start..]` (what follows the first `;`) up to the first byte
+    /// that cannot continue them, returning them and where they end. The caller decides whether
+    /// that byte (`?`, `>`, the end) may end them; any other byte there makes the URI malformed.
+    ///
+    /// `uri-parameters = *( ";" uri-parameter )`, read in one pass: a name run, an optional
+    /// "=" and value run, then ";" or the end. White space is no paramchar, so it is refused as
+    /// everywhere in a URI; an empty parameter (";;", a trailing ";") is refused too. An empty
+    /// list (what follows a lone trailing ";" after the host) is accepted.
+    #[inline]
+    pub(crate) fn uri_at(s: &'a [u8], start: usize) -> Option<(Self, usize)> {
+        const CLASSES: u8 = run::PARAM;
+        let mut i = escaped_end(s, start, CLASSES);
+        if i != start {
+            loop {
+                if s.get(i) == Some(&b'=') {
+                    let end = escaped_end(s, i + 1, CLASSES);
+                    if end == i + 1 {
+                        return None;
+                    }
+                    i = end;
+                }
+                if s.get(i) != Some(&b';') {
+                    break;
+                }
+                let end = escaped_end(s, i + 1, CLASSES);
+                if end == i + 1 {
                     return None;
                 }
-                s = value.get(n..)?;
-            }
-            match s {
-                [] => {}
-                [b';', rest @ ..] if !rest.is_empty() => s = rest,
-                _ => return None,
+                i = end;
             }
         }
-        Some(Params { raw })
+        Some((
+            Params {
+                raw: s.get(start..i)?,
+            },
+            i,
+        ))
+    }
+
+    /// A list taken as valid without a check, for the reference parsers in tests.
+    #[cfg(test)]
+    pub(crate) fn unchecked(raw: &'a [u8]) -> Self {
+        Params { raw }
     }
 
     pub fn raw(&self) -> &'a [u8] {
@@ -164,7 +181,7 @@ impl<'a> Iterator for ParamIter<'a> {
         };
         self.rest = rest;
         let raw = chars::trim(raw);
-        let (name, value) = match memchr::memchr(b'=', raw) {
+        let (name, value) = match raw.iter().position(|&b| b == b'=') {
             Some(i) => (
                 chars::trim(raw.get(..i)?),
                 Some(chars::trim(raw.get(i + 1..)?)),
@@ -210,6 +227,46 @@ pub fn escaped_run(s: &[u8], classes: u8) -> usize {
     i
 }
 
+/// Where the run of bytes in the [`run`] class `bit` and well-formed `%HH` escapes that starts
+/// at `s[i]` ends (`i` itself for an empty run): [`escaped_run`] for the classes of `bit`.
+#[inline(always)]
+pub(crate) fn escaped_end(s: &[u8], mut i: usize, bit: u8) -> usize {
+    loop {
+        i = chars::run_end(s, i, bit);
+        if s.get(i) == Some(&b'%')
+            && let (Some(&h), Some(&l)) = (s.get(i + 1), s.get(i + 2))
+            && chars::hex_value(h).is_some()
+            && chars::hex_value(l).is_some()
+        {
+            i += 3;
+        } else {
+            return i;
+        }
+    }
+}
+
+/// The first index at or after `i` that is not linear white space.
+#[inline(always)]
+fn skip_lws(s: &[u8], mut i: usize) -> usize {
+    while s.get(i).is_some_and(|&b| chars::is_lws(b)) {
+        i += 1;
+    }
+    i
+}
+
+/// Where the URI headers that start at `s[i]` (after the `?`) end: the run of `hnv-unreserved`,
+/// `unreserved`, escapes, `&` and `=`. Whether they are well formed is for [`is_uri_headers`].
+#[inline]
+pub(crate) fn uri_headers_end(s: &[u8], mut i: usize) -> usize {
+    loop {
+        i = escaped_end(s, i, run::HNV);
+        match s.get(i) {
+            Some(b'&' | b'=') => i += 1,
+            _ => return i,
+        }
+    }
+}
+
 /// `headers = "?" header *( "&" header )`, `header = hname "=" hvalue`.
 pub fn is_uri_headers(s: &[u8]) -> bool {
     s.split(|&b| b == b'&').all(|h| {
@@ -221,9 +278,98 @@ pub fn is_uri_headers(s: &[u8]) -> bool {
     })
 }
 
+/// The implementations the one-pass versions replaced, kept as the reference they are tested
+/// against.
+#[cfg(test)]
+pub(crate) mod reference {
+    use super::super::chars::{self, PARAM, TOKEN, UNRESERVED};
+    use super::{Param, escaped_run};
+
+    /// The old `Params::header_visit`; returns the raw list on success.
+    pub fn header_visit<'a>(
+        raw: &'a [u8],
+        mut visit: impl FnMut(&Param<'a>) -> Option<()>,
+    ) -> Option<&'a [u8]> {
+        let mut s = raw;
+        while !s.is_empty() {
+            let start = chars::trim_start(s);
+            let name_len = start.iter().take_while(|&&b| chars::is(b, TOKEN)).count();
+            if name_len == 0 {
+                return None;
+            }
+            let (name, after_name) = start.split_at_checked(name_len)?;
+            let after_name = chars::trim_start(after_name);
+            let (value, after) = match after_name {
+                [b'=', v @ ..] => {
+                    let v = chars::trim_start(v);
+                    let len = if v.first() == Some(&b'"') {
+                        let (inner, _) = chars::reference::split_quoted(v)?;
+                        inner.len() + 2
+                    } else {
+                        v.iter()
+                            .take_while(|&&b| {
+                                chars::is(b, TOKEN) || matches!(b, b':' | b'[' | b']')
+                            })
+                            .count()
+                    };
+                    if len == 0 {
+                        return None;
+                    }
+                    let (value, after) = v.split_at_checked(len)?;
+                    (Some(value), after)
+                }
+                _ => (None, after_name),
+            };
+            let param_len = start.len() - after.len();
+            visit(&Param {
+                name,
+                value,
+                raw: start.get(..param_len)?,
+            })?;
+            s = match chars::trim_start(after) {
+                [] => &[],
+                [b';', rest @ ..] if !rest.is_empty() => rest,
+                _ => return None,
+            };
+        }
+        Some(raw)
+    }
+
+    /// The old `Params::uri`; returns the raw list on success.
+    pub fn uri(raw: &[u8]) -> Option<&[u8]> {
+        const CLASSES: u8 = PARAM | UNRESERVED;
+        let mut s = raw;
+        while !s.is_empty() {
+            let name = escaped_run(s, CLASSES);
+            if name == 0 {
+                return None;
+            }
+            s = s.get(name..)?;
+            if let [b'=', value @ ..] = s {
+                let n = escaped_run(value, CLASSES);
+                if n == 0 {
+                    return None;
+                }
+                s = value.get(n..)?;
+            }
+            match s {
+                [] => {}
+                [b';', rest @ ..] if !rest.is_empty() => s = rest,
+                _ => return None,
+            }
+        }
+        Some(raw)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::chars::arb::{self, span};
+    use super::super::chars::{PARAM, UNRESERVED};
     use super::*;
+    use proptest::prelude::*;
+    use proptest::sample::select;
+    use proptest::test_runner::TestCaseError;
 
     #[test]
     fn header_params() {
@@ -257,5 +403,80 @@ mod tests {
         assert!(Params::uri(b" lr").is_none());
         assert!(is_uri_headers(b"Route=%3Csip:sip.example.com%3E"));
         assert!(!is_uri_headers(b"Route=<sip:x>"));
+    }
+
+    type Seen = Vec<((usize, usize), Option<(usize, usize)>, (usize, usize))>;
+
+    /// Runs a header parameter parser with a visitor that records where each parameter lies and
+    /// refuses the one named `refuse`.
+    fn visited<'a>(
+        raw: &'a [u8],
+        refuse: &[u8],
+        parse: impl FnOnce(&'a [u8], &mut dyn FnMut(&Param<'a>) -> Option<()>) -> Option<&'a [u8]>,
+    ) -> (Option<(usize, usize)>, Seen) {
+        let mut seen = Seen::new();
+        let mut visit = |p: &Param<'a>| {
+            seen.push((
+                span(raw, p.name),
+                p.value.map(|v| span(raw, v)),
+                span(raw, p.raw),
+            ));
+            (p.name != refuse).then_some(())
+        };
+        let got = parse(raw, &mut visit).map(|r| span(raw, r));
+        (got, seen)
+    }
+
+    fn check_params(v: &[u8], refuse: &[u8]) -> Result<(), TestCaseError> {
+        let text = String::from_utf8_lossy(v);
+        let ours = visited(v, refuse, |raw, visit| {
+            Params::header_visit(raw, visit).map(|p| p.raw)
+        });
+        let old = visited(v, refuse, |raw, visit| reference::header_visit(raw, visit));
+        prop_assert_eq!(ours, old, "{:?}", text);
+        let ours = Params::uri(v).map(|p| span(v, p.raw));
+        let old = reference::uri(v).map(|r| span(v, r));
+        prop_assert_eq!(ours, old, "{:?}", text);
+        prop_assert_eq!(
+            escaped_end(v, 0, run::PARAM),
+            escaped_run(v, PARAM | UNRESERVED)
+        );
+        prop_assert_eq!(
+            escaped_end(v, 0, run::USER),
+            escaped_run(v, chars::USER | UNRESERVED)
+        );
+        Ok(())
+    }
+
+    const REFUSE: &[&[u8]] = &[b"", b"q", b"tag", b"x", b"expires"];
+
+    fn refuse() -> impl Strategy<Value = &'static [u8]> {
+        select(REFUSE)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn params_agree_with_reference_on_anything(v in arb::bytes(), refuse in refuse()) {
+            check_params(&v, refuse)?;
+        }
+
+        #[test]
+        fn params_agree_with_reference_on_soup(v in arb::soup(), refuse in refuse()) {
+            check_params(&v, refuse)?;
+        }
+
+        #[test]
+        fn params_agree_with_reference_on_edited_lists(v in arb::edited(arb::header_params()), refuse in refuse()) {
+            check_params(&v, refuse)?;
+        }
+
+        #[test]
+        fn uri_params_agree_with_reference_on_edited_lists(
+            v in arb::edited(arb::uri().prop_map(|u| u.split_once(';').map(|(_, p)| p.to_string()).unwrap_or(u))),
+        ) {
+            check_params(&v, b"")?;
+        }
     }
 }
