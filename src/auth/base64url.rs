@@ -194,7 +194,9 @@ mod tests {
         }
         for window in all.windows(6) {
             let groups = [0, 3].map(|k| {
-                u32::from(window[k]) << 16 | u32::from(window[k + 1]) << 8 | u32::from(window[k + 2])
+                u32::from(window[k]) << 16
+                    | u32::from(window[k + 1]) << 8
+                    | u32::from(window[k + 2])
             });
             let (mut by_groups, mut by_bytes) = ([0u8; 8], [0u8; 8]);
             encode_groups(&groups, &mut by_groups);

@@ -758,12 +758,29 @@ pub fn verify_with(
 /// Whether `text` is `raw` in hex, digits in either case, in time that depends on the length
 /// only. Eight digits at a time: the client's lowercased (its input is public), the expected
 /// ones encoded from `raw` (the secret), their difference accumulated without an early exit.
-/// `text` is exactly twice as long as `raw`, a multiple of four bytes.
+/// Digests are 16 or 32 bytes, whole words; any other length takes [`hex_eq_pairs`].
 fn hex_eq(text: &[u8], raw: &[u8]) -> bool {
-    let (texts, _) = text.as_chunks::<8>();
-    let (raws, _) = raw.as_chunks::<4>();
+    let (texts, text_rest) = text.as_chunks::<8>();
+    let (raws, raw_rest) = raw.as_chunks::<4>();
+    if texts.len() != raws.len() || !text_rest.is_empty() || !raw_rest.is_empty() {
+        return hex_eq_pairs(text, raw);
+    }
     let diff = texts.iter().zip(raws).fold(0u64, |acc, (t, r)| {
         acc | (lowercase_word(u64::from_le_bytes(*t)) ^ hex_word(*r))
+    });
+    core::hint::black_box(diff) == 0
+}
+
+/// [`hex_eq`] a digit pair at a time, for lengths that are not whole words.
+#[cold]
+fn hex_eq_pairs(text: &[u8], raw: &[u8]) -> bool {
+    if text.len() != raw.len() * 2 {
+        return false;
+    }
+    let diff = text.chunks_exact(2).zip(raw).fold(0u8, |acc, (t, &r)| {
+        let [hi, lo] = HEX_PAIRS[usize::from(r)];
+        acc | (t.first().map_or(0, u8::to_ascii_lowercase) ^ hi)
+            | (t.get(1).map_or(0, u8::to_ascii_lowercase) ^ lo)
     });
     core::hint::black_box(diff) == 0
 }
@@ -1176,7 +1193,7 @@ mod tests {
     #[test]
     fn hex_eq_agrees_with_bytes() {
         let raw: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
-        for len in [16, 32] {
+        for len in [16, 32, 1, 3, 5, 18] {
             let raw = &raw[..len];
             let good: Vec<u8> = raw
                 .iter()

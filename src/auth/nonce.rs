@@ -628,7 +628,12 @@ mod tests {
         }
         // A nonce as issued is the documented layout encoded byte by byte.
         let keys = NonceKeys::new(0x5a, &K1);
-        for (now, seq) in [(0, 0), (1_000, 42), (u64::from(u32::MAX), u64::MAX), (0xa5a5_a5a5, 1 << 48 | 7)] {
+        for (now, seq) in [
+            (0, 0),
+            (1_000, 42),
+            (u64::from(u32::MAX), u64::MAX),
+            (0xa5a5_a5a5, 1 << 48 | 7),
+        ] {
             let (issued, carried) = (now as u32, carried_seq(seq));
             let mut raw = [0u8; RAW_LEN];
             raw[..4].copy_from_slice(&issued.to_be_bytes());
