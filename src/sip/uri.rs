@@ -305,6 +305,7 @@ impl<'a> Uri<'a> {
     /// [`Uri::raw`] says how far that is. Whether that byte may end the URI (the end of the
     /// value, the `>` of a name-addr) is for the caller: any other byte there makes the URI
     /// malformed. No byte a URI can contain is `>`, so `<`...`>` needs no search for its end.
+    #[inline(always)]
     pub fn parse_prefix(s: &'a [u8]) -> Option<Uri<'a>> {
         Uri::read(s, false)
     }
@@ -378,8 +379,14 @@ impl<'a> SipUri<'a> {
     /// an "@" anywhere else is refused by the host, port, params or headers it turns up in.
     #[inline(always)]
     fn read(secure: bool, s: &'a [u8], at: usize, whole: bool) -> Option<Uri<'a>> {
-        let user_end = params::escaped_end(s, at, chars::run::USER);
         // userinfo = ( user / telephone-subscriber ) [ ":" password ] "@"; the user is 1*( ... ).
+        // A URI that is all of `s` (a Request-URI) and has no "@" at all has no userinfo: one
+        // word-at-a-time search instead of reading the user alphabet over the host and params.
+        let user_end = if whole && chars::find_byte(s, at, b'@').is_none() {
+            at
+        } else {
+            params::escaped_end(s, at, chars::run::USER)
+        };
         let (user, password, host_start) = match s.get(user_end) {
             Some(b'@') if user_end > at => {
                 (Some(Escaped(s.get(at..user_end)?)), None, user_end + 1)
