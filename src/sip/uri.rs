@@ -182,33 +182,36 @@ static HOST_CLASS: [u8; 256] = build_host_class();
 fn name_at(s: &[u8], start: usize) -> Option<(Host<'_>, usize)> {
     let class = |i: usize| s.get(i).map_or(0, |&b| HOST_CLASS[usize::from(b)]);
     let mut i = start;
-    loop {
-        i = chars::run_end(s, i, chars::run::ALPHANUM);
-        let prev = if i > start { class(i - 1) } else { 0 };
-        let fine = match class(i) {
-            H_DOT => prev & H_ALNUM != 0,
-            H_DASH => prev & (H_ALNUM | H_DASH) != 0,
-            _ => break,
-        };
-        if !fine {
-            return None;
+    while let Some(&b) = s.get(i) {
+        let c = HOST_CLASS[usize::from(b)];
+        if c & H_ALNUM == 0 {
+            // The byte before, at the rare punctuation only (none before the first).
+            let prev = if i > start { class(i - 1) } else { 0 };
+            let fine = match c {
+                H_DOT => prev & H_ALNUM != 0,
+                H_DASH => prev & (H_ALNUM | H_DASH) != 0,
+                _ => break,
+            };
+            if !fine {
+                return None;
+            }
         }
         i += 1;
     }
     if i == start || class(i - 1) == H_DASH {
         return None;
     }
-    // Text that starts with a digit was not an IPv4 address (the caller tried): digits and
-    // dots only is no name either.
-    if s.get(start).is_some_and(u8::is_ascii_digit)
-        && !s
-            .get(start..i)?
+    let name = s.get(start..i)?;
+    // Text that starts with a digit was no IPv4 address (the caller tried): digits and dots
+    // only is no name either.
+    if name.first().is_some_and(u8::is_ascii_digit)
+        && !name
             .iter()
             .any(|&b| HOST_CLASS[usize::from(b)] & (H_LETTER | H_DASH) != 0)
     {
         return None;
     }
-    Some((Host::Domain(s.get(start..i)?), i))
+    Some((Host::Domain(name), i))
 }
 
 /// An IPv4 address at `s[start..]` that no host byte follows, as [`parse_ipv4`] reads one.
