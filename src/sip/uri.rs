@@ -214,7 +214,9 @@ fn name_at(s: &[u8], start: usize) -> Option<(Host<'_>, usize)> {
     Some((Host::Domain(name), i))
 }
 
-/// An IPv4 address at `s[start..]` that no host byte follows, as [`parse_ipv4`] reads one.
+/// `IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT` at `s[start..]`, followed by
+/// no host byte, read as the standard library reads one (each part at most 255, no leading zero
+/// but in "0") without the detour through `str`.
 #[inline(always)]
 fn ipv4_at(s: &[u8], start: usize) -> Option<(Ipv4Addr, usize)> {
     #[inline(always)]
