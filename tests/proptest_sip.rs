@@ -9,6 +9,10 @@
 //!   8.2.6.2 and RFC 3581 say; writing again from the parsed response gives the same bytes.
 //! - Stream framing: generated messages, concatenated and cut into arbitrary chunks, come out of
 //!   `parse_stream` one by one, whole and in order.
+//! - URIs and hosts read as the start of a longer value (`Uri::parse_prefix`, `Host::parse_at`)
+//!   end where they end and read as they do alone. (That the one-pass URI, name-addr and
+//!   parameter parsers agree with the implementations they replaced is tested next to them, in
+//!   `src/sip/{uri,addr,params,chars}.rs`, where the old code is kept as a reference.)
 //! - Committed fuzz findings (`tools/fuzz/regressions/`) and the seed corpus replay without panic.
 //!
 //! Case counts are modest so the file runs in seconds in a debug build; `PROPTEST_CASES=N` raises
@@ -839,6 +843,32 @@ proptest! {
             String::from_utf8_lossy(&first),
             String::from_utf8_lossy(&second)
         );
+    }
+
+    /// A URI read as the start of a longer value (`Uri::parse_prefix`, what a name-addr does
+    /// up to its `>`) ends where the URI ends, and reads as the URI alone does; a host read the
+    /// same way (`Host::parse_at`) ends where the host ends.
+    #[test]
+    fn uris_and_hosts_read_as_prefixes(
+        u in prop_oneof![uri(true), uri(false)],
+        tail in prop::sample::select(&["", ">", ">;tag=1", " ;x", "\r\n", "\"", "<"][..]),
+    ) {
+        let text = u.text();
+        let whole = Uri::parse(text.as_bytes()).expect("a generated URI parses");
+        u.check(&whole);
+        let longer = format!("{text}{tail}");
+        let prefix = Uri::parse_prefix(longer.as_bytes()).expect("a URI followed by a delimiter");
+        prop_assert_eq!(prefix.raw(), text.as_bytes());
+        u.check(&prefix);
+        let bracketed = format!("<{text}>");
+        let a = NameAddr::parse(bracketed.as_bytes()).expect("the URI in angle brackets");
+        u.check(&a.uri);
+
+        let host = u.host.text();
+        let longer = format!("{host}{tail}");
+        let (h, end) = Host::parse_at(longer.as_bytes(), 0).expect("a generated host");
+        prop_assert_eq!(end, host.len());
+        prop_assert!(u.host.matches(&h));
     }
 
     #[test]

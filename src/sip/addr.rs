@@ -143,7 +143,7 @@ impl<'a> Contact<'a> {
         let mut reg_id = None;
         let addr = NameAddr::parse_visit(value, |p| {
             // The four names differ in length: one compare at most per parameter.
-            let is = |n: &[u8]| p.name.eq_ignore_ascii_case(n);
+            let is = |n: &[u8]| chars::eq_lower(p.name, n);
             match p.name.len() {
                 1 if is(b"q") => q = Some(parse_qvalue(p.value?).ok()?),
                 7 if is(b"expires") => {

@@ -1,7 +1,11 @@
-//! Byte classes of the RFC 3261 section 25 grammar, as one lookup table.
+//! Byte classes of the RFC 3261 section 25 grammar, as lookup tables, and the searches the
+//! scanners of this module family share.
 //!
-//! Each byte maps to a set of class bits; the scanners in this module family test membership with
-//! one load and one mask. Nothing here allocates or looks beyond the slice it is given.
+//! Each byte maps to a set of class bits; the scanners test membership with one load and one
+//! mask ([`run_end`] reads runs of a class four bytes a step). The searches for a few delimiters
+//! (quotes, brackets, commas) read eight bytes at a time: header values are short, and a vector
+//! search's set-up would cost more than it saves on them. Nothing here allocates or looks beyond
+//! the slice it is given.
 
 /// `alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~"`
 pub const TOKEN: u8 = 1;
@@ -119,13 +123,6 @@ const fn build_extra() -> [u8; 256] {
 
 static EXTRA: [u8; 256] = build_extra();
 
-/// A header parameter value outside quotes: `token`, or a `host` (which adds `:`, `[` and `]`
-/// for IPv6 references, RFC 5118 4.5).
-#[inline(always)]
-pub fn is_gen_value(b: u8) -> bool {
-    EXTRA[b as usize] & EXTRA_GEN_VALUE != 0
-}
-
 /// `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`, after the first byte.
 #[inline(always)]
 pub fn is_scheme(b: u8) -> bool {
@@ -151,12 +148,11 @@ pub mod run {
     pub const HNV: u8 = 1 << 3;
     /// `token`.
     pub const TOKEN: u8 = 1 << 4;
-    /// A header parameter value outside quotes (see [`super::is_gen_value`]).
+    /// A header parameter value outside quotes: `token`, or a `host` (which adds `:`, `[` and
+    /// `]` for IPv6 references, RFC 5118 4.5).
     pub const GEN_VALUE: u8 = 1 << 5;
     /// `alphanum`.
     pub const ALPHANUM: u8 = 1 << 6;
-    /// `LWS` bytes (see [`super::is_lws`]).
-    pub const LWS: u8 = 1 << 7;
 }
 
 const fn build_run() -> [u8; 256] {
@@ -188,9 +184,6 @@ const fn build_run() -> [u8; 256] {
         if b.is_ascii_alphanumeric() {
             t[c] |= run::ALPHANUM;
         }
-        if matches!(b, b' ' | b'\t' | b'\r' | b'\n') {
-            t[c] |= run::LWS;
-        }
         c += 1;
     }
     t
@@ -198,41 +191,91 @@ const fn build_run() -> [u8; 256] {
 
 static RUN: [u8; 256] = build_run();
 
-/// True when `b` is in the [`run`] class `bit`.
-#[inline(always)]
-pub fn in_run(b: u8, bit: u8) -> bool {
-    RUN[b as usize] & bit != 0
-}
-
 /// Where the run of bytes in the [`run`] class `bit` that starts at `s[i]` ends (`i` itself
 /// when `s[i]` is not in it, `s.len()` when the run reaches the end). Unrolled four bytes a
 /// step while four remain, each byte tested on its own so that the first one outside the class
 /// is known at once: the runs in SIP values are short, a rescan would cost more than it saves.
 #[inline(always)]
-pub fn run_end(s: &[u8], mut i: usize, bit: u8) -> usize {
+pub fn run_end(s: &[u8], i: usize, bit: u8) -> usize {
     let member = |b: u8| RUN[b as usize] & bit != 0;
-    while let Some(&[a, b, c, d]) = s
-        .get(i..i.wrapping_add(4))
-        .and_then(|w| <&[u8; 4]>::try_from(w).ok())
-    {
-        if !member(a) {
-            return i;
+    let Some(rest) = s.get(i..) else {
+        return i;
+    };
+    let mut chunks = rest.chunks_exact(4);
+    let mut n = i;
+    for chunk in &mut chunks {
+        if let &[a, b, c, d] = chunk {
+            if !member(a) {
+                return n;
+            }
+            if !member(b) {
+                return n + 1;
+            }
+            if !member(c) {
+                return n + 2;
+            }
+            if !member(d) {
+                return n + 3;
+            }
         }
+        n += 4;
+    }
+    for &b in chunks.remainder() {
         if !member(b) {
-            return i + 1;
+            return n;
         }
-        if !member(c) {
-            return i + 2;
-        }
-        if !member(d) {
-            return i + 3;
-        }
-        i += 4;
+        n += 1;
     }
-    while s.get(i).is_some_and(|&b| member(b)) {
-        i += 1;
+    n
+}
+
+/// `s.eq_ignore_ascii_case(lower)` for a `lower` without upper-case letters (a name as the
+/// grammar spells it, lower-cased), comparing four or eight bytes at a time: each byte of `s`
+/// with the case bit set where `lower` has a letter, else as it is. Inlined with a literal
+/// `lower`, the masks are constants.
+#[inline(always)]
+pub fn eq_lower(s: &[u8], lower: &[u8]) -> bool {
+    debug_assert!(!lower.iter().any(u8::is_ascii_uppercase));
+    let fold = |l: u8| if l.is_ascii_lowercase() { 0x20 } else { 0 };
+    let n = lower.len();
+    if s.len() != n {
+        return false;
     }
-    i
+    match n {
+        0..4 => s.iter().zip(lower).all(|(&a, &l)| a | fold(l) == l),
+        4..=8 => {
+            let word = |v: &[u8], at: usize| {
+                v.get(at..at + 4)
+                    .and_then(|w| <[u8; 4]>::try_from(w).ok())
+                    .map(u32::from_le_bytes)
+            };
+            let eq = |at: usize| match (word(s, at), word(lower, at)) {
+                (Some(a), Some(l)) => {
+                    let mask = l.to_le_bytes().map(fold);
+                    a | u32::from_le_bytes(mask) == l
+                }
+                _ => false,
+            };
+            eq(0) && eq(n - 4)
+        }
+        _ => {
+            let eq = |at: usize| match (word_at(s, at), word_at(lower, at)) {
+                (Some(a), Some(l)) => {
+                    let mask = l.to_le_bytes().map(fold);
+                    a | u64::from_le_bytes(mask) == l
+                }
+                _ => false,
+            };
+            let mut at = 0;
+            while at + 8 < n {
+                if !eq(at) {
+                    return false;
+                }
+                at += 8;
+            }
+            eq(n - 8)
+        }
+    }
 }
 
 /// True for every byte of a non-empty `token`.
@@ -418,6 +461,17 @@ pub fn find_byte(s: &[u8], mut i: usize, b: u8) -> Option<usize> {
     Some(i + p)
 }
 
+/// The index of the first `b` in `s`, if any: [`find_byte`] on short slices, the vector search
+/// of `memchr` on long ones, where its set-up pays for itself (from about 32 bytes).
+#[inline]
+pub fn find_byte_long(s: &[u8], b: u8) -> Option<usize> {
+    if s.len() < 32 {
+        find_byte(s, 0, b)
+    } else {
+        memchr::memchr(b, s)
+    }
+}
+
 /// The index of the first `a` or `b` at or after `i`, if any.
 #[inline]
 pub fn find_either(s: &[u8], mut i: usize, a: u8, b: u8) -> Option<usize> {
@@ -470,7 +524,7 @@ impl<'a> Iterator for CommaList<'a> {
         let s = self.rest?;
         // Without a comma anywhere (the usual single-element value) there is nothing to split,
         // whatever quotes and brackets the value holds, and one search for the comma says so.
-        let found = match find_byte(s, 0, b',') {
+        let found = match find_byte_long(s, b',') {
             None => None,
             Some(comma) => find_unquoted_from(s, comma, b','),
         };
@@ -855,6 +909,47 @@ mod tests {
         assert!(!is_token(b""));
         assert!(is(b'?', USER) && !is(b'?', PARAM) && is(b'?', HNV));
         assert!(is(b'(', UNRESERVED) && !is(b'(', TOKEN));
+    }
+
+    #[test]
+    fn lower_case_names() {
+        for name in [
+            &b""[..],
+            b"q",
+            b"ab",
+            b"tag",
+            b"rport",
+            b"reg-id",
+            b"expires",
+            b"received",
+            b"+sip.instance",
+            b"a-rather-long-name-x",
+        ] {
+            let mut cases = vec![name.to_vec(), name.to_ascii_uppercase()];
+            for at in 0..name.len() {
+                for b in [
+                    0x00,
+                    0x0b,
+                    b'+' ^ 0x20,
+                    name[at] ^ 0x20,
+                    name[at] ^ 0x01,
+                    0x80,
+                ] {
+                    let mut v = name.to_vec();
+                    v[at] = b;
+                    cases.push(v);
+                }
+            }
+            cases.push(name[..name.len().saturating_sub(1)].to_vec());
+            cases.push([name, b"x"].concat());
+            for v in cases {
+                assert_eq!(
+                    eq_lower(&v, name),
+                    v.eq_ignore_ascii_case(name),
+                    "{v:?} {name:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -182,36 +182,41 @@ static HOST_CLASS: [u8; 256] = build_host_class();
 fn name_at(s: &[u8], start: usize) -> Option<(Host<'_>, usize)> {
     let class = |i: usize| s.get(i).map_or(0, |&b| HOST_CLASS[usize::from(b)]);
     let mut i = start;
-    loop {
-        i = chars::run_end(s, i, chars::run::ALPHANUM);
-        let prev = if i > start { class(i - 1) } else { 0 };
-        let fine = match class(i) {
-            H_DOT => prev & H_ALNUM != 0,
-            H_DASH => prev & (H_ALNUM | H_DASH) != 0,
-            _ => break,
-        };
-        if !fine {
-            return None;
+    while let Some(&b) = s.get(i) {
+        let c = HOST_CLASS[usize::from(b)];
+        if c & H_ALNUM == 0 {
+            // The byte before, at the rare punctuation only (none before the first).
+            let prev = if i > start { class(i - 1) } else { 0 };
+            let fine = match c {
+                H_DOT => prev & H_ALNUM != 0,
+                H_DASH => prev & (H_ALNUM | H_DASH) != 0,
+                _ => break,
+            };
+            if !fine {
+                return None;
+            }
         }
         i += 1;
     }
     if i == start || class(i - 1) == H_DASH {
         return None;
     }
-    // Text that starts with a digit was not an IPv4 address (the caller tried): digits and
-    // dots only is no name either.
-    if s.get(start).is_some_and(u8::is_ascii_digit)
-        && !s
-            .get(start..i)?
+    let name = s.get(start..i)?;
+    // Text that starts with a digit was no IPv4 address (the caller tried): digits and dots
+    // only is no name either.
+    if name.first().is_some_and(u8::is_ascii_digit)
+        && !name
             .iter()
             .any(|&b| HOST_CLASS[usize::from(b)] & (H_LETTER | H_DASH) != 0)
     {
         return None;
     }
-    Some((Host::Domain(s.get(start..i)?), i))
+    Some((Host::Domain(name), i))
 }
 
-/// An IPv4 address at `s[start..]` that no host byte follows, as [`parse_ipv4`] reads one.
+/// `IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT` at `s[start..]`, followed by
+/// no host byte, read as the standard library reads one (each part at most 255, no leading zero
+/// but in "0") without the detour through `str`.
 #[inline(always)]
 fn ipv4_at(s: &[u8], start: usize) -> Option<(Ipv4Addr, usize)> {
     #[inline(always)]
@@ -305,6 +310,7 @@ impl<'a> Uri<'a> {
     /// [`Uri::raw`] says how far that is. Whether that byte may end the URI (the end of the
     /// value, the `>` of a name-addr) is for the caller: any other byte there makes the URI
     /// malformed. No byte a URI can contain is `>`, so `<`...`>` needs no search for its end.
+    #[inline(always)]
     pub fn parse_prefix(s: &'a [u8]) -> Option<Uri<'a>> {
         Uri::read(s, false)
     }
@@ -378,8 +384,14 @@ impl<'a> SipUri<'a> {
     /// an "@" anywhere else is refused by the host, port, params or headers it turns up in.
     #[inline(always)]
     fn read(secure: bool, s: &'a [u8], at: usize, whole: bool) -> Option<Uri<'a>> {
-        let user_end = params::escaped_end(s, at, chars::run::USER);
         // userinfo = ( user / telephone-subscriber ) [ ":" password ] "@"; the user is 1*( ... ).
+        // A URI that is all of `s` (a Request-URI) and has no "@" at all has no userinfo: one
+        // word-at-a-time search instead of reading the user alphabet over the host and params.
+        let user_end = if whole && chars::find_byte(s, at, b'@').is_none() {
+            at
+        } else {
+            params::escaped_end(s, at, chars::run::USER)
+        };
         let (user, password, host_start) = match s.get(user_end) {
             Some(b'@') if user_end > at => {
                 (Some(Escaped(s.get(at..user_end)?)), None, user_end + 1)
