@@ -129,15 +129,10 @@ impl<'a> Via<'a> {
         if !c.lws() {
             return None;
         }
-        let host_len = if c.s.first() == Some(&b'[') {
-            memchr::memchr(b']', c.s)? + 1
-        } else {
-            c.s.iter()
-                .take_while(|&&b| chars::is(b, chars::HOST))
-                .count()
-        };
+        // The host is read, and checked, in one pass up to the first byte no host continues
+        // with.
+        let (host, host_len) = Host::parse_at(c.s, 0)?;
         let (host_raw, rest) = c.s.split_at_checked(host_len)?;
-        let host = Host::parse(host_raw)?;
         c.s = rest;
         c.lws();
         let mut port = None;
@@ -160,7 +155,7 @@ impl<'a> Via<'a> {
         // The parameters a server acts on are read in the pass that validates the list.
         let mut visit = |p: &Param<'a>| {
             let is_dropped =
-                p.name.eq_ignore_ascii_case(b"received") || p.name.eq_ignore_ascii_case(b"rport");
+                chars::eq_lower(p.name, b"received") || chars::eq_lower(p.name, b"rport");
             if is_dropped {
                 dropped = true;
             } else {
@@ -169,9 +164,9 @@ impl<'a> Via<'a> {
                 kept_end = offset + p.raw.len();
                 next_start = kept_end + 1;
             }
-            if p.name.eq_ignore_ascii_case(b"branch") {
+            if chars::eq_lower(p.name, b"branch") {
                 branch = Some(p.value?);
-            } else if p.name.eq_ignore_ascii_case(b"received") {
+            } else if chars::eq_lower(p.name, b"received") {
                 // RFC 3261: received = IPv4address / IPv6address; RFC 5118 4.5 shows it with
                 // brackets too, and both are accepted.
                 let v = p.value?;
@@ -180,16 +175,16 @@ impl<'a> Via<'a> {
                     .and_then(|v| v.strip_suffix(b"]"))
                     .unwrap_or(v);
                 received = Some(core::str::from_utf8(v).ok()?.parse().ok()?);
-            } else if p.name.eq_ignore_ascii_case(b"rport") {
+            } else if chars::eq_lower(p.name, b"rport") {
                 rport = match p.value {
                     None => Rport::Requested,
                     Some(v) => Rport::Value(chars::parse_decimal(v, 65_535)? as u16),
                 };
-            } else if p.name.eq_ignore_ascii_case(b"maddr") {
+            } else if chars::eq_lower(p.name, b"maddr") {
                 let v = p.value?;
                 Host::parse(v)?;
                 maddr = Some(v);
-            } else if p.name.eq_ignore_ascii_case(b"ttl") {
+            } else if chars::eq_lower(p.name, b"ttl") {
                 chars::parse_decimal(p.value?, 255)?;
             }
             Some(())
@@ -271,6 +266,36 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(bad)
             );
+        }
+    }
+
+    /// How the sent-by host was read before `Host::parse_at`: the longest run of host bytes (or
+    /// up to the `]` of an IPv6 reference), which must then parse whole.
+    fn host_by_run(s: &[u8]) -> Option<(Host<'_>, usize)> {
+        let len = if s.first() == Some(&b'[') {
+            memchr::memchr(b']', s)? + 1
+        } else {
+            s.iter().take_while(|&&b| chars::is(b, chars::HOST)).count()
+        };
+        Some((Host::parse(s.get(..len)?)?, len))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// The host of a Via is read in one pass now; it ends where, and is what, the run it
+        /// replaced gave (so every Via keeps its verdict and its fields).
+        #[test]
+        fn sent_by_host_reads_as_the_run_did(s in proptest::prop_oneof![
+            r"[\[\]0-9a-fA-F.:;xz-]{0,24}",
+            r"[0-9]{1,4}(\.[0-9]{1,4}){0,4}[a-z0-9.:;-]{0,4}",
+            r"[a-z0-9-]{1,6}(\.[a-z0-9-]{1,6}){0,3}\.?[:;]?",
+            r"\[[0-9a-f:.]{0,20}\]?[:;a-z]{0,2}",
+        ]) {
+            let s = s.as_bytes();
+            let new = Host::parse_at(s, 0);
+            let old = host_by_run(s);
+            proptest::prop_assert_eq!(new.map(|(h, n)| (format!("{h:?}"), n)), old.map(|(h, n)| (format!("{h:?}"), n)));
         }
     }
 }
