@@ -415,13 +415,26 @@ fn line_end(buf: &[u8], from: usize) -> Option<(usize, usize)> {
 /// REGISTER takes one or two steps, and the loop's own bookkeeping is paid once per 16 bytes.
 #[inline(always)]
 fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
+    find_flagged(buf, from, |w| byte_bits(w, b'\n'), |b| b == b'\n')
+}
+
+/// The first byte at or after `from` that `flags` marks in its word, two words per step, and
+/// `is` among the last fewer than 16 bytes. `flags` may mark bytes above the first spuriously,
+/// as long as its lowest mark is exact (as [`byte_bits`] and [`ctl_bits`] do).
+#[inline(always)]
+fn find_flagged(
+    buf: &[u8],
+    from: usize,
+    flags: impl Fn(u64) -> u64,
+    is: impl Fn(u8) -> bool,
+) -> Option<usize> {
     let tail = buf.get(from..)?;
     let mut chunks = tail.chunks_exact(16);
     let mut at = from;
     for chunk in chunks.by_ref() {
         let (lo, hi) = chunk.split_at(8);
-        let lo = byte_bits(word(lo), b'\n');
-        let hi = byte_bits(word(hi), b'\n');
+        let lo = flags(word(lo));
+        let hi = flags(word(hi));
         if lo | hi != 0 {
             let bit = if lo != 0 {
                 lo.trailing_zeros()
@@ -432,7 +445,7 @@ fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
         }
         at += 16;
     }
-    Some(at + chunks.remainder().iter().position(|&b| b == b'\n')?)
+    Some(at + chunks.remainder().iter().position(|&b| is(b))?)
 }
 
 /// Finds the first control byte (below 0x20, or DEL) at or after `from`, two words per step like
@@ -440,24 +453,7 @@ fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
 /// CR, a bare LF, another control) shows the value is not clean.
 #[inline(always)]
 fn find_ctl(buf: &[u8], from: usize) -> Option<usize> {
-    let tail = buf.get(from..)?;
-    let mut chunks = tail.chunks_exact(16);
-    let mut at = from;
-    for chunk in chunks.by_ref() {
-        let (lo, hi) = chunk.split_at(8);
-        let lo = ctl_bits(word(lo));
-        let hi = ctl_bits(word(hi));
-        if lo | hi != 0 {
-            let bit = if lo != 0 {
-                lo.trailing_zeros()
-            } else {
-                64 + hi.trailing_zeros()
-            };
-            return Some(at + (bit / 8) as usize);
-        }
-        at += 16;
-    }
-    Some(at + chunks.remainder().iter().position(|&b| is_ctl(b))?)
+    find_flagged(buf, from, ctl_bits, is_ctl)
 }
 
 /// A control byte: below 0x20 (HT included) or DEL, what [`super::Writer::put_value`] does not
