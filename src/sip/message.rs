@@ -1267,16 +1267,7 @@ X-Other: 1\r\nl: 0\r\n\r\n";
             msg.extend_from_slice(ENDS[end % ENDS.len()]);
         }
         msg.extend_from_slice(b"\r\n");
-        if let Some((at, byte, how)) = edit {
-            let at = at % msg.len();
-            match how % 3 {
-                0 => msg[at] = byte,
-                1 => msg.insert(at, byte),
-                _ => {
-                    msg.remove(at);
-                }
-            }
-        }
+        crate::sip::testing::edit(&mut msg, edit);
         msg
     }
 

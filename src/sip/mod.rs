@@ -46,3 +46,27 @@ pub use typed::{CSeq, Contacts};
 pub use uri::{Escaped, Host, SipUri, Uri};
 pub use via::{Rport, Transport, Via};
 pub use write::{Challenge, ChallengeLines, Overflow, ResponseBuilder, Writer};
+
+/// Test inputs shared by the framer's and the writer's property tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// Applies one random edit to a message: the byte at `at` (modulo the length) overwritten by
+    /// `byte`, `byte` inserted before it, or it removed, as `how` (modulo 3) says.
+    pub(crate) fn edit(msg: &mut Vec<u8>, edit: Option<(usize, u8, u8)>) {
+        let Some((at, byte, how)) = edit else {
+            return;
+        };
+        if msg.is_empty() {
+            msg.push(byte);
+            return;
+        }
+        let at = at % msg.len();
+        match how % 3 {
+            0 => msg[at] = byte,
+            1 => msg.insert(at, byte),
+            _ => {
+                msg.remove(at);
+            }
+        }
+    }
+}

@@ -1497,16 +1497,7 @@ mod tests {
             msg.extend_from_slice(b"\r\n");
         }
         msg.extend_from_slice(b"Content-Length: 0\r\n\r\n");
-        if let Some((at, byte, how)) = edit {
-            let at = at % msg.len();
-            match how % 3 {
-                0 => msg[at] = byte,
-                1 => msg.insert(at, byte),
-                _ => {
-                    msg.remove(at);
-                }
-            }
-        }
+        crate::sip::testing::edit(&mut msg, edit);
         msg
     }
 
