@@ -70,43 +70,6 @@ fn folded_word(s: &[u8], at: usize) -> u64 {
     raw | FOLD
 }
 
-/// The index of the first `a` or `b` at or after `i`, if any.
-#[inline(always)]
-fn find_either(s: &[u8], mut i: usize, a: u8, b: u8) -> Option<usize> {
-    let (aa, bb) = (ONES * u64::from(a), ONES * u64::from(b));
-    // Eight bytes at a time: a byte equal to `a` or `b` becomes zero after the XOR, and
-    // `(v - ONES) & !v & HIGHS` flags zero bytes. A borrow can flag bytes above the first real
-    // zero only, so the lowest flag of either word marks the first match.
-    while let Some(w) = s.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
-        let x = u64::from_le_bytes(w);
-        let (p, q) = (x ^ aa, x ^ bb);
-        let hits = (p.wrapping_sub(ONES) & !p | q.wrapping_sub(ONES) & !q) & HIGHS;
-        if hits != 0 {
-            return Some(i + (hits.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    let tail = s.get(i..)?;
-    tail.iter().position(|&c| c == a || c == b).map(|p| i + p)
-}
-
-/// The index of the `"` closing a quoted-string whose content starts at `i`, or `None` when the
-/// quote is never closed or a quoted-pair is malformed.
-#[inline]
-fn closing_quote(s: &[u8], mut i: usize) -> Option<usize> {
-    loop {
-        i = find_either(s, i, b'"', b'\\')?;
-        match s.get(i)? {
-            b'"' => return Some(i),
-            // RFC 3261 25.1: quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F); CR and LF excluded.
-            _ => match s.get(i + 1) {
-                Some(&n) if n <= 0x7f && n != b'\r' && n != b'\n' => i += 2,
-                _ => return None,
-            },
-        }
-    }
-}
-
 /// The index of the first zero byte of `x`, flagged: `(x - ONES) & !x & HIGHS` is non-zero
 /// exactly when some byte of `x` is zero (a borrow can flag bytes above the first zero only).
 #[inline(always)]
@@ -396,7 +359,7 @@ impl<'a> Credentials<'a> {
                 i = skip(s, i, chars::is_lws);
             }
             let (value, quoted) = if s.get(i) == Some(&b'"') {
-                let end = closing_quote(s, i + 1)?;
+                let end = chars::closing_quote(s, i + 1)?;
                 let value = s.get(i + 1..end)?;
                 i = end + 1;
                 (value, true)
@@ -519,7 +482,8 @@ mod tests {
                             *next = after;
                         }
                         v.extend_from_slice(b"\", x");
-                        let ours = closing_quote(&v, 1).map(|end| (&v[1..end], &v[end + 1..]));
+                        let ours =
+                            chars::closing_quote(&v, 1).map(|end| (&v[1..end], &v[end + 1..]));
                         assert_eq!(ours, chars::split_quoted(&v), "{v:?}");
                     }
                 }
