@@ -440,9 +440,11 @@ fn word_at(s: &[u8], i: usize) -> Option<u64> {
     <[u8; 8]>::try_from(w).ok().map(u64::from_le_bytes)
 }
 
-/// Flags (high bit of each byte) the bytes of `x` equal to `b`; exact up to the first flag.
+/// Flags (high bit of each byte) the bytes of `x` equal to `b`: the classic zero-byte test
+/// applied to `x ^ b`. Bytes above the first match may be flagged spuriously; the lowest flag is
+/// exact.
 #[inline(always)]
-fn flag_eq(x: u64, b: u8) -> u64 {
+pub(crate) fn flag_eq(x: u64, b: u8) -> u64 {
     let v = x ^ (ONES * u64::from(b));
     v.wrapping_sub(ONES) & !v & HIGHS
 }

@@ -415,12 +415,12 @@ fn line_end(buf: &[u8], from: usize) -> Option<(usize, usize)> {
 /// REGISTER takes one or two steps, and the loop's own bookkeeping is paid once per 16 bytes.
 #[inline(always)]
 fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
-    find_flagged(buf, from, |w| byte_bits(w, b'\n'), |b| b == b'\n')
+    find_flagged(buf, from, |w| chars::flag_eq(w, b'\n'), |b| b == b'\n')
 }
 
 /// The first byte at or after `from` that `flags` marks in its word, two words per step, and
 /// `is` among the last fewer than 16 bytes. `flags` may mark bytes above the first spuriously,
-/// as long as its lowest mark is exact (as [`byte_bits`] and [`ctl_bits`] do).
+/// as long as its lowest mark is exact (as [`chars::flag_eq`] and [`ctl_bits`] do).
 #[inline(always)]
 fn find_flagged(
     buf: &[u8],
@@ -464,7 +464,7 @@ pub(super) fn is_ctl(b: u8) -> bool {
 }
 
 /// Flags each control byte ([`is_ctl`]) of an 8-byte word with its high bit. As with
-/// [`byte_bits`], bytes above the first control may be flagged spuriously; the lowest flag is
+/// [`chars::flag_eq`], bytes above the first control may be flagged spuriously; the lowest flag is
 /// exact (each of the two tests' lowest flag is).
 #[inline(always)]
 pub(super) fn ctl_bits(w: u64) -> u64 {
@@ -472,7 +472,7 @@ pub(super) fn ctl_bits(w: u64) -> u64 {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // The has-less-than test: a byte below 0x20 (and none of 0x80 or more) sets the high bit.
     let below = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    below | byte_bits(w, 0x7f)
+    below | chars::flag_eq(w, 0x7f)
 }
 
 /// True when `v` holds a control byte ([`is_ctl`]), a word at a time.
@@ -493,13 +493,13 @@ pub(super) fn has_ctl(v: &[u8]) -> bool {
 #[inline(always)]
 fn first_colon(buf: &[u8]) -> Option<usize> {
     // Most names end within the first word: that one is read before any loop.
-    let first = byte_bits(u64::from_le_bytes(*buf.first_chunk::<8>()?), b':');
+    let first = chars::flag_eq(u64::from_le_bytes(*buf.first_chunk::<8>()?), b':');
     if first != 0 {
         return Some((first.trailing_zeros() / 8) as usize);
     }
     let mut i = 8;
     while let Some(chunk) = buf.get(i..).and_then(|r| r.first_chunk::<8>()) {
-        let colon = byte_bits(u64::from_le_bytes(*chunk), b':');
+        let colon = chars::flag_eq(u64::from_le_bytes(*chunk), b':');
         if colon != 0 {
             return Some(i + (colon.trailing_zeros() / 8) as usize);
         }
@@ -514,10 +514,10 @@ fn find_colon(buf: &[u8]) -> Option<usize> {
     let mut i = 0;
     while let Some(chunk) = buf.get(i..).and_then(|r| r.first_chunk::<8>()) {
         let w = u64::from_le_bytes(*chunk);
-        let lf = byte_bits(w, b'\n');
-        let colon = byte_bits(w, b':');
+        let lf = chars::flag_eq(w, b'\n');
+        let colon = chars::flag_eq(w, b':');
         if lf | colon != 0 {
-            // Each lowest flag is exact (see `byte_bits`), so comparing them orders the two.
+            // Each lowest flag is exact (see `chars::flag_eq`), so comparing them orders the two.
             let at = colon.trailing_zeros();
             return (at < lf.trailing_zeros()).then_some(i + (at / 8) as usize);
         }
@@ -531,20 +531,10 @@ fn find_colon(buf: &[u8]) -> Option<usize> {
 }
 
 #[inline(always)]
-fn word(chunk: &[u8]) -> u64 {
+pub(super) fn word(chunk: &[u8]) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(chunk);
     u64::from_le_bytes(w)
-}
-
-/// Flags each `byte` of an 8-byte word with its high bit (the classic zero-byte test applied to
-/// `word ^ byte`). Bytes above the first match may be flagged spuriously; the lowest flag is exact.
-#[inline(always)]
-pub(super) fn byte_bits(word: u64, byte: u8) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let x = word ^ (ONES * u64::from(byte));
-    x.wrapping_sub(ONES) & !x & HIGH
 }
 
 fn parse_head<'a>(
@@ -761,7 +751,7 @@ fn find_byte(buf: &[u8], byte: u8) -> Option<usize> {
     let mut words = buf.chunks_exact(8);
     let mut at = 0;
     for chunk in words.by_ref() {
-        let bits = byte_bits(word(chunk), byte);
+        let bits = chars::flag_eq(word(chunk), byte);
         if bits != 0 {
             return Some(at + (bits.trailing_zeros() / 8) as usize);
         }
@@ -776,7 +766,7 @@ fn has_ctl_or_space(buf: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // Some byte is below 0x21 exactly when the has-less-than test is non-zero.
-    let found = |w: u64| (w.wrapping_sub(ONES * 0x21) & !w & HIGH) | byte_bits(w, 0x7f) != 0;
+    let found = |w: u64| (w.wrapping_sub(ONES * 0x21) & !w & HIGH) | chars::flag_eq(w, 0x7f) != 0;
     let mut words = buf.chunks_exact(8);
     for chunk in words.by_ref() {
         if found(word(chunk)) {

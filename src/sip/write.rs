@@ -13,10 +13,11 @@
 use core::net::{IpAddr, SocketAddr};
 
 use super::addr::NameAddr;
+use super::chars::flag_eq;
 use super::chars::{self, CommaList};
 use super::check::Essentials;
 use super::header::HeaderName;
-use super::message::{Headers, byte_bits};
+use super::message::{Headers, word};
 use super::params::Params;
 use super::uri::Host;
 use super::via::{Rport, Via};
@@ -413,18 +414,10 @@ fn first_flagged(v: &[u8], flags: impl Fn(u64) -> u64) -> usize {
     }
 }
 
-/// Eight bytes as a little-endian word.
-#[inline(always)]
-fn word(chunk: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(chunk);
-    u64::from_le_bytes(w)
-}
-
 /// Whether `v` holds a comma, a word at a time.
 #[inline]
 fn has_comma(v: &[u8]) -> bool {
-    first_flagged(v, |w| byte_bits(w, b',')) < v.len()
+    first_flagged(v, |w| flag_eq(w, b',')) < v.len()
 }
 
 /// The two decimal digits of 0 to 99 as a little-endian pair, the tens first.
