@@ -294,18 +294,7 @@ impl Shard {
 
     /// [`Shard::lookup`] with the id of each binding, for the registrar to act on.
     pub fn entries(&self, aor: &[u8], now: u64) -> Entries<'_> {
-        let found = self
-            .slot_of(aor)
-            .and_then(|slot| Some((slot, self.record(slot)?)));
-        let (slot, bindings) = match found {
-            Some((slot, rec)) => (slot, rec.set.as_slice()),
-            None => (NO_SLOT, &[][..]),
-        };
-        Entries {
-            slot,
-            iter: bindings.iter(),
-            now,
-        }
+        self.entries_in(self.slot_of(aor), now)
     }
 
     /// The number of record slots, free ones included: slot numbers run from 0 below it, one AOR
@@ -318,9 +307,12 @@ impl Shard {
     /// none for a free slot or one past [`Shard::slots`]. A slot keeps its AOR while the AOR has
     /// bindings, so a walk over every slot sees every binding once.
     pub fn slot_entries(&self, slot: usize, now: u64) -> Entries<'_> {
-        let found = u32::try_from(slot)
-            .ok()
-            .and_then(|slot| Some((slot, self.record(slot)?)));
+        self.entries_in(u32::try_from(slot).ok(), now)
+    }
+
+    /// The live bindings in record slot `slot`; none for no slot or a free one.
+    fn entries_in(&self, slot: Option<u32>, now: u64) -> Entries<'_> {
+        let found = slot.and_then(|slot| Some((slot, self.record(slot)?)));
         let (slot, bindings) = match found {
             Some((slot, rec)) => (slot, rec.set.as_slice()),
             None => (NO_SLOT, &[][..]),
