@@ -153,6 +153,8 @@ pub mod run {
     pub const GEN_VALUE: u8 = 1 << 5;
     /// `alphanum`.
     pub const ALPHANUM: u8 = 1 << 6;
+    /// `word` (RFC 3261 25.1): the bytes of a Call-ID on either side of its `@`.
+    pub const WORD: u8 = 1 << 7;
 }
 
 const fn build_run() -> [u8; 256] {
@@ -183,6 +185,9 @@ const fn build_run() -> [u8; 256] {
         }
         if b.is_ascii_alphanumeric() {
             t[c] |= run::ALPHANUM;
+        }
+        if k & WORD != 0 {
+            t[c] |= run::WORD;
         }
         c += 1;
     }

@@ -5,7 +5,7 @@
 
 use super::addr::{Contact, NameAddr};
 use super::auth::Credentials;
-use super::chars::{self, WORD};
+use super::chars::{self, run};
 use super::error::ErrorKind;
 use super::header::{Header, HeaderName};
 use super::message::{Headers, Method};
@@ -41,21 +41,19 @@ impl<'a> CSeq<'a> {
 
 /// `callid = word [ "@" word ]`
 pub fn parse_call_id(value: &[u8]) -> Option<&[u8]> {
-    // One pass: every byte a word character, but for at most one '@' with a word on each side.
-    let mut at = None;
-    for (i, &b) in value.iter().enumerate() {
-        if !chars::is(b, WORD) {
-            if b != b'@' || at.is_some() {
-                return None;
+    // One run of word bytes, then either the end or one '@' and a second run to the end.
+    let left = chars::run_end(value, 0, run::WORD);
+    let whole = match value.get(left) {
+        None => left > 0,
+        Some(b'@') => {
+            left > 0 && {
+                let right = chars::run_end(value, left + 1, run::WORD);
+                right > left + 1 && right == value.len()
             }
-            at = Some(i);
         }
-    }
-    let left_and_right = match at {
-        Some(i) => i > 0 && i + 1 < value.len(),
-        None => !value.is_empty(),
+        Some(_) => false,
     };
-    left_and_right.then_some(value)
+    whole.then_some(value)
 }
 
 /// Iterator over the comma-separated elements of every line with one name.
@@ -291,6 +289,44 @@ mod tests {
         assert!(parse_call_id(b"plain").is_some());
         for bad in [&b"@b"[..], b"a@", b"@", b"a\x00b"] {
             assert!(parse_call_id(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    /// `word` by the letter of RFC 3261 25.1, one byte at a time.
+    fn is_word(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || b"-.!%*_+`'~()<>:\\\"/[]?{}".contains(&b)
+    }
+
+    #[test]
+    fn every_byte_is_classed_as_the_grammar_says() {
+        for b in 0..=255u8 {
+            let alone = parse_call_id(&[b]).is_some();
+            assert_eq!(alone, is_word(b), "byte {b:#04x} alone");
+            let around_at = parse_call_id(&[b'a', b, b'@', b'c']).is_some();
+            assert_eq!(around_at, is_word(b), "byte {b:#04x} before '@'");
+        }
+    }
+
+    #[test]
+    fn at_signs_and_runs_of_every_length_are_judged_by_the_grammar() {
+        // Every string of up to 11 bytes over a word byte, '@' and a non-word byte, so that
+        // both runs cross the table scan's four-byte steps.
+        let alphabet = [b'a', b'@', b';'];
+        for len in 0..=11u32 {
+            for mut code in 0..3usize.pow(len) {
+                let s: Vec<u8> = (0..len)
+                    .map(|_| {
+                        let b = alphabet[code % 3];
+                        code /= 3;
+                        b
+                    })
+                    .collect();
+                let ats = s.iter().filter(|&&b| b == b'@').count();
+                let expected = s.iter().all(|&b| b == b'@' || is_word(b))
+                    && s.split(|&b| b == b'@').all(|w| !w.is_empty())
+                    && ats <= 1;
+                assert_eq!(parse_call_id(&s).is_some(), expected, "{s:?}");
+            }
         }
     }
 }
