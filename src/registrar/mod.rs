@@ -414,7 +414,7 @@ impl Registrar {
     /// The served domain a URI's host names, if any: host names compare case-insensitively,
     /// address literals by value (`[2001:db8::10]` and `[2001:db8:0::10]` are one domain).
     fn domain_of(&self, uri: &SipUri<'_>) -> Option<usize> {
-        self.domains.find(&self.config.domains, uri)
+        self.domains.find(uri)
     }
 }
 
