@@ -242,7 +242,7 @@ fn esc02_is_not_register() {
     let mut storage = [Header::EMPTY; 64];
     let parsed = sip::parse_datagram(bytes, &mut storage, &Limits::default());
     assert!(matches!(
-        screen::screen(parsed),
+        screen::screen(parsed, |_, _| ()),
         Screened::Reject(Rejection::NotImplemented)
     ));
 }

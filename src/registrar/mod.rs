@@ -336,21 +336,24 @@ impl Registrar {
         shards: usize,
     ) -> Received {
         let limits = self.config.limits;
-        with_frame(bytes, &limits, |parsed| match screen::screen(parsed) {
-            Screened::Ignore => Received::Answered(None),
-            Screened::Reject(r) => Received::Answered(screen::write_rejection(
-                r,
-                bytes,
-                peer.source,
-                &self.tag,
-                out,
-            )),
-            Screened::Accept(req, e) => match req.method {
-                Method::Register => self.register(now_ms, peer, &req, &e, out, (me, shards)),
-                Method::Options => Received::Answered(self.options(peer, &req, &e, out)),
+        with_frame(bytes, &limits, |parsed| {
+            let screened = screen::screen(parsed, |req, e| match req.method {
+                Method::Register => self.register(now_ms, peer, req, e, &mut *out, (me, shards)),
+                Method::Options => Received::Answered(self.options(peer, req, e, &mut *out)),
                 // Screening lets only REGISTER and OPTIONS through.
                 _ => Received::Answered(None),
-            },
+            });
+            match screened {
+                Screened::Accept(received) => received,
+                Screened::Ignore => Received::Answered(None),
+                Screened::Reject(r) => Received::Answered(screen::write_rejection(
+                    r,
+                    bytes,
+                    peer.source,
+                    &self.tag,
+                    out,
+                )),
+            }
         })
     }
 
@@ -365,12 +368,17 @@ impl Registrar {
         out: &mut [u8],
     ) -> Option<usize> {
         let limits = self.config.limits;
-        with_frame(bytes, &limits, |parsed| match screen::screen(parsed) {
-            Screened::Accept(req, e) if req.method == Method::Register => {
-                self.register_owned(now_ms, peer, &req, &e, ticket, out)
+        with_frame(bytes, &limits, |parsed| {
+            let screened = screen::screen(parsed, |req, e| {
+                (req.method == Method::Register)
+                    .then(|| self.register_owned(now_ms, peer, req, e, ticket, out))
+                    .flatten()
+            });
+            match screened {
+                Screened::Accept(answer) => answer,
+                // The receiving worker screened these very bytes.
+                Screened::Reject(_) | Screened::Ignore => None,
             }
-            // The receiving worker screened these very bytes.
-            _ => None,
         })
     }
 

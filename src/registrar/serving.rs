@@ -68,13 +68,18 @@ impl Registrar {
     /// request still gets its own rejection, a response nothing.
     pub fn overloaded(&self, peer: Peer, bytes: &[u8], out: &mut [u8]) -> Option<usize> {
         let limits = self.config.limits;
-        super::with_frame(bytes, &limits, |parsed| match screen::screen(parsed) {
-            Screened::Ignore => None,
-            Screened::Reject(r) => screen::write_rejection(r, bytes, peer.source, &self.tag, out),
-            Screened::Accept(req, e) => {
-                self.respond(peer, (&req, &e), 503, "Service Unavailable", out, |r| {
+        super::with_frame(bytes, &limits, |parsed| {
+            let screened = screen::screen(parsed, |req, e| {
+                self.respond(peer, (req, e), 503, "Service Unavailable", &mut *out, |r| {
                     r.retry_after(OVERLOAD_RETRY_AFTER);
                 })
+            });
+            match screened {
+                Screened::Accept(answer) => answer,
+                Screened::Ignore => None,
+                Screened::Reject(r) => {
+                    screen::write_rejection(r, bytes, peer.source, &self.tag, out)
+                }
             }
         })
     }
