@@ -594,6 +594,37 @@ fn someone_elses_aor_is_forbidden() {
 }
 
 #[test]
+fn the_aor_domain_matches_in_any_case_but_not_by_prefix() {
+    let mut h = Harness::default();
+    let mut alice = Phone::new("alice", "wonderland", "192.0.2.44");
+    let contact = alice.contact_header(None);
+    let a = h.send(&alice.register(&contact)).unwrap();
+    alice.take_challenge(&a);
+    let with_to_host = |msg: Vec<u8>, host: &str| {
+        let text = String::from_utf8(msg).unwrap();
+        let to = format!("To: <sip:alice@{host}>");
+        text.replacen(&format!("To: <sip:alice@{DOMAIN}>"), &to, 1)
+            .into_bytes()
+    };
+    // RFC 3261 19.1.4: the host part compares case-insensitively.
+    let a = h
+        .send(&with_to_host(alice.register(&contact), "EXAMPLE.Com"))
+        .unwrap();
+    assert_eq!(a.code, 200, "{}", a.text);
+    assert_eq!(h.reg.shard().count(b"sip:alice@example.com", h.now), 1);
+    for other in ["example.co", "example.comm", "xample.com"] {
+        let a = h
+            .send(&with_to_host(alice.register(&contact), other))
+            .unwrap();
+        assert_eq!(
+            (a.code, a.reason.as_str()),
+            (403, "Not Authorized For This AOR"),
+            "{other}"
+        );
+    }
+}
+
+#[test]
 fn other_domains_are_not_served() {
     let mut h = Harness::default();
     let msg =

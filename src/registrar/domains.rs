@@ -8,7 +8,7 @@ use core::net::IpAddr;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use super::Domain;
-use crate::sip::{Host, SipUri, chars};
+use crate::sip::{Host, SipUri};
 
 /// Bytes of a host name that go into its hash. Longer names (DNS allows 253) still compare
 /// whole; the cap bounds the work an attacker's long host can cost before the comparison.
@@ -25,9 +25,64 @@ pub(super) struct DomainIndex {
     names: HashTable<usize>,
     /// The domains whose name is an address literal, with that address. Few by nature.
     addresses: Vec<(IpAddr, usize)>,
-    /// Every domain's name in lowercase, in the configured order: compared with a host a word
-    /// at a time ([`chars::eq_lower`]) rather than folding both sides byte by byte.
-    lowered: Vec<Box<[u8]>>,
+    /// Every domain's name, in the configured order, ready to be compared with a host a word
+    /// at a time.
+    folded: Vec<Folded>,
+}
+
+/// A host name prepared for case-insensitive comparison: its lowercase words at every multiple of
+/// eight and the last eight bytes (overlapping the one before), each with a mask of the case bit
+/// of its letters. A host equals the name when each of its words, with the mask set, equals the
+/// lowercase word: a letter may come in either case, any other byte only as it is.
+struct Folded {
+    lower: Box<[u8]>,
+    /// Empty for names shorter than a word, compared byte by byte.
+    words: Box<[(u64, u64)]>,
+}
+
+impl Folded {
+    fn new(name: &[u8]) -> Folded {
+        let lower = name.to_ascii_lowercase().into_boxed_slice();
+        let n = lower.len();
+        let words = if n < 8 {
+            Box::default()
+        } else {
+            let offsets = (0..n.div_ceil(8) - 1).map(|i| i * 8).chain([n - 8]);
+            offsets
+                .filter_map(|at| {
+                    let word = load(&lower, at)?;
+                    let mask = word
+                        .to_le_bytes()
+                        .map(|b| if b.is_ascii_lowercase() { 0x20 } else { 0 });
+                    Some((word, u64::from_le_bytes(mask)))
+                })
+                .collect()
+        };
+        Folded { lower, words }
+    }
+
+    #[inline]
+    fn matches(&self, host: &[u8]) -> bool {
+        let n = self.lower.len();
+        if host.len() != n {
+            return false;
+        }
+        if self.words.is_empty() {
+            return host.eq_ignore_ascii_case(&self.lower);
+        }
+        let last = self.words.len() - 1;
+        self.words.iter().enumerate().all(|(i, &(word, mask))| {
+            let at = if i == last { n - 8 } else { i * 8 };
+            load(host, at).is_some_and(|h| h | mask == word)
+        })
+    }
+}
+
+/// The eight bytes of `s` from `at`, little-endian.
+#[inline(always)]
+fn load(s: &[u8], at: usize) -> Option<u64> {
+    let w = s.get(at..at.checked_add(8)?)?;
+    <[u8; 8]>::try_from(w).ok().map(u64::from_le_bytes)
 }
 
 impl DomainIndex {
@@ -56,15 +111,15 @@ impl DomainIndex {
                 addresses.push((ip, i));
             }
         }
-        let lowered = domains
+        let folded = domains
             .iter()
-            .map(|d| d.name.as_bytes().to_ascii_lowercase().into_boxed_slice())
+            .map(|d| Folded::new(d.name.as_bytes()))
             .collect();
         DomainIndex {
             hasher,
             names,
             addresses,
-            lowered,
+            folded,
         }
     }
 
@@ -72,14 +127,10 @@ impl DomainIndex {
     #[inline]
     pub(super) fn find(&self, uri: &SipUri<'_>) -> Option<usize> {
         let host = uri.host_raw;
-        let named = |j: usize| {
-            self.lowered
-                .get(j)
-                .is_some_and(|name| chars::eq_lower(host, name))
-        };
+        let named = |j: usize| self.folded.get(j).is_some_and(|name| name.matches(host));
         let by_name = || {
-            if self.lowered.len() <= WALK {
-                return (0..self.lowered.len()).find(|&j| named(j));
+            if self.folded.len() <= WALK {
+                return self.folded.iter().position(|name| name.matches(host));
             }
             let hash = Self::hash(&self.hasher, host);
             self.names.find(hash, |&j| named(j)).copied()
@@ -95,6 +146,12 @@ impl DomainIndex {
             }
             None => by_name(),
         }
+    }
+
+    /// Whether `host` spells the name of domain `d` (case-insensitively).
+    #[inline]
+    pub(super) fn spells(&self, d: usize, host: &[u8]) -> bool {
+        self.folded.get(d).is_some_and(|name| name.matches(host))
     }
 
     /// The hash of a host name, case-insensitive: its length and its first
@@ -176,6 +233,41 @@ mod tests {
         ] {
             assert_eq!(find(&index, uri), want, "{uri}");
             assert_eq!(walk(&list, uri), want, "{uri}");
+        }
+    }
+
+    #[test]
+    fn folded_names_compare_as_eq_ignore_ascii_case() {
+        // Lengths around the word size, letters in both cases, the bytes next to the case bit
+        // ('@' and '[' beside 'A'..'Z', '`' and '{' beside 'a'..'z') and a non-ASCII byte.
+        let names = [
+            "a.b",
+            "exampl",
+            "example",
+            "example.",
+            "example.com",
+            "xxxxxxxxxxxxxxxx.example",
+        ];
+        for name in names.iter().map(|n| n.as_bytes()) {
+            let folded = Folded::new(name);
+            for at in 0..name.len() {
+                for b in [
+                    b'a', b'A', b'z', b'Z', b'@', b'[', b'`', b'{', b'.', b'-', 0xc1,
+                ] {
+                    let mut host = name.to_vec();
+                    host[at] = b;
+                    assert_eq!(
+                        folded.matches(&host),
+                        host.eq_ignore_ascii_case(name),
+                        "{:?} against {:?}",
+                        String::from_utf8_lossy(&host),
+                        String::from_utf8_lossy(name)
+                    );
+                }
+            }
+            let upper = name.to_ascii_uppercase();
+            assert!(folded.matches(&upper) && folded.matches(name));
+            assert!(!folded.matches(&name[1..]) && !folded.matches(&[name, b"x"].concat()));
         }
     }
 

@@ -581,10 +581,7 @@ impl Registrar {
     /// Whether the authenticated `username` may register `to` in domain `d`: its own user name
     /// at the domain.
     fn owns(&self, d: usize, username: Quoted<'_>, to: &SipUri<'_>) -> bool {
-        let Some(domain) = self.config.domains.get(d) else {
-            return false;
-        };
-        if !to.host_raw.eq_ignore_ascii_case(domain.name.as_bytes()) {
+        if !self.domains.spells(d, to.host_raw) {
             return false;
         }
         let mut buf = [0u8; 256];
