@@ -21,6 +21,7 @@ pub enum Transport {
 }
 
 impl Transport {
+    #[inline]
     pub fn classify(token: &[u8]) -> Transport {
         // The names are letters only: with the case bit set in each byte of the token (and
         // zeros after a short one), each compares as one word.
@@ -82,31 +83,27 @@ pub struct Via<'a> {
     pub kept_params: Option<&'a [u8]>,
 }
 
-/// `"SIP/2.0/"` with the case bit set in `SIP`, as a little-endian word.
-const SIP_2_0: u64 = u64::from_le_bytes(*b"sip/2.0/");
-/// The case bits of the letters of `SIP/2.0/`.
-const SIP_CASE: u64 = 0x20_2020;
-
 impl<'a> Via<'a> {
     /// Parses one `via-parm` (the caller has split comma lists).
     pub fn parse(value: &'a [u8]) -> Option<Via<'a>> {
-        // The usual `SIP/2.0/` without LWS is one word compare; anything else is read by the
-        // grammar.
-        let i = match value.first_chunk::<8>() {
-            Some(w) if u64::from_le_bytes(*w) | SIP_CASE == SIP_2_0 => skip_lws(value, 8),
-            _ => protocol_name_version(value)?,
+        let (transport, raw_transport, end) = match usual_protocol(value) {
+            Some(usual) => usual,
+            None => {
+                let i = protocol_name_version(value)?;
+                let end = chars::run_end(value, i, run::TOKEN);
+                let raw = value.get(i..end).filter(|t| !t.is_empty())?;
+                (Transport::classify(raw), raw, end)
+            }
         };
-        let end = chars::run_end(value, i, run::TOKEN);
-        let raw_transport = value.get(i..end).filter(|t| !t.is_empty())?;
         // sent-protocol LWS sent-by: at least one white space.
-        let i = skip_lws(value, end);
-        if i == end {
+        let start = skip_lws(value, end);
+        if start == end {
             return None;
         }
         // The host is read, and checked, in one pass up to the first byte no host continues
         // with.
-        let (host, end) = Host::parse_at(value, i)?;
-        let host_raw = value.get(i..end)?;
+        let (host, end) = Host::parse_at(value, start)?;
+        let host_raw = value.get(start..end)?;
         let mut i = skip_lws(value, end);
         let mut port = None;
         if value.get(i) == Some(&b':') {
@@ -134,7 +131,7 @@ impl<'a> Via<'a> {
             _ => return None,
         };
         Some(Via {
-            transport: Transport::classify(raw_transport),
+            transport,
             raw_transport,
             host,
             host_raw,
@@ -147,6 +144,29 @@ impl<'a> Via<'a> {
             kept_params,
         })
     }
+}
+
+/// The usual sent-protocol, `SIP/2.0/` and `UDP`, `TCP` or `TLS` before a space, in two word
+/// compares (with the case bit set in every letter): the transport, its name and where it
+/// ends. `None` for any other shape, which the grammar then reads.
+#[inline(always)]
+fn usual_protocol(value: &[u8]) -> Option<(Transport, &[u8], usize)> {
+    const SIP_2_0: u64 = u64::from_le_bytes(*b"sip/2.0/");
+    const UDP: u32 = u32::from_le_bytes(*b"udp ");
+    const TCP: u32 = u32::from_le_bytes(*b"tcp ");
+    const TLS: u32 = u32::from_le_bytes(*b"tls ");
+    let (head, rest) = value.split_first_chunk::<8>()?;
+    let name = rest.first_chunk::<4>()?;
+    if u64::from_le_bytes(*head) | 0x20_2020 != SIP_2_0 {
+        return None;
+    }
+    let transport = match u32::from_le_bytes(*name) | 0x20_2020 {
+        UDP => Transport::Udp,
+        TCP => Transport::Tcp,
+        TLS => Transport::Tls,
+        _ => return None,
+    };
+    Some((transport, rest.get(..3)?, 11))
 }
 
 /// `protocol-name SLASH protocol-version SLASH` with LWS anywhere around the slashes, which
