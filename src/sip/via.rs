@@ -4,7 +4,7 @@
 
 use core::net::IpAddr;
 
-use super::chars::{self, TOKEN};
+use super::chars::{self, run};
 use super::params::{Param, Params};
 use super::uri::Host;
 
@@ -21,19 +21,25 @@ pub enum Transport {
 }
 
 impl Transport {
+    #[inline]
     pub fn classify(token: &[u8]) -> Transport {
-        const NAMES: [(&[u8], Transport); 6] = [
-            (b"UDP", Transport::Udp),
-            (b"TCP", Transport::Tcp),
-            (b"TLS", Transport::Tls),
-            (b"SCTP", Transport::Sctp),
-            (b"WS", Transport::Ws),
-            (b"WSS", Transport::Wss),
-        ];
-        NAMES
-            .iter()
-            .find(|(n, _)| token.eq_ignore_ascii_case(n))
-            .map_or(Transport::Other, |(_, t)| *t)
+        // The names are letters only: with the case bit set in each byte of the token (and
+        // zeros after a short one), each compares as one word.
+        let (word, case) = match *token {
+            [a, b] => ([a, b, 0, 0], 0x2020),
+            [a, b, c] => ([a, b, c, 0], 0x20_2020),
+            [a, b, c, d] => ([a, b, c, d], 0x2020_2020),
+            _ => return Transport::Other,
+        };
+        match u32::from_le_bytes(word) | case {
+            w if w == u32::from_le_bytes(*b"udp\0") => Transport::Udp,
+            w if w == u32::from_le_bytes(*b"tcp\0") => Transport::Tcp,
+            w if w == u32::from_le_bytes(*b"tls\0") => Transport::Tls,
+            w if w == u32::from_le_bytes(*b"sctp") => Transport::Sctp,
+            w if w == u32::from_le_bytes(*b"ws\0\0") => Transport::Ws,
+            w if w == u32::from_le_bytes(*b"wss\0") => Transport::Wss,
+            _ => Transport::Other,
+        }
     }
 
     pub fn as_str(self) -> &'static str {
@@ -77,44 +83,284 @@ pub struct Via<'a> {
     pub kept_params: Option<&'a [u8]>,
 }
 
-/// A small cursor over a header value that skips LWS where the grammar allows it.
-struct Cursor<'a> {
-    s: &'a [u8],
-}
-
-impl<'a> Cursor<'a> {
-    fn lws(&mut self) -> bool {
-        let t = chars::trim_start(self.s);
-        let skipped = t.len() != self.s.len();
-        self.s = t;
-        skipped
-    }
-
-    fn token(&mut self) -> Option<&'a [u8]> {
-        let n = self.s.iter().take_while(|&&b| chars::is(b, TOKEN)).count();
-        let (t, rest) = self.s.split_at_checked(n)?;
-        self.s = rest;
-        (n > 0).then_some(t)
-    }
-
-    fn byte(&mut self, b: u8) -> Option<()> {
-        let rest = self.s.strip_prefix(&[b])?;
-        self.s = rest;
-        Some(())
-    }
-
-    /// `SWS b SWS`
-    fn separator(&mut self, b: u8) -> Option<()> {
-        self.lws();
-        self.byte(b)?;
-        self.lws();
-        Some(())
-    }
-}
-
 impl<'a> Via<'a> {
     /// Parses one `via-parm` (the caller has split comma lists).
     pub fn parse(value: &'a [u8]) -> Option<Via<'a>> {
+        let (transport, raw_transport, end) = match usual_protocol(value) {
+            Some(usual) => usual,
+            None => {
+                let i = protocol_name_version(value)?;
+                let end = chars::run_end(value, i, run::TOKEN);
+                let raw = value.get(i..end).filter(|t| !t.is_empty())?;
+                (Transport::classify(raw), raw, end)
+            }
+        };
+        // sent-protocol LWS sent-by: at least one white space.
+        let start = skip_lws(value, end);
+        if start == end {
+            return None;
+        }
+        // The host is read, and checked, in one pass up to the first byte no host continues
+        // with.
+        let (host, end) = Host::parse_at(value, start)?;
+        let host_raw = value.get(start..end)?;
+        let mut i = skip_lws(value, end);
+        let mut port = None;
+        if value.get(i) == Some(&b':') {
+            let from = skip_lws(value, i + 1);
+            let (p, end) = decimal_at(value, from, 65_535)?;
+            port = Some(p as u16);
+            i = skip_lws(value, end);
+        }
+        let mut found = Found {
+            branch: None,
+            received: None,
+            rport: Rport::Absent,
+            maddr: None,
+            dropped: false,
+            contiguous: true,
+            kept_len: 0,
+            kept_last: None,
+        };
+        let (params, kept_params) = match value.get(i..) {
+            Some([]) => (Params::EMPTY, Some(&b""[..])),
+            Some([b';', rest @ ..]) => {
+                let params = Params::header_visit(rest, |p| found.visit(p))?;
+                (params, found.kept(rest))
+            }
+            _ => return None,
+        };
+        Some(Via {
+            transport,
+            raw_transport,
+            host,
+            host_raw,
+            port,
+            params,
+            branch: found.branch,
+            received: found.received,
+            rport: found.rport,
+            maddr: found.maddr,
+            kept_params,
+        })
+    }
+}
+
+/// The usual sent-protocol, `SIP/2.0/` and `UDP`, `TCP` or `TLS` before a space, in two word
+/// compares (with the case bit set in every letter): the transport, its name and where it
+/// ends. `None` for any other shape, which the grammar then reads.
+#[inline(always)]
+fn usual_protocol(value: &[u8]) -> Option<(Transport, &[u8], usize)> {
+    const SIP_2_0: u64 = u64::from_le_bytes(*b"sip/2.0/");
+    const UDP: u32 = u32::from_le_bytes(*b"udp ");
+    const TCP: u32 = u32::from_le_bytes(*b"tcp ");
+    const TLS: u32 = u32::from_le_bytes(*b"tls ");
+    let (head, rest) = value.split_first_chunk::<8>()?;
+    let name = rest.first_chunk::<4>()?;
+    if u64::from_le_bytes(*head) | 0x20_2020 != SIP_2_0 {
+        return None;
+    }
+    let transport = match u32::from_le_bytes(*name) | 0x20_2020 {
+        UDP => Transport::Udp,
+        TCP => Transport::Tcp,
+        TLS => Transport::Tls,
+        _ => return None,
+    };
+    Some((transport, rest.get(..3)?, 11))
+}
+
+/// `protocol-name SLASH protocol-version SLASH` with LWS anywhere around the slashes, which
+/// must be `SIP` and `2.0`; where the transport starts.
+fn protocol_name_version(s: &[u8]) -> Option<usize> {
+    let start = skip_lws(s, 0);
+    let end = chars::run_end(s, start, run::TOKEN);
+    let name = s.get(start..end)?;
+    let start = separator(s, end, b'/')?;
+    let end = chars::run_end(s, start, run::TOKEN);
+    let version = s.get(start..end)?;
+    let next = separator(s, end, b'/')?;
+    (name.eq_ignore_ascii_case(b"SIP") && version == b"2.0").then_some(next)
+}
+
+/// `SWS b SWS` at `s[i..]`: where what follows it starts.
+fn separator(s: &[u8], i: usize, b: u8) -> Option<usize> {
+    let i = skip_lws(s, i);
+    (s.get(i) == Some(&b)).then(|| skip_lws(s, i + 1))
+}
+
+/// The first index at or after `i` that is not linear white space.
+#[inline(always)]
+fn skip_lws(s: &[u8], mut i: usize) -> usize {
+    while s.get(i).is_some_and(|&b| chars::is_lws(b)) {
+        i += 1;
+    }
+    i
+}
+
+/// The number written by the digits that start at `s[i]` and where they end; `None` when there
+/// are none or the number is larger than `max` (at most 65,535; leading zeros are legal).
+#[inline(always)]
+fn decimal_at(s: &[u8], mut i: usize, max: u32) -> Option<(u32, usize)> {
+    let start = i;
+    let mut v = 0;
+    while let Some(&b) = s.get(i) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        v = v * 10 + u32::from(d);
+        if v > max {
+            return None;
+        }
+        i += 1;
+    }
+    (i > start).then_some((v, i))
+}
+
+/// `1*DIGIT` no larger than `max` (at most 65,535), the whole of `s`.
+#[inline(always)]
+fn decimal(s: &[u8], max: u32) -> Option<u32> {
+    match decimal_at(s, 0, max)? {
+        (v, end) if end == s.len() => Some(v),
+        _ => None,
+    }
+}
+
+/// What the parameters of a Via say, gathered in the pass that validates them.
+struct Found<'a> {
+    branch: Option<&'a [u8]>,
+    received: Option<IpAddr>,
+    rport: Rport,
+    maddr: Option<&'a [u8]>,
+    /// A `received` or `rport` has been seen.
+    dropped: bool,
+    /// No kept parameter came after a dropped one.
+    contiguous: bool,
+    /// The lengths of the kept parameters, one more each for the `;` after it.
+    kept_len: usize,
+    /// The last kept parameter.
+    kept_last: Option<&'a [u8]>,
+}
+
+impl<'a> Found<'a> {
+    /// Takes in one parameter; `None` when its value is malformed. Names are told apart by
+    /// their length first, so each is compared with one name at most (two for length 5).
+    #[inline(always)]
+    fn visit(&mut self, p: &Param<'a>) -> Option<()> {
+        let name = p.name;
+        match name.len() {
+            6 if chars::eq_lower(name, b"branch") => self.branch = Some(p.value?),
+            8 if chars::eq_lower(name, b"received") => {
+                // RFC 3261: received = IPv4address / IPv6address; RFC 5118 4.5 shows it with
+                // brackets too, and both are accepted.
+                let v = p.value?;
+                let v = v
+                    .strip_prefix(b"[")
+                    .and_then(|v| v.strip_suffix(b"]"))
+                    .unwrap_or(v);
+                self.received = Some(core::str::from_utf8(v).ok()?.parse().ok()?);
+                self.dropped = true;
+                return Some(());
+            }
+            5 if chars::eq_lower(name, b"rport") => {
+                self.rport = match p.value {
+                    None => Rport::Requested,
+                    Some(v) => Rport::Value(decimal(v, 65_535)? as u16),
+                };
+                self.dropped = true;
+                return Some(());
+            }
+            5 if chars::eq_lower(name, b"maddr") => {
+                let v = p.value?;
+                Host::parse(v)?;
+                self.maddr = Some(v);
+            }
+            3 if chars::eq_lower(name, b"ttl") => {
+                decimal(p.value?, 255)?;
+            }
+            _ => {}
+        }
+        self.contiguous &= !self.dropped;
+        self.kept_len += p.raw.len() + 1;
+        self.kept_last = Some(p.raw);
+        Some(())
+    }
+
+    /// [`Via::kept_params`] for the list `list`, once every parameter has been visited. The
+    /// kept parameters are one plain run from the start exactly when the last of them ends
+    /// where their lengths and one `;` between each add up to: any LWS or dropped parameter
+    /// between them, or before the first, would make the run longer.
+    fn kept(&self, list: &'a [u8]) -> Option<&'a [u8]> {
+        let end = match self.kept_last {
+            Some(last) => last.as_ptr() as usize + last.len() - list.as_ptr() as usize,
+            None => 0,
+        };
+        list.get(..end)
+            .filter(|_| self.contiguous && end == self.kept_len.saturating_sub(1))
+    }
+}
+
+/// The parser the one-pass version replaced, kept as the reference it is tested against.
+#[cfg(test)]
+mod reference {
+    use super::super::chars::{self, TOKEN};
+    use super::super::params::{Param, Params};
+    use super::super::uri::Host;
+    use super::{Rport, Transport, Via};
+
+    /// The old `Transport::classify`.
+    pub fn classify(token: &[u8]) -> Transport {
+        const NAMES: [(&[u8], Transport); 6] = [
+            (b"UDP", Transport::Udp),
+            (b"TCP", Transport::Tcp),
+            (b"TLS", Transport::Tls),
+            (b"SCTP", Transport::Sctp),
+            (b"WS", Transport::Ws),
+            (b"WSS", Transport::Wss),
+        ];
+        NAMES
+            .iter()
+            .find(|(n, _)| token.eq_ignore_ascii_case(n))
+            .map_or(Transport::Other, |(_, t)| *t)
+    }
+
+    /// A small cursor over a header value that skips LWS where the grammar allows it.
+    struct Cursor<'a> {
+        s: &'a [u8],
+    }
+
+    impl<'a> Cursor<'a> {
+        fn lws(&mut self) -> bool {
+            let t = chars::trim_start(self.s);
+            let skipped = t.len() != self.s.len();
+            self.s = t;
+            skipped
+        }
+
+        fn token(&mut self) -> Option<&'a [u8]> {
+            let n = self.s.iter().take_while(|&&b| chars::is(b, TOKEN)).count();
+            let (t, rest) = self.s.split_at_checked(n)?;
+            self.s = rest;
+            (n > 0).then_some(t)
+        }
+
+        fn byte(&mut self, b: u8) -> Option<()> {
+            let rest = self.s.strip_prefix(&[b])?;
+            self.s = rest;
+            Some(())
+        }
+
+        /// `SWS b SWS`
+        fn separator(&mut self, b: u8) -> Option<()> {
+            self.lws();
+            self.byte(b)?;
+            self.lws();
+            Some(())
+        }
+    }
+
+    /// The old `Via::parse`.
+    pub fn parse<'a>(value: &'a [u8]) -> Option<Via<'a>> {
         let mut c = Cursor { s: value };
         c.lws();
         let name = c.token()?;
@@ -198,7 +444,7 @@ impl<'a> Via<'a> {
             _ => return None,
         };
         let via = Via {
-            transport: Transport::classify(raw_transport),
+            transport: classify(raw_transport),
             raw_transport,
             host,
             host_raw,
@@ -216,7 +462,11 @@ impl<'a> Via<'a> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::chars::arb::{self, span};
     use super::*;
+    use proptest::prelude::*;
+    use proptest::sample::select;
+    use proptest::test_runner::TestCaseError;
 
     #[test]
     fn folded_sent_protocol() {
@@ -280,8 +530,134 @@ mod tests {
         Some((Host::parse(s.get(..len)?)?, len))
     }
 
+    /// The fields of a Via, with slices as places in `base` (empty ones by content: an empty
+    /// slice has no place).
+    fn fields(base: &[u8], v: &Via<'_>) -> String {
+        let at = |part: &[u8]| {
+            if part.is_empty() {
+                None
+            } else {
+                Some(span(base, part))
+            }
+        };
+        format!(
+            "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+            v.transport,
+            at(v.raw_transport),
+            v.host,
+            at(v.host_raw),
+            v.port,
+            (at(v.params.raw()), v.params.raw()),
+            v.branch.map(at),
+            v.received,
+            v.rport,
+            v.maddr.map(at),
+            v.kept_params.map(at),
+            v.params.iter().map(|p| p.raw).collect::<Vec<_>>(),
+        )
+    }
+
+    fn check(v: &[u8]) -> Result<(), TestCaseError> {
+        let ours = Via::parse(v).map(|via| fields(v, &via));
+        let old = reference::parse(v).map(|via| fields(v, &via));
+        prop_assert_eq!(ours, old, "{:?}", String::from_utf8_lossy(v));
+        Ok(())
+    }
+
+    fn lws() -> impl Strategy<Value = &'static str> {
+        select(&["", "", "", " ", "\t", "\r\n ", "  "][..])
+    }
+
+    /// A Via value: the usual shape and the RFC 4475 wsinv one, every transport in any case,
+    /// any host, a port or none, and parameters a server acts on among others.
+    fn via() -> impl Strategy<Value = String> {
+        let protocol = prop_oneof![
+            3 => Just(String::from("SIP/2.0/")),
+            1 => (select(&["SIP", "sip", "sIp", "SIPS", "SI"][..]), lws(), lws(), select(&["2.0", "2.00", "3.0"][..]), lws(), lws())
+                .prop_map(|(n, a, b, v, c, d)| format!("{a}{n}{b}/{c}{v}{d}/")),
+        ];
+        let transport = select(
+            &[
+                "UDP", "udp", "Tcp", "TLS", "SCTP", "sctp", "WS", "wss", "WSS", "UDPX", "x-tr", "U",
+            ][..],
+        );
+        let port = proptest::option::of((
+            lws(),
+            lws(),
+            select(&["5060", "0", "65535", "65536", "005060", "99999", ""][..]),
+        ));
+        let param = prop_oneof![
+            3 => "branch=z9hG4bK[a-zA-Z0-9.-]{0,12}".prop_map(String::from),
+            2 => select(&["rport", "RPORT", "rport=5060", "rport=0", "rport=65536", "rport=", "rport=x", "rport = 1"][..]).prop_map(String::from),
+            2 => (select(&["received", "Received"][..]), arb::host()).prop_map(|(n, h)| format!("{n}={h}")),
+            1 => any::<core::net::Ipv6Addr>().prop_map(|a| format!("received={a}")),
+            1 => (select(&["maddr", "MADDR"][..]), arb::host()).prop_map(|(n, h)| format!("{n}={h}")),
+            1 => select(&["ttl=1", "ttl=255", "ttl=256", "TTL=016", "ttl", "branch", "branch=\"q;x\"", "maddr", "received"][..]).prop_map(String::from),
+            2 => arb::header_params(),
+        ];
+        let params = prop::collection::vec((lws(), lws(), param), 0..4);
+        (
+            protocol,
+            lws(),
+            transport,
+            select(&[" ", " ", "  ", "\t", "\r\n ", ""][..]),
+            arb::host(),
+            port,
+            lws(),
+            params,
+            any::<bool>(),
+        )
+            .prop_map(
+                |(protocol, a, transport, sp, host, port, b, params, semi)| {
+                    let mut s = format!("{a}{protocol}{transport}{sp}{host}");
+                    if let Some((c, d, port)) = port {
+                        s += &format!("{c}:{d}{port}");
+                    }
+                    s += b;
+                    for (c, d, p) in params {
+                        s += &format!("{c};{d}{p}");
+                    }
+                    if semi {
+                        s += ";";
+                    }
+                    s
+                },
+            )
+    }
+
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn parse_agrees_with_reference_on_vias(v in via()) {
+            check(v.as_bytes())?;
+        }
+
+        #[test]
+        fn parse_agrees_with_reference_on_edited_vias(v in arb::edited(via())) {
+            check(&v)?;
+        }
+
+        #[test]
+        fn parse_agrees_with_reference_on_anything(v in arb::bytes()) {
+            check(&v)?;
+            let with_protocol = [&b"SIP/2.0/"[..], &v].concat();
+            check(&with_protocol)?;
+        }
+
+        #[test]
+        fn parse_agrees_with_reference_on_soup(v in arb::soup()) {
+            check(&[&b"SIP/2.0/UDP "[..], &v].concat())?;
+        }
+
+        #[test]
+        fn classify_agrees_with_reference(t in prop_oneof![
+            select(&["UDP", "udp", "uDp", "TCP", "tcp", "TLS", "tls", "SCTP", "sctp", "WS", "ws", "WSS", "wss", "wS"][..]).prop_map(|t| t.as_bytes().to_vec()),
+            prop::collection::vec(any::<u8>(), 0..6),
+            prop::collection::vec(select(b"udpUDPtcTClsLSwW\0 @`[{pP\x10\x30\xd0\xf0".to_vec()), 0..5),
+        ]) {
+            prop_assert_eq!(Transport::classify(&t), reference::classify(&t), "{:?}", t);
+        }
 
         /// The host of a Via is read in one pass now; it ends where, and is what, the run it
         /// replaced gave (so every Via keeps its verdict and its fields).
