@@ -147,8 +147,11 @@ impl<'a> Contact<'a> {
             match p.name.len() {
                 1 if is(b"q") => q = Some(parse_qvalue(p.value?).ok()?),
                 7 if is(b"expires") => {
-                    let n = chars::parse_decimal_saturating(p.value?, u64::from(u32::MAX))?;
-                    expires = Some(n as u32);
+                    let v = p.value?;
+                    expires = Some(match short_decimal(v) {
+                        Some(n) => n?,
+                        None => chars::parse_decimal_saturating(v, u64::from(u32::MAX))? as u32,
+                    });
                 }
                 13 if is(b"+sip.instance") => {
                     // A value that starts with a quote is a whole quoted-string (the list was
@@ -161,8 +164,15 @@ impl<'a> Contact<'a> {
                 }
                 6 if is(b"reg-id") => {
                     // RFC 5626 4.2: reg-id = 1*DIGIT, 1 to 2^31-1.
-                    let n = chars::parse_decimal(p.value?, (1 << 31) - 1)?;
-                    reg_id = Some(u32::try_from(n).ok().filter(|&n| n > 0)?);
+                    let v = p.value?;
+                    let n = match short_decimal(v) {
+                        Some(n) => n?,
+                        None => u32::try_from(chars::parse_decimal(v, (1 << 31) - 1)?).ok()?,
+                    };
+                    if n == 0 {
+                        return None;
+                    }
+                    reg_id = Some(n);
                 }
                 _ => {}
             }
@@ -177,6 +187,25 @@ impl<'a> Contact<'a> {
             reg_id,
         })
     }
+}
+
+/// `1*DIGIT` of one to nine digits, which stays below 2^31-1 and so below every limit here:
+/// one multiply-add a digit, without the limit checks. `Some(None)` when a byte is no digit;
+/// `None` for other lengths, which the caller reads with its limit.
+#[inline(always)]
+fn short_decimal(v: &[u8]) -> Option<Option<u32>> {
+    if !(1..=9).contains(&v.len()) {
+        return None;
+    }
+    let mut n = 0u32;
+    for &b in v {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return Some(None);
+        }
+        n = n * 10 + u32::from(d);
+    }
+    Some(Some(n))
 }
 
 /// `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )`, in thousandths.

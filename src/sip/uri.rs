@@ -384,33 +384,41 @@ impl<'a> SipUri<'a> {
     /// an "@" anywhere else is refused by the host, port, params or headers it turns up in.
     #[inline(always)]
     fn read(secure: bool, s: &'a [u8], at: usize, whole: bool) -> Option<Uri<'a>> {
-        // userinfo = ( user / telephone-subscriber ) [ ":" password ] "@"; the user is 1*( ... ).
-        // A URI that is all of `s` (a Request-URI) and has no "@" at all has no userinfo: one
-        // word-at-a-time search instead of reading the user alphabet over the host and params.
-        let user_end = if whole && chars::find_byte(s, at, b'@').is_none() {
-            at
-        } else {
-            params::escaped_end(s, at, chars::run::USER)
+        // A URI that is all of `s` (a Request-URI) is read from a host first: when one is there
+        // and no "@" follows it, there is no userinfo (host bytes are no "@" either), and the
+        // bytes have been looked at once. RFC 3261 10.2 leaves no userinfo in a REGISTER's.
+        let no_userinfo = match whole.then(|| Host::parse_at(s, at)).flatten() {
+            Some((host, end)) if chars::find_byte(s, end, b'@').is_none() => Some((host, end)),
+            _ => None,
         };
-        let (user, password, host_start) = match s.get(user_end) {
-            Some(b'@') if user_end > at => {
-                (Some(Escaped(s.get(at..user_end)?)), None, user_end + 1)
+        let (user, password, host_start, host, mut i) = match no_userinfo {
+            Some((host, end)) => (None, None, at, host, end),
+            None => {
+                // userinfo = ( user / telephone-subscriber ) [ ":" password ] "@"; the user is
+                // 1*( ... ).
+                let user_end = params::escaped_end(s, at, chars::run::USER);
+                let (user, password, host_start) = match s.get(user_end) {
+                    Some(b'@') if user_end > at => {
+                        (Some(Escaped(s.get(at..user_end)?)), None, user_end + 1)
+                    }
+                    Some(b':') if user_end > at => {
+                        let end = params::escaped_end(s, user_end + 1, chars::run::PASSWORD);
+                        if s.get(end) == Some(&b'@') {
+                            (
+                                Some(Escaped(s.get(at..user_end)?)),
+                                Some(Escaped(s.get(user_end + 1..end)?)),
+                                end + 1,
+                            )
+                        } else {
+                            (None, None, at)
+                        }
+                    }
+                    _ => (None, None, at),
+                };
+                let (host, i) = Host::parse_at(s, host_start)?;
+                (user, password, host_start, host, i)
             }
-            Some(b':') if user_end > at => {
-                let end = params::escaped_end(s, user_end + 1, chars::run::PASSWORD);
-                if s.get(end) == Some(&b'@') {
-                    (
-                        Some(Escaped(s.get(at..user_end)?)),
-                        Some(Escaped(s.get(user_end + 1..end)?)),
-                        end + 1,
-                    )
-                } else {
-                    (None, None, at)
-                }
-            }
-            _ => (None, None, at),
         };
-        let (host, mut i) = Host::parse_at(s, host_start)?;
         let host_raw = s.get(host_start..i)?;
         let mut port = None;
         if s.get(i) == Some(&b':') {
