@@ -68,7 +68,7 @@ pub fn check_request<'a>(req: &Request<'a, '_>) -> Result<Essentials<'a>, ErrorK
         .and_then(|v| parse_call_id(v).ok_or(ErrorKind::BadCallId))?;
     let cseq = cseq
         .required(ErrorKind::BadCSeq)
-        .and_then(|v| CSeq::parse(v).ok_or(ErrorKind::BadCSeq))?;
+        .and_then(|v| CSeq::parse_for(v, req.raw_method, req.method).ok_or(ErrorKind::BadCSeq))?;
     // RFC 3261 8.1.1.5: "The method MUST match that of the request." (RFC 4475 mismatch01)
     if cseq.method != req.method || cseq.raw_method != req.raw_method {
         return Err(ErrorKind::CSeqMethodMismatch);

@@ -22,6 +22,37 @@ pub struct CSeq<'a> {
 }
 
 impl<'a> CSeq<'a> {
+    /// [`CSeq::parse`] for a request whose method is `raw_method` (a token, classified as
+    /// `method`): a CSeq naming that very method is read without classifying it again. Returns
+    /// what `CSeq::parse` returns, for every value.
+    #[inline]
+    pub fn parse_for(value: &'a [u8], raw_method: &[u8], method: Method) -> Option<CSeq<'a>> {
+        let s = chars::trim(value);
+        let mut number: u64 = 0;
+        let mut digits = 0;
+        for &b in s {
+            if !b.is_ascii_digit() {
+                break;
+            }
+            // 2^31 - 1 at most; leading zeros are legal.
+            number = number * 10 + u64::from(b - b'0');
+            if number > (1 << 31) - 1 {
+                return None;
+            }
+            digits += 1;
+        }
+        let rest = s.get(digits..).unwrap_or_default();
+        let named = chars::trim_start(rest);
+        if digits > 0 && named.len() < rest.len() && named == raw_method {
+            return Some(CSeq {
+                number: number as u32,
+                method,
+                raw_method: named,
+            });
+        }
+        CSeq::parse(value)
+    }
+
     pub fn parse(value: &'a [u8]) -> Option<CSeq<'a>> {
         let s = chars::trim(value);
         let n = s.iter().take_while(|b| b.is_ascii_digit()).count();
@@ -277,6 +308,35 @@ mod tests {
         assert!(CSeq::parse(b"1REGISTER").is_none());
         assert!(CSeq::parse(b"REGISTER").is_none());
         assert!(CSeq::parse(b"1 REG ISTER").is_none());
+    }
+
+    #[test]
+    fn cseq_for_a_method_reads_as_the_general_parser() {
+        let values: &[&[u8]] = &[
+            b"2 REGISTER",
+            b"  0009\r\n  REGISTER ",
+            b"2147483647 REGISTER",
+            b"2147483648 REGISTER",
+            b"99999999999 REGISTER",
+            b"2REGISTER",
+            b"2 INVITE",
+            b"2 REGISTERX",
+            b"2 REG ISTER",
+            b"REGISTER",
+            b"2 ",
+            b"",
+            b"-1 REGISTER",
+            b"2 \tREGISTER",
+            b"2 register",
+        ];
+        for &v in values {
+            assert_eq!(
+                CSeq::parse_for(v, b"REGISTER", Method::Register),
+                CSeq::parse(v),
+                "{:?}",
+                String::from_utf8_lossy(v)
+            );
+        }
     }
 
     #[test]
