@@ -690,6 +690,12 @@ fn response(
         }
     };
 
+    if let (Algorithm::Md5, Some(_)) = (alg, qop) {
+        let (nc, cnonce, qop_text) = (resp.nc?, resp.cnonce?, resp.qop?);
+        if let Some(raw) = md5_kd(ha1, nonce, nc, cnonce, qop_text, ha2) {
+            return Some(raw);
+        }
+    }
     let mut kd = Input::new(alg);
     kd.put_hex(ha1.raw()).put(b":").put_quoted(nonce);
     if let Some(qop) = qop {
@@ -718,6 +724,81 @@ fn response(
     // request-digest = KD(H(A1), unq(nonce-value) ":" H(A2)).
     kd.put(b":").put_hex_text(ha2);
     Some(kd.finish())
+}
+
+/// The MD5 KD of a `qop` response, `HA1 ":" nonce ":" nc ":" cnonce ":" qop ":" HA2`, when it
+/// fits two blocks: written straight into them (hex a word at a time, quoted values copied a
+/// word at a time while searched for quoted-pairs), padded there and compressed, with no buffer
+/// to clear or spill beyond the 128 bytes. The fixed parts are 77 bytes, so nonce, cnonce and
+/// qop may take 42 together: our 28-character nonces leave room for a 10-character cnonce (see
+/// `nonce`). `None` when the input is longer or a value holds a quoted-pair; [`Input`] then
+/// computes the same digest.
+#[inline(always)]
+fn md5_kd(
+    ha1: &Ha1,
+    nonce: Quoted<'_>,
+    nc: u32,
+    cnonce: Quoted<'_>,
+    qop: &[u8],
+    ha2: &Hex,
+) -> Option<Raw> {
+    const BLOCKS: usize = 128;
+    /// `bytes` at `*at`, which moves past them.
+    #[inline(always)]
+    fn put<const N: usize>(buf: &mut [u8; BLOCKS], at: &mut usize, bytes: &[u8; N]) -> Option<()> {
+        buf.get_mut(*at..*at + N)?.copy_from_slice(bytes);
+        *at += N;
+        Some(())
+    }
+    /// `bytes` at `*at`, a word at a time; `None` if they hold a backslash (a quoted-pair, when
+    /// they are the content of a quoted-string) or do not fit.
+    #[inline(always)]
+    fn put_plain(buf: &mut [u8; BLOCKS], at: &mut usize, bytes: &[u8]) -> Option<()> {
+        let end = at.checked_add(bytes.len())?;
+        if copy_finding_backslash(buf.get_mut(*at..end)?, bytes) {
+            return None;
+        }
+        *at = end;
+        Some(())
+    }
+
+    let len = 77 + nonce.0.len() + cnonce.0.len() + qop.len();
+    if len > BLOCKS - md5_block::MIN_PAD || ha2.len != 32 {
+        return None;
+    }
+    let (ha1, ha2) = (ha1.raw.first_chunk::<16>()?, ha2.buf.first_chunk::<32>()?);
+    let mut buf = [0u8; BLOCKS];
+    let mut at = 0;
+    let (words, _) = ha1.as_chunks::<4>();
+    for w in words {
+        put(&mut buf, &mut at, &hex_word(*w).to_le_bytes())?;
+    }
+    put(&mut buf, &mut at, b":")?;
+    put_plain(&mut buf, &mut at, nonce.0)?;
+    put(&mut buf, &mut at, b":")?;
+    put(&mut buf, &mut at, &hex_word(nc.to_be_bytes()).to_le_bytes())?;
+    put(&mut buf, &mut at, b":")?;
+    put_plain(&mut buf, &mut at, cnonce.0)?;
+    put(&mut buf, &mut at, b":")?;
+    // `auth` or `auth-int` as received: a token, so never a backslash.
+    put_plain(&mut buf, &mut at, qop)?;
+    put(&mut buf, &mut at, b":")?;
+    put(&mut buf, &mut at, ha2)?;
+    // RFC 1321 3.1 and 3.2: a 1 bit, zeros (the buffer's), the length in bits, little-endian.
+    *buf.get_mut(at)? = 0x80;
+    if let Some(bits) = buf.last_chunk_mut::<8>() {
+        *bits = (at as u64 * 8).to_le_bytes();
+    }
+    let mut state = md5_block::INIT;
+    let (blocks, _) = buf.as_chunks::<64>();
+    for block in blocks {
+        md5_block::compress(&mut state, block);
+    }
+    let mut raw = [0; 32];
+    for (r, w) in raw.chunks_exact_mut(4).zip(state) {
+        r.copy_from_slice(&w.to_le_bytes());
+    }
+    Some(raw)
 }
 
 /// Whether `resp.response` is the digest a holder of `ha1` computes for this request.
@@ -1207,6 +1288,52 @@ mod tests {
                     text[at] = b;
                     let want = text.to_ascii_lowercase() == good;
                     assert_eq!(hex_eq(&text, raw), want, "{b:#x} at {at}");
+                }
+            }
+        }
+    }
+
+    /// The two-block MD5 path against the md-5 crate over the KD string written out: nonce and
+    /// cnonce lengths across the 119-byte limit, with and without quoted-pairs, both qops, known
+    /// and computed H(A2).
+    #[test]
+    fn two_block_kd_agrees_with_the_crate() {
+        use md5::Digest as _;
+        let ha1 = Ha1::from_password(Algorithm::Md5, b"u", b"r", b"pw");
+        let known = [KnownA2::new(Algorithm::Md5, b"REGISTER", b"sip:r")];
+        let hex = |d: &[u8]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let unescape = |q: &str| q.replace("\\x", "x");
+        for nonce_len in 0..48 {
+            for cnonce_len in [0, 1, 7, 8, 9, 10, 15, 16, 17] {
+                for escaped in [false, true] {
+                    for qop in ["auth", "AUTH", "auth-int"] {
+                        let mut nonce = "n".repeat(nonce_len);
+                        if escaped && nonce_len > 0 {
+                            nonce.replace_range(..1, "\\x");
+                        }
+                        let cnonce = "c".repeat(cnonce_len);
+                        let header = format!(
+                            "Digest username=\"u\", realm=\"r\", nonce=\"{nonce}\", \
+                             uri=\"sip:r\", qop={qop}, nc=0000ABCD, cnonce=\"{cnonce}\""
+                        );
+                        let d = digest(header.as_bytes());
+                        let ha2 = if qop == "auth-int" {
+                            let body = hex(&md5::Md5::digest(b"body"));
+                            hex(&md5::Md5::digest(format!("REGISTER:sip:r:{body}")))
+                        } else {
+                            hex(&md5::Md5::digest(b"REGISTER:sip:r"))
+                        };
+                        let kd = format!(
+                            "{}:{}:0000abcd:{cnonce}:{qop}:{ha2}",
+                            ha1.to_hex(),
+                            unescape(&nonce)
+                        );
+                        let want = hex(&md5::Md5::digest(kd.as_bytes()));
+                        for k in [&known[..], &[]] {
+                            let got = compute_response_with(&ha1, b"REGISTER", &d, b"body", k);
+                            assert_eq!(got.unwrap().to_string(), want, "{header}");
+                        }
+                    }
                 }
             }
         }

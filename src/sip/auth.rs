@@ -77,6 +77,77 @@ const fn zero_bytes(x: u64) -> u64 {
     x.wrapping_sub(ONES) & !x & HIGHS
 }
 
+/// The index of the quote closing a quoted-string whose content starts at `s[i]` (what
+/// [`chars::closing_quote`] returns), sixteen bytes a step: most values (names, realms, cnonces)
+/// end within one step, hex responses and nonces within three. The last fifteen bytes of the
+/// value are left to [`chars::closing_quote`].
+#[inline(always)]
+fn closing_quote(s: &[u8], mut i: usize) -> Option<usize> {
+    const QUOTES: u64 = ONES * b'"' as u64;
+    const BACKSLASHES: u64 = ONES * b'\\' as u64;
+    // Flags the quotes and backslashes of `x`; the lowest flag is exact (see `zero_bytes`: both
+    // bytes are below 0x80, so `!x` keeps their flags).
+    let special = |x: u64| {
+        ((x ^ QUOTES).wrapping_sub(ONES) | (x ^ BACKSLASHES).wrapping_sub(ONES)) & !x & HIGHS
+    };
+    while let Some((lo, hi)) = s
+        .get(i..)
+        .and_then(|rest| rest.first_chunk::<16>())
+        .map(|w| w.split_at(8))
+    {
+        let lo = special(u64::from_le_bytes(lo.try_into().ok()?));
+        let hi = special(u64::from_le_bytes(hi.try_into().ok()?));
+        if lo | hi == 0 {
+            i += 16;
+            continue;
+        }
+        let at = if lo != 0 {
+            i + (lo.trailing_zeros() / 8) as usize
+        } else {
+            i + 8 + (hi.trailing_zeros() / 8) as usize
+        };
+        match s.get(at)? {
+            b'"' => return Some(at),
+            // RFC 3261 25.1: quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F); CR and LF excluded.
+            _ => match s.get(at + 1) {
+                Some(&n) if n <= 0x7f && n != b'\r' && n != b'\n' => i = at + 2,
+                _ => return None,
+            },
+        }
+    }
+    chars::closing_quote(s, i)
+}
+
+/// Whether every byte of `s` is a hex digit (either case), a word at a time ([`hex_word`]), the
+/// last word overlapping the one before.
+#[inline(always)]
+fn all_hex(s: &[u8]) -> bool {
+    let Some(last) = s.last_chunk::<8>() else {
+        return s.iter().all(u8::is_ascii_hexdigit);
+    };
+    let (words, _) = s.as_chunks::<8>();
+    words
+        .iter()
+        .fold(hex_word(u64::from_le_bytes(*last)), |all, w| {
+            all & hex_word(u64::from_le_bytes(*w))
+        })
+}
+
+/// Whether all eight bytes of `w` are hex digits, either case: each lies in `0`-`9`, or ORed
+/// with 0x20 in `a`-`f`, and below 0x80.
+#[inline(always)]
+fn hex_word(w: u64) -> bool {
+    /// 0x80 in each byte of `x` (each below 0x80) that lies in `lo..=hi`; the additions stay
+    /// within the byte.
+    const fn in_range(x: u64, lo: u8, hi: u8) -> u64 {
+        let from_lo = x.wrapping_add(ONES * (0x80 - lo as u64));
+        let past_hi = x.wrapping_add(ONES * (0x7f - hi as u64));
+        from_lo & !past_hi & HIGHS
+    }
+    let low7 = w & !HIGHS;
+    (in_range(low7, b'0', b'9') | in_range(low7 | FOLD, b'a', b'f')) & !w == HIGHS
+}
+
 /// Whether `s` holds a backslash: eight bytes a word, the last word overlapping the one before,
 /// so a value of eight bytes or more has no byte loop.
 #[inline(always)]
@@ -284,11 +355,7 @@ impl<'a> DigestResponse<'a> {
             Param::Opaque => self.opaque = q,
             Param::Username => self.username = q,
             Param::Response => {
-                // All digits checked without an early exit: responses are short and usually valid.
-                if !value
-                    .iter()
-                    .fold(true, |all, b| all & b.is_ascii_hexdigit())
-                {
+                if !all_hex(value) {
                     return None;
                 }
                 self.response = Some(value);
@@ -314,17 +381,20 @@ impl<'a> Credentials<'a> {
     pub fn parse(value: &'a [u8]) -> Option<Credentials<'a>> {
         const DIGEST: u64 = word(b"digest");
         let s = chars::trim(value);
-        let scheme_len = skip(s, 0, is_token);
-        if scheme_len == 0 {
-            return None;
-        }
-        if scheme_len != 6 || folded_word(s, 0) & low(6) != DIGEST {
-            return Some(Credentials::Other {
-                scheme: s.get(..scheme_len)?,
-            });
-        }
-        // Digest LWS dig-resp *(COMMA dig-resp)
-        if !s.get(scheme_len).is_some_and(|&b| chars::is_lws(b)) {
+        // `Digest` and LWS, as every client writes it, in one compare; any other start is
+        // scanned as a token.
+        let scheme_len = 6;
+        if folded_word(s, 0) & low(6) != DIGEST || !s.get(6).is_some_and(|&b| chars::is_lws(b)) {
+            let scheme_len = skip(s, 0, is_token);
+            if scheme_len == 0 {
+                return None;
+            }
+            if scheme_len != 6 || folded_word(s, 0) & low(6) != DIGEST {
+                return Some(Credentials::Other {
+                    scheme: s.get(..scheme_len)?,
+                });
+            }
+            // Digest LWS dig-resp *(COMMA dig-resp): the LWS is missing.
             return None;
         }
         // Each parameter's name, `=`, its value (a quoted-string or a token), then a comma or
@@ -355,17 +425,17 @@ impl<'a> Credentials<'a> {
                 }
             }
             i += 1;
-            if !matches!(s.get(i), Some(b'"')) {
-                i = skip(s, i, chars::is_lws);
-            }
-            let (value, quoted) = if s.get(i) == Some(&b'"') {
-                let end = chars::closing_quote(s, i + 1)?;
-                let value = s.get(i + 1..end)?;
+            // The value: a quote straight after the `=` is taken without looking for LWS.
+            let start = match s.get(i) {
+                Some(b'"') => i,
+                _ => skip(s, i, chars::is_lws),
+            };
+            let (value, quoted) = if s.get(start) == Some(&b'"') {
+                let end = closing_quote(s, start + 1)?;
                 i = end + 1;
-                (value, true)
+                (s.get(start + 1..end)?, true)
             } else {
-                let start = i;
-                i = skip(s, i, is_token);
+                i = skip(s, start, is_token);
                 if i == start {
                     return None;
                 }
@@ -383,13 +453,17 @@ impl<'a> Credentials<'a> {
                 d.set(param, value, quoted)?;
             }
             // A comma straight after the value, as clients write it, before any LWS skip.
-            if s.get(i) != Some(&b',') {
-                i = skip(s, i, chars::is_lws);
-            }
             match s.get(i) {
-                None => break,
                 Some(b',') => i += 1,
-                Some(_) => return None,
+                None => break,
+                Some(_) => {
+                    i = skip(s, i, chars::is_lws);
+                    match s.get(i) {
+                        Some(b',') => i += 1,
+                        None => break,
+                        Some(_) => return None,
+                    }
+                }
             }
         }
         Some(Credentials::Digest(d))
@@ -467,11 +541,12 @@ mod tests {
         );
     }
 
-    /// The 8-byte quoted-string scan finds what `chars::split_quoted` finds, with the quote,
-    /// the escape and bytes the SWAR test could confuse (0x00, 0x80, 0xa2, 0xdc) at every offset.
+    /// The 16-byte quoted-string scan finds what `chars::split_quoted` finds, with the quote,
+    /// the escape and bytes the SWAR test could confuse (0x00, 0x80, 0xa2, 0xdc) at every offset,
+    /// in values of up to three steps.
     #[test]
     fn quoted_scan_agrees_with_split_quoted() {
-        for len in 0..24 {
+        for len in 0..48 {
             for at in 0..len {
                 for special in [b'"', b'\\', 0x00, 0x80, 0xa2, 0xdc, 0x21, 0x5b] {
                     for after in [b'"', b'x', b'\r', b'\n', 0x80] {
@@ -482,8 +557,7 @@ mod tests {
                             *next = after;
                         }
                         v.extend_from_slice(b"\", x");
-                        let ours =
-                            chars::closing_quote(&v, 1).map(|end| (&v[1..end], &v[end + 1..]));
+                        let ours = closing_quote(&v, 1).map(|end| (&v[1..end], &v[end + 1..]));
                         assert_eq!(ours, chars::split_quoted(&v), "{v:?}");
                     }
                 }
@@ -789,6 +863,13 @@ mod tests {
             proptest::prop_assert_eq!(Credentials::parse(&v), reference(&v), "{:?}", String::from_utf8_lossy(&v));
         }
 
+        /// Arbitrary bytes after the scheme.
+        #[test]
+        fn agrees_with_reference_on_bytes(tail in prop::collection::vec(any::<u8>(), 0..64)) {
+            let v = [&b"Digest "[..], &tail].concat();
+            proptest::prop_assert_eq!(Credentials::parse(&v), reference(&v), "{:?}", String::from_utf8_lossy(&v));
+        }
+
         /// Structured lists, then one byte replaced, inserted or removed anywhere.
         #[test]
         fn agrees_with_reference_on_lists(
@@ -807,6 +888,25 @@ mod tests {
                 }
             }
             proptest::prop_assert_eq!(Credentials::parse(&v), reference(&v), "{:?}", String::from_utf8_lossy(&v));
+        }
+    }
+
+    /// The word-at-a-time hex check against `is_ascii_hexdigit`: every byte value at every
+    /// position of values up to three words long.
+    #[test]
+    fn all_hex_agrees_with_bytes() {
+        for len in 0..24 {
+            let digits: Vec<u8> = (0..len)
+                .map(|i| b"0123456789abcdefABCDEF"[i % 22])
+                .collect();
+            assert!(all_hex(&digits), "{len}");
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut v = digits.clone();
+                    v[at] = b;
+                    assert_eq!(all_hex(&v), b.is_ascii_hexdigit(), "{len} {at} {b:#x}");
+                }
+            }
         }
     }
 
