@@ -2,8 +2,8 @@
 //!
 //! Classification happens once per header line while framing, so later lookups compare a one-byte
 //! enum. Names the enum does not know stay `Other` and keep their raw bytes in [`Header`]. A
-//! perfect hash of a name's length and its first and last bytes picks the one known name it can
-//! be, which is then compared ignoring case a word at a time, read in place from the line.
+//! perfect hash of a name's length and its first two bytes picks the one known name it can be,
+//! which is then compared ignoring case a word at a time, read in place from the line.
 
 use super::chars;
 
@@ -60,7 +60,7 @@ impl HeaderName {
     pub fn classify(name: &[u8]) -> HeaderName {
         match name {
             [c] => COMPACT[usize::from(*c)],
-            _ => known(name, name.len()).unwrap_or(HeaderName::Other),
+            _ => known(name, name.len()),
         }
     }
 
@@ -71,7 +71,7 @@ impl HeaderName {
     pub(crate) fn classify_prefix(line: &[u8], len: usize) -> Option<HeaderName> {
         let h = match len {
             1 => COMPACT[usize::from(*line.first()?)],
-            _ => known(line, len).unwrap_or(HeaderName::Other),
+            _ => known(line, len),
         };
         if h != HeaderName::Other {
             return Some(h);
@@ -204,13 +204,14 @@ const EMPTY_SLOT: Slot = Slot {
     name: HeaderName::Other,
 };
 
-/// The hash of a name of two bytes or more: its length and its first and last bytes, case folded,
-/// multiplied into the top six bits. The multiplier was searched for so that the 31 known names
-/// land in 31 different slots; `TABLE`'s construction fails to compile otherwise.
+/// The hash of a name of two bytes or more: its length and its first two bytes (`first_two`,
+/// little-endian), case folded, multiplied into the top six bits. The multiplier was searched for
+/// so that the 31 known names land in 31 different slots; `TABLE`'s construction fails to compile
+/// otherwise.
 #[inline(always)]
-const fn slot_of(len: usize, first: u8, last: u8) -> usize {
-    const MULTIPLIER: u32 = 0x13a7_00e9;
-    let key = (len as u32 & 0xff) | ((first as u32 | 0x20) << 8) | ((last as u32 | 0x20) << 16);
+const fn slot_of(len: usize, first_two: u32) -> usize {
+    const MULTIPLIER: u32 = 0x6bd3_3a6b;
+    let key = (len as u32 & 0xff) | ((first_two & 0xffff | 0x2020) << 8);
     (key.wrapping_mul(MULTIPLIER) >> 26) as usize
 }
 
@@ -237,7 +238,7 @@ static TABLE: [Slot; 64] = {
             }
             i += 1;
         }
-        let at = slot_of(len, name[0], name[len - 1]);
+        let at = slot_of(len, name[0] as u32 | (name[1] as u32) << 8);
         assert!(t[at].len == 0, "two known header names share a hash slot");
         t[at] = slot;
         k += 1;
@@ -245,17 +246,22 @@ static TABLE: [Slot; 64] = {
     t
 };
 
-/// The known name (two bytes or more) that fills the first `len` bytes of `line`, if any.
+/// The known name (two bytes or more) that fills the first `len` bytes of `line`, or `Other`
+/// (which an empty slot, of length 0, holds: an empty name is `Other` too).
 #[inline(always)]
-fn known(line: &[u8], len: usize) -> Option<HeaderName> {
-    let first = *line.first()?;
-    let last = *line.get(len.checked_sub(1)?)?;
-    let slot = &TABLE[slot_of(len, first, last)];
-    if slot.len != len {
-        return None;
+fn known(line: &[u8], len: usize) -> HeaderName {
+    let first = word(line, 0);
+    let slot = &TABLE[slot_of(len, first as u32)];
+    let matches = |i: usize, w: u64| (w | slot.fold[i]) & slot.care[i] == slot.lower[i];
+    if slot.len == len
+        && matches(0, first)
+        && (len <= 8 || matches(1, word(line, 8)))
+        && (len <= 16 || matches(2, word(line, 16)))
+    {
+        slot.name
+    } else {
+        HeaderName::Other
     }
-    let matches = |i: usize| (word(line, i * 8) | slot.fold[i]) & slot.care[i] == slot.lower[i];
-    (matches(0) && (len <= 8 || matches(1)) && (len <= 16 || matches(2))).then_some(slot.name)
 }
 
 /// `Other` if `name` is a token, `None` if not.

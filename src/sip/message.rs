@@ -566,7 +566,8 @@ fn parse_head<'a>(
         parse_request_line(line).map_err(fail)?
     };
 
-    let mut count = 0;
+    let storage_len = storage.len();
+    let mut slots = storage.iter_mut();
     let mut present = 0;
     let mut dirty = 0;
     let mut content_length = None;
@@ -584,7 +585,7 @@ fn parse_head<'a>(
             // A plain line's value holds no control byte: its name stays clean.
             Some((header, next)) => {
                 present |= header.name.bit();
-                push(header, storage, &mut count, &mut content_length, limits).map_err(fail)?;
+                push(header, &mut slots, &mut content_length, limits).map_err(fail)?;
                 next
             }
             None => {
@@ -593,11 +594,12 @@ fn parse_head<'a>(
                 if !clean {
                     dirty |= header.name.bit();
                 }
-                push(header, storage, &mut count, &mut content_length, limits).map_err(fail)?;
+                push(header, &mut slots, &mut content_length, limits).map_err(fail)?;
                 rest.get(len..).unwrap_or_default()
             }
         };
     };
+    let count = storage_len - slots.len();
     Ok(Head {
         start,
         count,
@@ -608,12 +610,11 @@ fn parse_head<'a>(
     })
 }
 
-/// Stores one header line, reading Content-Length on the way.
+/// Stores one header line in the next free slot, reading Content-Length on the way.
 #[inline(always)]
 fn push<'a>(
     header: Header<'a>,
-    storage: &mut [Header<'a>],
-    count: &mut usize,
+    slots: &mut core::slice::IterMut<'_, Header<'a>>,
     content_length: &mut Option<usize>,
     limits: &Limits,
 ) -> Result<(), ErrorKind> {
@@ -625,9 +626,7 @@ fn push<'a>(
             .ok_or(ErrorKind::BadContentLength)?;
         *content_length = Some(n as usize);
     }
-    let slot = storage.get_mut(*count).ok_or(ErrorKind::TooManyHeaders)?;
-    *slot = header;
-    *count += 1;
+    *slots.next().ok_or(ErrorKind::TooManyHeaders)? = header;
     Ok(())
 }
 
@@ -642,9 +641,9 @@ fn plain_header(rest: &[u8], max_line: usize) -> Option<(Header<'_>, &[u8])> {
     // A space before the colon is not a token byte, so HCOLON's white space goes the general way.
     let name = HeaderName::classify_prefix(rest, colon)?;
     let (raw_name, after_name) = rest.split_at_checked(colon)?;
-    // A value that starts with HT, CR or LF ends at once, empty, at that control byte (below),
-    // so that only SP needs a test here.
-    let [b':', b' ', first, ..] = after_name else {
+    // `after_name` starts with the colon found above. A value that starts with HT, CR or LF ends
+    // at once, empty, at that control byte (below), so that only SP needs a test here.
+    let [_, b' ', first, ..] = after_name else {
         return None;
     };
     if *first == b' ' {
