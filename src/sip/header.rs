@@ -60,7 +60,7 @@ impl HeaderName {
     pub fn classify(name: &[u8]) -> HeaderName {
         match name {
             [c] => COMPACT[usize::from(*c)],
-            _ => known(name, name.len()),
+            _ => known(name, name.len()).unwrap_or(HeaderName::Other),
         }
     }
 
@@ -69,15 +69,17 @@ impl HeaderName {
     /// A known name is a token, so only other names are scanned byte by byte.
     #[inline(always)]
     pub(crate) fn classify_prefix(line: &[u8], len: usize) -> Option<HeaderName> {
-        let h = match len {
-            1 => COMPACT[usize::from(*line.first()?)],
-            _ => known(line, len),
-        };
-        if h != HeaderName::Other {
+        if len == 1 {
+            let h = COMPACT[usize::from(*line.first()?)];
+            if h != HeaderName::Other {
+                return Some(h);
+            }
+        } else if let Some(h) = known(line, len) {
             return Some(h);
         }
         other_token(line.get(..len)?)
     }
+
     /// The full canonical name, as the writer emits it.
     pub const fn as_str(self) -> &'static str {
         use HeaderName::*;
@@ -196,11 +198,13 @@ struct Slot {
     name: HeaderName,
 }
 
+/// A slot no name hashes to. Its length, 1, is no known name's (compact forms are looked up
+/// apart), so that it matches nothing, the empty name included.
 const EMPTY_SLOT: Slot = Slot {
     lower: [0; 3],
     fold: [0; 3],
     care: [0; 3],
-    len: 0,
+    len: 1,
     name: HeaderName::Other,
 };
 
@@ -239,29 +243,24 @@ static TABLE: [Slot; 64] = {
             i += 1;
         }
         let at = slot_of(len, name[0] as u32 | (name[1] as u32) << 8);
-        assert!(t[at].len == 0, "two known header names share a hash slot");
+        assert!(t[at].len == 1, "two known header names share a hash slot");
         t[at] = slot;
         k += 1;
     }
     t
 };
 
-/// The known name (two bytes or more) that fills the first `len` bytes of `line`, or `Other`
-/// (which an empty slot, of length 0, holds: an empty name is `Other` too).
+/// The known name (two bytes or more) that fills the first `len` bytes of `line`, if any.
 #[inline(always)]
-fn known(line: &[u8], len: usize) -> HeaderName {
+fn known(line: &[u8], len: usize) -> Option<HeaderName> {
     let first = word(line, 0);
     let slot = &TABLE[slot_of(len, first as u32)];
     let matches = |i: usize, w: u64| (w | slot.fold[i]) & slot.care[i] == slot.lower[i];
-    if slot.len == len
+    (slot.len == len
         && matches(0, first)
         && (len <= 8 || matches(1, word(line, 8)))
-        && (len <= 16 || matches(2, word(line, 16)))
-    {
-        slot.name
-    } else {
-        HeaderName::Other
-    }
+        && (len <= 16 || matches(2, word(line, 16))))
+    .then_some(slot.name)
 }
 
 /// `Other` if `name` is a token, `None` if not.
