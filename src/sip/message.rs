@@ -537,6 +537,10 @@ pub(super) fn word(chunk: &[u8]) -> u64 {
     u64::from_le_bytes(w)
 }
 
+/// Frames the start line and the header lines at the start of `buf`, storing the lines in
+/// `storage`. Inlined into its two callers, which then read the head where it was built rather
+/// than through memory.
+#[inline(always)]
 fn parse_head<'a>(
     buf: &'a [u8],
     storage: &mut [Header<'a>],
