@@ -393,8 +393,10 @@ fn skip_crlf(buf: &[u8]) -> &[u8] {
 }
 
 fn looks_like_response(buf: &[u8]) -> bool {
-    buf.get(..4)
-        .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+    // "SIP/" in any letter case: setting the case bit of the first three bytes gives "sip/" for
+    // those letters in either case and for no other bytes.
+    buf.first_chunk::<4>()
+        .is_some_and(|p| u32::from_le_bytes(*p) | 0x0020_2020 == u32::from_le_bytes(*b"sip/"))
 }
 
 /// Finds the end of the line starting at `from`: returns (end of content, start of next line).
@@ -1107,6 +1109,21 @@ X-Other: 1\r\nl: 0\r\n\r\n";
             let err = parse(input).unwrap_err();
             assert_eq!(err.kind, *kind, "{}", String::from_utf8_lossy(input));
             assert!(!err.in_response);
+        }
+    }
+
+    /// The status line test is `eq_ignore_ascii_case` with "SIP/": every byte in each place.
+    #[test]
+    fn response_prefix() {
+        for at in 0..4 {
+            for b in 0..=255u8 {
+                let mut p = *b"SIP/2";
+                p[at] = b;
+                let expected = p[..4].eq_ignore_ascii_case(b"SIP/");
+                assert_eq!(looks_like_response(&p), expected, "{p:?}");
+                assert_eq!(looks_like_response(&p[..4]), expected, "{p:?}");
+                assert!(!looks_like_response(&p[..3]));
+            }
         }
     }
 
