@@ -2,8 +2,8 @@
 //!
 //! Classification happens once per header line while framing, so later lookups compare a one-byte
 //! enum. Names the enum does not know stay `Other` and keep their raw bytes in [`Header`]. A
-//! perfect hash of a name's length and its first and last bytes picks the one known name it can
-//! be, which is then compared ignoring case a word at a time, read in place from the line.
+//! perfect hash of a name's length and its first two bytes picks the one known name it can be,
+//! which is then compared ignoring case a word at a time, read in place from the line.
 
 use super::chars;
 
@@ -69,15 +69,17 @@ impl HeaderName {
     /// A known name is a token, so only other names are scanned byte by byte.
     #[inline(always)]
     pub(crate) fn classify_prefix(line: &[u8], len: usize) -> Option<HeaderName> {
-        let h = match len {
-            1 => COMPACT[usize::from(*line.first()?)],
-            _ => known(line, len).unwrap_or(HeaderName::Other),
-        };
-        if h != HeaderName::Other {
+        if len == 1 {
+            let h = COMPACT[usize::from(*line.first()?)];
+            if h != HeaderName::Other {
+                return Some(h);
+            }
+        } else if let Some(h) = known(line, len) {
             return Some(h);
         }
         other_token(line.get(..len)?)
     }
+
     /// The full canonical name, as the writer emits it.
     pub const fn as_str(self) -> &'static str {
         use HeaderName::*;
@@ -196,21 +198,24 @@ struct Slot {
     name: HeaderName,
 }
 
+/// A slot no name hashes to. Its length, 1, is no known name's (compact forms are looked up
+/// apart), so that it matches nothing, the empty name included.
 const EMPTY_SLOT: Slot = Slot {
     lower: [0; 3],
     fold: [0; 3],
     care: [0; 3],
-    len: 0,
+    len: 1,
     name: HeaderName::Other,
 };
 
-/// The hash of a name of two bytes or more: its length and its first and last bytes, case folded,
-/// multiplied into the top six bits. The multiplier was searched for so that the 31 known names
-/// land in 31 different slots; `TABLE`'s construction fails to compile otherwise.
+/// The hash of a name of two bytes or more: its length and its first two bytes (`first_two`,
+/// little-endian), case folded, multiplied into the top six bits. The multiplier was searched for
+/// so that the 31 known names land in 31 different slots; `TABLE`'s construction fails to compile
+/// otherwise.
 #[inline(always)]
-const fn slot_of(len: usize, first: u8, last: u8) -> usize {
-    const MULTIPLIER: u32 = 0x13a7_00e9;
-    let key = (len as u32 & 0xff) | ((first as u32 | 0x20) << 8) | ((last as u32 | 0x20) << 16);
+const fn slot_of(len: usize, first_two: u32) -> usize {
+    const MULTIPLIER: u32 = 0x6bd3_3a6b;
+    let key = (len as u32 & 0xff) | ((first_two & 0xffff | 0x2020) << 8);
     (key.wrapping_mul(MULTIPLIER) >> 26) as usize
 }
 
@@ -237,8 +242,8 @@ static TABLE: [Slot; 64] = {
             }
             i += 1;
         }
-        let at = slot_of(len, name[0], name[len - 1]);
-        assert!(t[at].len == 0, "two known header names share a hash slot");
+        let at = slot_of(len, name[0] as u32 | (name[1] as u32) << 8);
+        assert!(t[at].len == 1, "two known header names share a hash slot");
         t[at] = slot;
         k += 1;
     }
@@ -248,14 +253,14 @@ static TABLE: [Slot; 64] = {
 /// The known name (two bytes or more) that fills the first `len` bytes of `line`, if any.
 #[inline(always)]
 fn known(line: &[u8], len: usize) -> Option<HeaderName> {
-    let first = *line.first()?;
-    let last = *line.get(len.checked_sub(1)?)?;
-    let slot = &TABLE[slot_of(len, first, last)];
-    if slot.len != len {
-        return None;
-    }
-    let matches = |i: usize| (word(line, i * 8) | slot.fold[i]) & slot.care[i] == slot.lower[i];
-    (matches(0) && (len <= 8 || matches(1)) && (len <= 16 || matches(2))).then_some(slot.name)
+    let first = word(line, 0);
+    let slot = &TABLE[slot_of(len, first as u32)];
+    let matches = |i: usize, w: u64| (w | slot.fold[i]) & slot.care[i] == slot.lower[i];
+    (slot.len == len
+        && matches(0, first)
+        && (len <= 8 || matches(1, word(line, 8)))
+        && (len <= 16 || matches(2, word(line, 16))))
+    .then_some(slot.name)
 }
 
 /// `Other` if `name` is a token, `None` if not.
