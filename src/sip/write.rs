@@ -289,11 +289,13 @@ impl<'b> Writer<'b> {
     }
 
     /// Where the writer stands, for [`Writer::rewind`].
+    #[cfg(test)]
     fn mark(&self) -> (usize, bool) {
         (self.len, self.overflow)
     }
 
     /// Takes back everything written since `mark`, an overflow there included.
+    #[cfg(test)]
     fn rewind(&mut self, (len, overflow): (usize, bool)) {
         if len <= self.len {
             self.len = len;
@@ -318,29 +320,83 @@ impl<'b> Writer<'b> {
 /// time. (Tab counts as a stop too; the careful loop after the prefix keeps it.)
 #[inline]
 fn clean_prefix(v: &[u8]) -> usize {
-    first_flagged(v, |w| {
-        let low = w & LOW7;
-        // Per byte, with no carry between bytes: the high bit of `low + 0x60` is clear below
-        // 0x20, that of `(low ^ 0x7f) + 0x7f` only at 0x7f; bytes of 0x80 or more have theirs.
-        let keep = (low + ONES * 0x60) & ((low ^ LOW7) + LOW7) | w;
-        !keep & HIGH
-    })
+    first_flagged(v, |w| !keep_clean(w) & HIGH)
 }
 
 /// The length of the longest prefix of `v` that [`Writer::put_escaped`] copies as it is: no
 /// control byte, no `"` and no `\`.
 #[inline]
 fn quoted_prefix(v: &[u8]) -> usize {
-    first_flagged(v, |w| {
-        let low = w & LOW7;
-        // As in `clean_prefix`, with `(low ^ c) + 0x7f`, clear only where the byte is `c`.
-        let keep = (low + ONES * 0x60)
-            & ((low ^ LOW7) + LOW7)
-            & ((low ^ (ONES * u64::from(b'"'))) + LOW7)
-            & ((low ^ (ONES * u64::from(b'\\'))) + LOW7)
-            | w;
-        !keep & HIGH
-    })
+    first_flagged(v, |w| !keep_quoted(w) & HIGH)
+}
+
+/// Whether [`Writer::put_value`] copies all of `v` as it is: [`clean_prefix`] without the
+/// position, every word looked at and one answer at the end.
+#[inline]
+fn is_clean(v: &[u8]) -> bool {
+    all_kept(v, keep_clean)
+}
+
+/// Whether [`Writer::put_escaped`] copies all of `v` as it is (see [`is_clean`]).
+#[inline]
+fn is_plain_quoted(v: &[u8]) -> bool {
+    all_kept(v, keep_quoted)
+}
+
+/// The high bit of each byte of a little-endian word set where the byte is neither below 0x20
+/// nor DEL. Per byte, with no carry between bytes: the high bit of `low + 0x60` is clear below
+/// 0x20, that of `(low ^ 0x7f) + 0x7f` only at 0x7f; bytes of 0x80 or more have theirs.
+#[inline(always)]
+fn keep_clean(w: u64) -> u64 {
+    let low = w & LOW7;
+    (low + ONES * 0x60) & ((low ^ LOW7) + LOW7) | w
+}
+
+/// As [`keep_clean`], with `"` and `\` not kept either: `(low ^ c) + 0x7f` has its high bit
+/// clear only where the byte is `c`.
+#[inline(always)]
+fn keep_quoted(w: u64) -> u64 {
+    let low = w & LOW7;
+    (low + ONES * 0x60)
+        & ((low ^ LOW7) + LOW7)
+        & ((low ^ (ONES * u64::from(b'"'))) + LOW7)
+        & ((low ^ (ONES * u64::from(b'\\'))) + LOW7)
+        | w
+}
+
+/// Whether `keep` keeps every byte of `v`: sixteen bytes a step, as two words (which the
+/// compiler may turn into one vector), then the sixteen, eight or four-and-four bytes that end
+/// `v`, overlapping bytes already seen; one to three bytes padded with a kept one.
+#[inline(always)]
+fn all_kept(v: &[u8], keep: impl Fn(u64) -> u64) -> bool {
+    let (mut a, mut b) = (HIGH, HIGH);
+    let mut chunks = v.chunks_exact(16);
+    for chunk in chunks.by_ref() {
+        let (lo, hi) = chunk.split_at(8);
+        a &= keep(word(lo));
+        b &= keep(word(hi));
+    }
+    if !chunks.remainder().is_empty() {
+        let (lo, hi) = if let Some(last) = v.last_chunk::<16>() {
+            let (lo, hi) = last.split_at(8);
+            (word(lo), word(hi))
+        } else if let (Some(lo), Some(hi)) = (v.first_chunk::<8>(), v.last_chunk::<8>()) {
+            (u64::from_le_bytes(*lo), u64::from_le_bytes(*hi))
+        } else if let (Some(lo), Some(hi)) = (v.first_chunk::<4>(), v.last_chunk::<4>()) {
+            let w = u64::from(u32::from_le_bytes(*lo)) | u64::from(u32::from_le_bytes(*hi)) << 32;
+            (w, w)
+        } else {
+            let mut padded = [b'a'; 8];
+            if let Some(dst) = padded.get_mut(..v.len()) {
+                copy(dst, v);
+            }
+            let w = u64::from_le_bytes(padded);
+            (w, w)
+        };
+        a &= keep(lo);
+        b &= keep(hi);
+    }
+    a & b & HIGH == HIGH
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -452,14 +508,18 @@ static OCTETS: [(u32, u8); 256] = {
     t
 };
 
-/// `dst.copy_from_slice(src)` (the two are as long), inline for the short pieces a response is
-/// made of: a library call costs more than copying up to 32 bytes as two overlapping words or
-/// pairs of words.
+/// `dst.copy_from_slice(src)` (the two are as long), inline for the pieces a response is made
+/// of: a library call costs more than copying up to 128 bytes as two overlapping blocks of 8 to
+/// 64 bytes.
 #[inline(always)]
 fn copy(dst: &mut [u8], src: &[u8]) {
     let n = src.len();
-    if n > 32 || dst.len() != n {
+    if n > 128 || dst.len() != n {
         dst.copy_from_slice(src);
+    } else if n >= 64 {
+        copy_ends::<64>(dst, src);
+    } else if n >= 32 {
+        copy_ends::<32>(dst, src);
     } else if n >= 16 {
         copy_ends::<16>(dst, src);
     } else if n >= 8 {
@@ -610,7 +670,7 @@ impl<'b> ResponseBuilder<'b> {
         source: SocketAddr,
         to_tag: Option<&[u8]>,
     ) -> Self {
-        let parsed = (checked.via, checked.to.tag().is_some());
+        let parsed = (&checked.via, checked.to.tag().is_some());
         Self::start_inner(buf, code, reason, request, Some(parsed), source, to_tag)
     }
 
@@ -619,7 +679,7 @@ impl<'b> ResponseBuilder<'b> {
         code: u16,
         reason: &str,
         h: &Headers<'_, '_>,
-        parsed: Option<(Via<'_>, bool)>,
+        parsed: Option<(&Via<'_>, bool)>,
         source: SocketAddr,
         to_tag: Option<&[u8]>,
     ) -> Self {
@@ -644,16 +704,37 @@ impl<'b> ResponseBuilder<'b> {
                 _ => {}
             }
         }
+        let has_tag = |to: &[u8]| match parsed {
+            Some((_, tagged)) => tagged,
+            None => NameAddr::parse(to).is_none_or(|a| a.tag().is_some()),
+        };
+        let clean = [
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+        ]
+        .map(|name| h.is_clean(name));
+        if let (Some(from), Some(to), Some(call_id), Some(cseq), [true, true, true, true]) =
+            (from, to, call_id, cseq, clean)
+        {
+            // All four, none with a control byte (the usual case): one piece.
+            let (tag_open, tag): (&[u8], &[u8]) = match (has_tag(to), to_tag) {
+                (false, Some(tag)) => (b";tag=", tag),
+                _ => (b"", b""),
+            };
+            w.put3(b"From: ", from, b"\r\nTo: ");
+            w.put3(to, tag_open, tag);
+            w.put3(b"\r\nCall-ID: ", call_id, b"\r\nCSeq: ");
+            w.put3(cseq, b"\r\n", b"");
+            return ResponseBuilder { w };
+        }
         if let Some(from) = from {
             w.line(b"From: ", from, h.is_clean(HeaderName::From));
         }
         if let Some(to) = to {
-            let has_tag = match parsed {
-                Some((_, tagged)) => tagged,
-                None => NameAddr::parse(to).is_none_or(|a| a.tag().is_some()),
-            };
             let clean = h.is_clean(HeaderName::To);
-            match (has_tag, to_tag) {
+            match (has_tag(to), to_tag) {
                 (false, Some(tag)) => {
                     w.put(b"To: ");
                     w.put_echo(to, clean);
@@ -673,6 +754,11 @@ impl<'b> ResponseBuilder<'b> {
 
     /// Any header, value written as given (folds collapsed, control characters dropped).
     pub fn header(&mut self, name: &str, value: &[u8]) -> &mut Self {
+        if is_clean(value) {
+            self.w.put3(name.as_bytes(), b": ", value);
+            self.w.put(b"\r\n");
+            return self;
+        }
         self.w.put(name.as_bytes());
         self.w.put(b": ");
         self.w.put_value(value);
@@ -692,22 +778,62 @@ impl<'b> ResponseBuilder<'b> {
     /// a request's Contact (without the leading `;`, for instance `+sip.instance="<urn:..>";reg-id=1`);
     /// an `expires` among them is dropped, since the granted value is the one written.
     pub fn contact(&mut self, uri: &[u8], params: &[u8], expires: u32) -> &mut Self {
-        self.w.put(b"Contact: <");
-        self.w.put_value(uri);
-        self.w.put(b">");
-        // Every parameter but expires, written as the list is validated, in one pass; a list
-        // that turns out malformed is taken back whole.
-        let start = self.w.mark();
-        let w = &mut self.w;
+        // The list is read first. When it is `p1;p2;..`, with nothing between the parameters and
+        // at most one expires among them (what a stored Contact usually holds), the parameters
+        // before and after the expires one are two runs of the list, each written as one value:
+        // sanitising a run whole gives the bytes of sanitising each of its parameters, since the
+        // `;` between them is kept and stops a fold. Another valid list is written parameter by
+        // parameter; a malformed one not at all.
+        let (mut next, mut runs, mut cut) = (0, true, None);
         let valid = Params::header_visit(params, |p| {
-            if !p.name.eq_ignore_ascii_case(b"expires") {
-                w.put(b";");
-                w.put_value(p.raw);
+            let at = (p.raw.as_ptr() as usize).wrapping_sub(params.as_ptr() as usize);
+            let end = at + p.raw.len();
+            runs &= at == next;
+            if p.name.eq_ignore_ascii_case(b"expires") {
+                runs &= cut.is_none();
+                cut = Some((at, end));
             }
+            next = end + 1;
             Some(())
-        });
-        if valid.is_none() {
-            self.w.rewind(start);
+        })
+        .is_some();
+        let runs = valid && runs && (params.is_empty() || next == params.len() + 1);
+        let (before, after) = match cut {
+            None => (params, &b""[..]),
+            Some((at, end)) => (
+                params.get(..at.saturating_sub(1)).unwrap_or_default(),
+                params.get(end + 1..).unwrap_or_default(),
+            ),
+        };
+        let plain = runs && is_clean(uri) && is_clean(params);
+        if plain {
+            self.w.put3(b"Contact: <", uri, b">");
+        } else {
+            self.w.put(b"Contact: <");
+            self.w.put_value(uri);
+            self.w.put(b">");
+        }
+        if runs {
+            for run in [before, after] {
+                if run.is_empty() {
+                    continue;
+                }
+                if plain {
+                    self.w.put3(b";", run, b"");
+                } else {
+                    self.w.put(b";");
+                    self.w.put_value(run);
+                }
+            }
+        } else if valid {
+            let w = &mut self.w;
+            Params::header_visit(params, |p| {
+                if !p.name.eq_ignore_ascii_case(b"expires") {
+                    w.put(b";");
+                    w.put_value(p.raw);
+                }
+                Some(())
+            });
         }
         self.w.put(b";expires=");
         self.w.put_u64(u64::from(expires));
@@ -750,6 +876,30 @@ impl<'b> ResponseBuilder<'b> {
     }
 
     fn challenge(&mut self, name: &str, c: &Challenge<'_>) -> &mut Self {
+        // Nothing to escape or drop in the quoted values (the usual case): the line in one piece.
+        let qop = c.qop.as_bytes();
+        if is_plain_quoted(c.realm)
+            && is_plain_quoted(c.nonce)
+            && is_plain_quoted(c.opaque)
+            && is_plain_quoted(qop)
+        {
+            let (qop_open, qop_close): (&[u8], &[u8]) = match qop {
+                [] => (b"", b""),
+                _ => (b", qop=\"", b"\""),
+            };
+            let end: &[u8] = if c.stale {
+                b", stale=true\r\n"
+            } else {
+                b"\r\n"
+            };
+            let w = &mut self.w;
+            w.put3(name.as_bytes(), b": Digest realm=\"", c.realm);
+            w.put3(b"\", nonce=\"", c.nonce, b"\", opaque=\"");
+            w.put3(c.opaque, b"\", algorithm=", c.algorithm.as_bytes());
+            w.put3(qop_open, qop, qop_close);
+            w.put(end);
+            return self;
+        }
         let w = &mut self.w;
         challenge_head(w, name, c.realm);
         w.put_quoted(c.nonce);
@@ -765,7 +915,7 @@ impl<'b> ResponseBuilder<'b> {
     /// only the nonce is written.
     pub fn challenges(&mut self, lines: &ChallengeLines, nonce: &[u8], stale: bool) -> &mut Self {
         // Nonces are base64url tokens; anything to escape or drop takes the careful path.
-        let plain = quoted_prefix(nonce) == nonce.len();
+        let plain = is_plain_quoted(nonce);
         let end: &[u8] = if stale { b", stale=true\r\n" } else { b"\r\n" };
         for ChallengeLine { head, tail } in &lines.lines {
             if plain {
@@ -794,7 +944,12 @@ impl<'b> ResponseBuilder<'b> {
     }
 
     pub fn server(&mut self, product: &str) -> &mut Self {
-        self.header("Server", product.as_bytes())
+        let product = product.as_bytes();
+        if is_clean(product) {
+            self.w.put3(b"Server: ", product, b"\r\n");
+            return self;
+        }
+        self.header("Server", product)
     }
 
     /// Writes Content-Length and the blank line; returns the message length.
@@ -815,9 +970,9 @@ impl<'b> ResponseBuilder<'b> {
 
 /// The Via lines of a response, written as the request's lines come (RFC 3261 8.2.6.2: every
 /// Via value, in order).
-struct Vias<'v> {
+struct Vias<'p, 'v> {
     /// The request's top Via, parsed already (by [`check_request`](super::check_request)).
-    parsed: Option<Via<'v>>,
+    parsed: Option<&'p Via<'v>>,
     /// No Via value written yet: the next is the top one, which gets `received` and `rport`.
     top: bool,
     /// The request's Via values hold no control byte ([`Headers::is_clean`]).
@@ -825,7 +980,7 @@ struct Vias<'v> {
     source: SocketAddr,
 }
 
-impl Vias<'_> {
+impl Vias<'_, '_> {
     /// The values of one Via line, each on its own line.
     #[inline]
     fn line(&mut self, w: &mut Writer<'_>, value: &[u8]) {
@@ -857,14 +1012,20 @@ impl Vias<'_> {
             return;
         }
         self.top = false;
-        match self.parsed.or_else(|| Via::parse(value)) {
-            Some(via) => {
-                w.put(b"Via: ");
-                write_top_via(w, value, &via, self.source, self.clean);
-                w.put(b"\r\n");
-            }
-            None => w.line(b"Via: ", value, self.clean),
-        }
+        let parsed;
+        let via = match self.parsed {
+            Some(via) => via,
+            None => match Via::parse(value) {
+                Some(via) => {
+                    parsed = via;
+                    &parsed
+                }
+                None => return w.line(b"Via: ", value, self.clean),
+            },
+        };
+        w.put(b"Via: ");
+        write_top_via(w, value, via, self.source, self.clean);
+        w.put(b"\r\n");
     }
 }
 
@@ -949,7 +1110,13 @@ fn http_date(unix_seconds: u64) -> Option<[u8; 29]> {
     if !(1000..10_000).contains(&year) {
         return None;
     }
-    let digits = |n: u64| [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8];
+    let digits = |n: u64| {
+        PAIRS
+            .get(n as usize % 100)
+            .copied()
+            .unwrap_or(0)
+            .to_le_bytes()
+    };
     let mut text = *b"Thu, 01 Jan 1970 00:00:00 GMT";
     text[0..3].copy_from_slice(*DAYS.get((days % 7) as usize)?);
     text[5..7].copy_from_slice(&digits(day));
@@ -1065,6 +1232,75 @@ mod tests {
                     String::from_utf8_lossy(&a[..n]),
                     String::from_utf8_lossy(&b[..m])
                 );
+            }
+        }
+    }
+
+    /// A challenge written byte by byte, the reference for [`ResponseBuilder::www_authenticate`].
+    fn ref_challenge(w: &mut Writer<'_>, name: &str, c: &Challenge<'_>) {
+        w.put(name.as_bytes());
+        w.put(b": Digest realm=");
+        ref_put_quoted(w, c.realm);
+        w.put(b", nonce=");
+        ref_put_quoted(w, c.nonce);
+        w.put(b", opaque=");
+        ref_put_quoted(w, c.opaque);
+        w.put(b", algorithm=");
+        w.put(c.algorithm.as_bytes());
+        if !c.qop.is_empty() {
+            w.put(b", qop=");
+            ref_put_quoted(w, c.qop.as_bytes());
+        }
+        if c.stale {
+            w.put(b", stale=true");
+        }
+        w.put(b"\r\n");
+    }
+
+    /// Challenges with plain values and with values to escape or drop, in buffers of every
+    /// size around what they need: the reference bytes when they fit, an overflow when not.
+    #[test]
+    fn challenges_match_the_reference() {
+        let values: [&[u8]; 5] = [
+            b"example.com",
+            b"",
+            b"ex\"am\\ple",
+            b"a\x01b\r\n c",
+            b"\xc3\xa9",
+        ];
+        let nonces: [&[u8]; 3] = [b"AAAAAGcz4wABAAAAAAAAAQ8r2Yw7mF0aYb3xK1dQ", b"n\"", b""];
+        for (&realm, &opaque) in values.iter().zip(values.iter().rev()) {
+            for nonce in nonces {
+                for qop in ["auth,auth-int", "", "a\"b"] {
+                    for stale in [false, true] {
+                        let c = Challenge {
+                            realm,
+                            nonce,
+                            opaque,
+                            algorithm: "SHA-256",
+                            qop,
+                            stale,
+                        };
+                        let mut b = vec![0u8; 512];
+                        let mut w = Writer::new(&mut b);
+                        w.put(b"xyz");
+                        ref_challenge(&mut w, "Proxy-Authenticate", &c);
+                        let want = w.finish().map(|n| b[..n].to_vec()).unwrap();
+                        for size in want.len() - 3..=want.len() + 1 {
+                            let mut a = vec![0u8; size];
+                            let mut r = ResponseBuilder {
+                                w: Writer::new(&mut a),
+                            };
+                            r.w.put(b"xyz");
+                            r.proxy_authenticate(&c);
+                            let got = r.w.finish().map(|n| a[..n].to_vec());
+                            let want = Some(want.clone())
+                                .filter(|w| w.len() <= size)
+                                .ok_or(Overflow);
+                            assert_eq!(got, want, "{c:?} in {size}");
+                        }
+                    }
+                }
             }
         }
     }
@@ -1510,6 +1746,20 @@ mod tests {
             b"+sip.instance=\"<urn:x>\";reg-id=1;expires=5",
         ),
         (b"sip:a@\x01h\r\n x", b"q=0.5;;"),
+        (
+            b"sip:a@192.0.2.1:5060;transport=udp",
+            b"+sip.instance=\"<urn:x>\";reg-id=1",
+        ),
+        (b"sip:b@c", b""),
+        (b"sip:b@c", b"lr ;x=\"a\x01b\";y=\"c\\\"d\""),
+        (b"sip:c@d\x7f", b"lr\r\n ;Expires=3;q=1"),
+        (b"sip:e@f", b"a=\"\r\n \";b;c=[::1]"),
+        (b"sip:e@f", b"expires=1;a;b"),
+        (b"sip:e@f", b"a;EXPIRES=1;b"),
+        (b"sip:e@f", b"a;b;expires=1"),
+        (b"sip:e@f", b"expires=1"),
+        (b"sip:e@f", b"expires=1;expires=2;a"),
+        (b"sip:e@f\r\n", b"expires=1;a=\"\x01\""),
     ];
     const DATES: &[u64] = &[
         0,
@@ -1594,6 +1844,7 @@ mod tests {
             let base: Vec<u8> = (0..len).map(|i| filler[i % filler.len()]).collect();
             assert_eq!(clean_prefix(&base), len);
             assert_eq!(quoted_prefix(&base), len);
+            assert!(is_clean(&base) && is_plain_quoted(&base));
             assert!(!has_comma(&base));
             for first in 0..len {
                 for second in first..len {
@@ -1608,6 +1859,8 @@ mod tests {
                             .unwrap_or(len);
                         assert_eq!(clean_prefix(&v), clean, "{v:?}");
                         assert_eq!(quoted_prefix(&v), quoted, "{v:?}");
+                        assert_eq!(is_clean(&v), clean == len, "{v:?}");
+                        assert_eq!(is_plain_quoted(&v), quoted == len, "{v:?}");
                         v[first] = b',';
                         assert!(has_comma(&v), "{v:?}");
                     }
@@ -1619,8 +1872,8 @@ mod tests {
     /// The inline copy is `copy_from_slice` at every length.
     #[test]
     fn copies_of_every_length() {
-        let src: Vec<u8> = (0..80u8).collect();
-        for len in 0..80 {
+        let src: Vec<u8> = (0..160u8).collect();
+        for len in 0..160 {
             let mut dst = vec![0xaa; len + 2];
             copy(&mut dst[1..=len], &src[..len]);
             assert_eq!(&dst[1..=len], &src[..len]);
