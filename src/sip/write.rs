@@ -984,6 +984,13 @@ impl Vias<'_, '_> {
     /// The values of one Via line, each on its own line.
     #[inline]
     fn line(&mut self, w: &mut Writer<'_>, value: &[u8]) {
+        if let (true, Some(via)) = (self.top, self.parsed) {
+            let value = chars::trim(value);
+            if is_whole_value(value, via) {
+                self.value(w, value);
+                return;
+            }
+        }
         if has_comma(value) {
             self.list(w, value);
         } else {
@@ -1029,6 +1036,24 @@ impl Vias<'_, '_> {
     }
 }
 
+/// Whether the trimmed Via line `value` is the one value `via` was parsed from, so that it
+/// needs no search for a comma: the parse read parameters up to the end of `value` (a parsed
+/// Via value is one element) and nothing before its transport holds a comma.
+fn is_whole_value(value: &[u8], via: &Via<'_>) -> bool {
+    let params = via.params.raw();
+    let (start, end) = (
+        value.as_ptr() as usize,
+        value.as_ptr() as usize + value.len(),
+    );
+    let transport = via.raw_transport.as_ptr() as usize;
+    !params.is_empty()
+        && params.as_ptr() as usize + params.len() == end
+        && (start..end).contains(&transport)
+        && value
+            .get(..transport - start)
+            .is_some_and(|before| !before.contains(&b','))
+}
+
 /// Writes the top Via with `received` and `rport` filled in.
 ///
 /// RFC 3261 18.2.1: "the server MUST add a received parameter to that header field value" when the
@@ -1045,7 +1070,7 @@ fn write_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAd
         let offset = params_raw.as_ptr() as usize - raw.as_ptr() as usize;
         raw.get(..offset.saturating_sub(1)).unwrap_or(raw)
     };
-    w.put_echo(chars::trim_end(head), clean);
+    let head = chars::trim_end(head);
     // Every parameter but received and rport, as `;p1;p2`: in one piece when the parse found
     // them so, else one by one. (Parts of a clean `raw` are clean; a `via` parsed from other
     // bytes than `raw` is written the careful way.)
@@ -1055,12 +1080,15 @@ fn write_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAd
         clean && p >= start && p + part.len() <= end
     };
     match via.kept_params {
-        Some([]) => {}
+        Some(kept) if !kept.is_empty() && within(kept) => w.put3(head, b";", kept),
+        Some([]) => w.put_echo(head, clean),
         Some(kept) => {
+            w.put_echo(head, clean);
             w.put(b";");
-            w.put_echo(kept, within(kept));
+            w.put_echo(kept, false);
         }
         None => {
+            w.put_echo(head, clean);
             for p in via.params.iter() {
                 let is = |n: &[u8]| p.name.eq_ignore_ascii_case(n);
                 // Written again below, always as `;received=..;rport=..`, so that writing a
@@ -1110,19 +1138,14 @@ fn http_date(unix_seconds: u64) -> Option<[u8; 29]> {
     if !(1000..10_000).contains(&year) {
         return None;
     }
-    let digits = |n: u64| {
-        PAIRS
-            .get(n as usize % 100)
-            .copied()
-            .unwrap_or(0)
-            .to_le_bytes()
-    };
+    // Every number below is under 100.
+    let digits = |n: u64| PAIRS.get(n as usize).copied().unwrap_or(0).to_le_bytes();
     let mut text = *b"Thu, 01 Jan 1970 00:00:00 GMT";
     text[0..3].copy_from_slice(*DAYS.get((days % 7) as usize)?);
     text[5..7].copy_from_slice(&digits(day));
     text[8..11].copy_from_slice(*MONTHS.get(month.wrapping_sub(1) as usize)?);
     text[12..14].copy_from_slice(&digits(year / 100));
-    text[14..16].copy_from_slice(&digits(year));
+    text[14..16].copy_from_slice(&digits(year % 100));
     text[17..19].copy_from_slice(&digits(secs / 3600));
     text[20..22].copy_from_slice(&digits(secs / 60 % 60));
     text[23..25].copy_from_slice(&digits(secs % 60));
