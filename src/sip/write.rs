@@ -63,6 +63,7 @@ impl<'b> Writer<'b> {
 
     /// Writes `n` in decimal, straight into the buffer (no staging copy: responses carry several
     /// numbers, and a variable-length copy is a library call each).
+    #[inline]
     pub fn put_u64(&mut self, n: u64) {
         // Up to five digits (ports, expiry times, lengths): formatted in a word, no loop.
         if let (Ok(n @ 0..100_000), Some(dst)) = (
@@ -85,6 +86,13 @@ impl<'b> Writer<'b> {
             self.len += digits;
             return;
         }
+        self.put_u64_long(n);
+    }
+
+    /// [`Writer::put_u64`] for six digits or more, or near the buffer's end.
+    #[cold]
+    #[inline(never)]
+    fn put_u64_long(&mut self, n: u64) {
         let mut digits = 1;
         let mut rest = n / 10;
         while rest > 0 {
@@ -718,14 +726,18 @@ impl<'b> ResponseBuilder<'b> {
         if let (Some(from), Some(to), Some(call_id), Some(cseq), [true, true, true, true]) =
             (from, to, call_id, cseq, clean)
         {
-            // All four, none with a control byte (the usual case): one piece.
-            let (tag_open, tag): (&[u8], &[u8]) = match (has_tag(to), to_tag) {
-                (false, Some(tag)) => (b";tag=", tag),
-                _ => (b"", b""),
-            };
+            // All four, none with a control byte (the usual case): a few pieces.
             w.put3(b"From: ", from, b"\r\nTo: ");
-            w.put3(to, tag_open, tag);
-            w.put3(b"\r\nCall-ID: ", call_id, b"\r\nCSeq: ");
+            match (has_tag(to), to_tag) {
+                (false, Some(tag)) => {
+                    w.put3(to, b";tag=", tag);
+                    w.put3(b"\r\nCall-ID: ", call_id, b"\r\nCSeq: ");
+                }
+                _ => {
+                    w.put3(to, b"\r\nCall-ID: ", call_id);
+                    w.put(b"\r\nCSeq: ");
+                }
+            }
             w.put3(cseq, b"\r\n", b"");
             return ResponseBuilder { w };
         }
