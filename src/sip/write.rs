@@ -678,7 +678,9 @@ impl<'b> ResponseBuilder<'b> {
         source: SocketAddr,
         to_tag: Option<&[u8]>,
     ) -> Self {
-        let parsed = (&checked.via, checked.to.tag().is_some());
+        // A To without parameters (the usual REGISTER) has no tag: no search for one.
+        let tagged = !checked.to.params.is_empty() && checked.to.tag().is_some();
+        let parsed = (&checked.via, tagged);
         Self::start_inner(buf, code, reason, request, Some(parsed), source, to_tag)
     }
 
@@ -1063,7 +1065,7 @@ fn is_whole_value(value: &[u8], via: &Via<'_>) -> bool {
         && (start..end).contains(&transport)
         && value
             .get(..transport - start)
-            .is_some_and(|before| !before.contains(&b','))
+            .is_some_and(|before| !has_comma(before))
 }
 
 /// Writes the top Via with `received` and `rport` filled in.
