@@ -10,7 +10,7 @@
 //! values free of control bytes ([`Headers`] records which names have one); the bytes written are
 //! the same either way.
 
-use core::net::{IpAddr, SocketAddr};
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::addr::NameAddr;
 use super::chars::flag_eq;
@@ -72,21 +72,48 @@ impl<'b> Writer<'b> {
                 .get_mut(self.len..)
                 .and_then(|d| d.first_chunk_mut::<8>()),
         ) {
-            let digits = 1
-                + usize::from(n >= 10)
-                + usize::from(n >= 100)
-                + usize::from(n >= 1000)
-                + usize::from(n >= 10_000);
-            // Five digits, the most significant in the lowest byte, then the leading zeros
-            // shifted out; the bytes past the number are written over by what comes next.
-            let (top, rest) = (n / 10_000, n % 10_000);
-            let pair = |p: u32| u64::from(PAIRS.get(p as usize).copied().unwrap_or_default());
-            let text = u64::from(b'0' + top as u8) | pair(rest / 100) << 8 | pair(rest % 100) << 24;
-            *dst = (text >> (8 * (5 - digits))).to_le_bytes();
+            let (text, digits) = short_decimal(n);
+            *dst = text.to_le_bytes();
             self.len += digits;
             return;
         }
         self.put_u64_long(n);
+    }
+
+    /// `;received=` and an IPv4 address, then `;rport=` and `port` when there is one (the end of
+    /// a response's top Via), written into a 48-byte window as [`Writer::put_ip`] and
+    /// [`Writer::put_u64`] write theirs; `false`, with nothing written, when the buffer has no
+    /// such window left.
+    fn put_received_rport(&mut self, ip: Ipv4Addr, port: Option<u16>) -> bool {
+        let Some(dst) = self
+            .buf
+            .get_mut(self.len..)
+            .and_then(|d| d.first_chunk_mut::<48>())
+        else {
+            return false;
+        };
+        let (head, rest) = dst.split_at_mut(10);
+        head.copy_from_slice(b";received=");
+        let mut n = 0;
+        for octet in ip.octets() {
+            let (text, len) = OCTETS[usize::from(octet)];
+            if let Some(d) = rest.get_mut(n..n + 4) {
+                d.copy_from_slice(&text.to_le_bytes());
+            }
+            n += usize::from(len);
+        }
+        // The last octet's dot is not part of the address.
+        n -= 1;
+        if let Some(port) = port {
+            let (text, digits) = short_decimal(u32::from(port));
+            if let Some(d) = rest.get_mut(n..n + 16) {
+                d[..8].copy_from_slice(b";rport=_");
+                d[7..15].copy_from_slice(&text.to_le_bytes());
+            }
+            n += 7 + digits;
+        }
+        self.len += 10 + n;
+        true
     }
 
     /// [`Writer::put_u64`] for six digits or more, or near the buffer's end.
@@ -494,6 +521,22 @@ static PAIRS: [u16; 100] = {
     }
     t
 };
+
+/// `n` (below 100,000) in decimal as a little-endian word, the most significant digit in the
+/// lowest byte, and its number of digits; the bytes past the number are zero.
+#[inline(always)]
+fn short_decimal(n: u32) -> (u64, usize) {
+    let digits = 1
+        + usize::from(n >= 10)
+        + usize::from(n >= 100)
+        + usize::from(n >= 1000)
+        + usize::from(n >= 10_000);
+    // Five digits, then the leading zeros shifted out.
+    let (top, rest) = (n / 10_000, n % 10_000);
+    let pair = |p: u32| u64::from(PAIRS.get(p as usize).copied().unwrap_or_default());
+    let text = u64::from(b'0' + top as u8) | pair(rest / 100) << 8 | pair(rest % 100) << 24;
+    (text >> (8 * (5 - digits)), digits)
+}
 
 /// Each octet's decimal digits followed by a dot, as a little-endian word, and their count.
 static OCTETS: [(u32, u8); 256] = {
@@ -1126,6 +1169,16 @@ fn write_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAd
         // The client's own received parameter is kept when we have no better knowledge.
         via.received
     };
+    let port = match via.rport {
+        Rport::Requested => Some(source.port()),
+        Rport::Value(port) => Some(port),
+        Rport::Absent => None,
+    };
+    if let Some(IpAddr::V4(ip)) = received
+        && w.put_received_rport(ip, port)
+    {
+        return;
+    }
     if let Some(ip) = received {
         w.put(b";received=");
         w.put_ip(ip);
@@ -1969,6 +2022,34 @@ mod tests {
         }
         for ip in ips {
             check(&|w| w.put_ip(ip), &|w| ref_put_ip(w, ip));
+        }
+        // The top Via's end, in its window or piece by piece, in buffers up to past the window.
+        for ip in ["0.0.0.0", "192.0.2.14", "255.255.255.255"] {
+            let ip: Ipv4Addr = ip.parse().unwrap();
+            for port in [None, Some(0), Some(5060), Some(65_535)] {
+                let slow = |w: &mut Writer<'_>| {
+                    w.put(b";received=");
+                    ref_put_ip(w, IpAddr::V4(ip));
+                    if let Some(port) = port {
+                        w.put(b";rport=");
+                        ref_put_u64(w, u64::from(port));
+                    }
+                };
+                for size in 0..64 {
+                    let (mut a, mut b) = (vec![0u8; size], vec![0u8; size]);
+                    let mut w = Writer::new(&mut a);
+                    if !w.put_received_rport(ip, port) {
+                        assert!(size < 48);
+                        slow(&mut w);
+                    }
+                    let fast_out = w.finish();
+                    let fast_out = written(fast_out, &a);
+                    let mut w = Writer::new(&mut b);
+                    slow(&mut w);
+                    let slow_out = w.finish();
+                    assert_eq!(fast_out, written(slow_out, &b), "{ip} {port:?} in {size}");
+                }
+            }
         }
         for date in dates {
             let fast = |w: &mut Writer<'_>| match http_date(date) {
