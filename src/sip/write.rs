@@ -641,11 +641,13 @@ pub struct ChallengeLines {
     lines: Vec<ChallengeLine>,
 }
 
-/// One challenge: the text before the nonce's content and the text after it.
+/// One challenge: the text before the nonce's content and the text after it to the line's end,
+/// without and with `stale=true`.
 #[derive(Clone, Debug, Default)]
 struct ChallengeLine {
     head: Box<[u8]>,
     tail: Box<[u8]>,
+    stale_tail: Box<[u8]>,
 }
 
 impl ChallengeLines {
@@ -677,11 +679,18 @@ impl ChallengeLines {
                     challenge_head(w, name, realm);
                     w.put(b"\"");
                 });
-                let tail = render(&|w| {
-                    w.put(b"\"");
-                    challenge_tail(w, &c);
-                });
-                ChallengeLine { head, tail }
+                let tail = |end: &[u8]| {
+                    render(&|w| {
+                        w.put(b"\"");
+                        challenge_tail(w, &c);
+                        w.put(end);
+                    })
+                };
+                ChallengeLine {
+                    head,
+                    tail: tail(b"\r\n"),
+                    stale_tail: tail(b", stale=true\r\n"),
+                }
             })
             .collect();
         ChallengeLines { lines }
@@ -940,21 +949,18 @@ impl<'b> ResponseBuilder<'b> {
             && is_plain_quoted(c.opaque)
             && is_plain_quoted(qop)
         {
-            let (qop_open, qop_close): (&[u8], &[u8]) = match qop {
-                [] => (b"", b""),
-                _ => (b", qop=\"", b"\""),
-            };
-            let end: &[u8] = if c.stale {
-                b", stale=true\r\n"
-            } else {
-                b"\r\n"
-            };
             let w = &mut self.w;
             w.put3(name.as_bytes(), b": Digest realm=\"", c.realm);
             w.put3(b"\", nonce=\"", c.nonce, b"\", opaque=\"");
             w.put3(c.opaque, b"\", algorithm=", c.algorithm.as_bytes());
-            w.put3(qop_open, qop, qop_close);
-            w.put(end);
+            if !qop.is_empty() {
+                w.put3(b", qop=\"", qop, b"\"");
+            }
+            if c.stale {
+                w.put(b", stale=true\r\n");
+            } else {
+                w.put(b"\r\n");
+            }
             return self;
         }
         let w = &mut self.w;
@@ -973,16 +979,15 @@ impl<'b> ResponseBuilder<'b> {
     pub fn challenges(&mut self, lines: &ChallengeLines, nonce: &[u8], stale: bool) -> &mut Self {
         // Nonces are base64url tokens; anything to escape or drop takes the careful path.
         let plain = is_plain_quoted(nonce);
-        let end: &[u8] = if stale { b", stale=true\r\n" } else { b"\r\n" };
-        for ChallengeLine { head, tail } in &lines.lines {
+        for line in &lines.lines {
+            let tail = if stale { &line.stale_tail } else { &line.tail };
             if plain {
-                self.w.put3(head, nonce, tail);
+                self.w.put3(&line.head, nonce, tail);
             } else {
-                self.w.put(head);
+                self.w.put(&line.head);
                 self.w.put_escaped(nonce);
                 self.w.put(tail);
             }
-            self.w.put(end);
         }
         self
     }
