@@ -218,20 +218,14 @@ impl<'b> Writer<'b> {
     fn status_line(&mut self, code: u16, reason: &str) {
         if (100..1000).contains(&code) {
             // The usual three digits: the line up to the reason is one fixed-size piece.
-            let digit = |n: u16| b'0' + (n % 10) as u8;
+            let [tens, units] = PAIRS
+                .get(usize::from(code % 100))
+                .copied()
+                .unwrap_or_default()
+                .to_le_bytes();
+            let hundreds = b'0' + (code / 100) as u8;
             let head = [
-                b'S',
-                b'I',
-                b'P',
-                b'/',
-                b'2',
-                b'.',
-                b'0',
-                b' ',
-                digit(code / 100),
-                digit(code / 10),
-                digit(code),
-                b' ',
+                b'S', b'I', b'P', b'/', b'2', b'.', b'0', b' ', hundreds, tens, units, b' ',
             ];
             self.put3(&head, reason.as_bytes(), b"\r\n");
         } else {
@@ -756,7 +750,16 @@ impl<'b> ResponseBuilder<'b> {
             source,
         };
         let (mut from, mut to, mut call_id, mut cseq) = (None, None, None, None);
+        const COPIED: u64 = HeaderName::Via.bit()
+            | HeaderName::From.bit()
+            | HeaderName::To.bit()
+            | HeaderName::CallId.bit()
+            | HeaderName::CSeq.bit();
         for line in h.lines {
+            // Most lines are none of these: one bit test passes them by.
+            if line.name.bit() & COPIED == 0 {
+                continue;
+            }
             match line.name {
                 HeaderName::Via => vias.line(&mut w, line.value),
                 HeaderName::From if from.is_none() => from = Some(line.value),
