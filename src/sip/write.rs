@@ -10,7 +10,7 @@
 //! values free of control bytes ([`Headers`] records which names have one); the bytes written are
 //! the same either way.
 
-use core::net::{IpAddr, SocketAddr};
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::addr::NameAddr;
 use super::chars::flag_eq;
@@ -63,6 +63,7 @@ impl<'b> Writer<'b> {
 
     /// Writes `n` in decimal, straight into the buffer (no staging copy: responses carry several
     /// numbers, and a variable-length copy is a library call each).
+    #[inline]
     pub fn put_u64(&mut self, n: u64) {
         // Up to five digits (ports, expiry times, lengths): formatted in a word, no loop.
         if let (Ok(n @ 0..100_000), Some(dst)) = (
@@ -71,20 +72,54 @@ impl<'b> Writer<'b> {
                 .get_mut(self.len..)
                 .and_then(|d| d.first_chunk_mut::<8>()),
         ) {
-            let digits = 1
-                + usize::from(n >= 10)
-                + usize::from(n >= 100)
-                + usize::from(n >= 1000)
-                + usize::from(n >= 10_000);
-            // Five digits, the most significant in the lowest byte, then the leading zeros
-            // shifted out; the bytes past the number are written over by what comes next.
-            let (top, rest) = (n / 10_000, n % 10_000);
-            let pair = |p: u32| u64::from(PAIRS.get(p as usize).copied().unwrap_or_default());
-            let text = u64::from(b'0' + top as u8) | pair(rest / 100) << 8 | pair(rest % 100) << 24;
-            *dst = (text >> (8 * (5 - digits))).to_le_bytes();
+            let (text, digits) = short_decimal(n);
+            *dst = text.to_le_bytes();
             self.len += digits;
             return;
         }
+        self.put_u64_long(n);
+    }
+
+    /// `;received=` and an IPv4 address, then `;rport=` and `port` when there is one (the end of
+    /// a response's top Via), written into a 48-byte window as [`Writer::put_ip`] and
+    /// [`Writer::put_u64`] write theirs; `false`, with nothing written, when the buffer has no
+    /// such window left.
+    fn put_received_rport(&mut self, ip: Ipv4Addr, port: Option<u16>) -> bool {
+        let Some(dst) = self
+            .buf
+            .get_mut(self.len..)
+            .and_then(|d| d.first_chunk_mut::<48>())
+        else {
+            return false;
+        };
+        let (head, rest) = dst.split_at_mut(10);
+        head.copy_from_slice(b";received=");
+        let mut n = 0;
+        for octet in ip.octets() {
+            let (text, len) = OCTETS[usize::from(octet)];
+            if let Some(d) = rest.get_mut(n..n + 4) {
+                d.copy_from_slice(&text.to_le_bytes());
+            }
+            n += usize::from(len);
+        }
+        // The last octet's dot is not part of the address.
+        n -= 1;
+        if let Some(port) = port {
+            let (text, digits) = short_decimal(u32::from(port));
+            if let Some(d) = rest.get_mut(n..n + 16) {
+                d[..8].copy_from_slice(b";rport=_");
+                d[7..15].copy_from_slice(&text.to_le_bytes());
+            }
+            n += 7 + digits;
+        }
+        self.len += 10 + n;
+        true
+    }
+
+    /// [`Writer::put_u64`] for six digits or more, or near the buffer's end.
+    #[cold]
+    #[inline(never)]
+    fn put_u64_long(&mut self, n: u64) {
         let mut digits = 1;
         let mut rest = n / 10;
         while rest > 0 {
@@ -183,20 +218,14 @@ impl<'b> Writer<'b> {
     fn status_line(&mut self, code: u16, reason: &str) {
         if (100..1000).contains(&code) {
             // The usual three digits: the line up to the reason is one fixed-size piece.
-            let digit = |n: u16| b'0' + (n % 10) as u8;
+            let [tens, units] = PAIRS
+                .get(usize::from(code % 100))
+                .copied()
+                .unwrap_or_default()
+                .to_le_bytes();
+            let hundreds = b'0' + (code / 100) as u8;
             let head = [
-                b'S',
-                b'I',
-                b'P',
-                b'/',
-                b'2',
-                b'.',
-                b'0',
-                b' ',
-                digit(code / 100),
-                digit(code / 10),
-                digit(code),
-                b' ',
+                b'S', b'I', b'P', b'/', b'2', b'.', b'0', b' ', hundreds, tens, units, b' ',
             ];
             self.put3(&head, reason.as_bytes(), b"\r\n");
         } else {
@@ -289,11 +318,13 @@ impl<'b> Writer<'b> {
     }
 
     /// Where the writer stands, for [`Writer::rewind`].
+    #[cfg(test)]
     fn mark(&self) -> (usize, bool) {
         (self.len, self.overflow)
     }
 
     /// Takes back everything written since `mark`, an overflow there included.
+    #[cfg(test)]
     fn rewind(&mut self, (len, overflow): (usize, bool)) {
         if len <= self.len {
             self.len = len;
@@ -318,29 +349,83 @@ impl<'b> Writer<'b> {
 /// time. (Tab counts as a stop too; the careful loop after the prefix keeps it.)
 #[inline]
 fn clean_prefix(v: &[u8]) -> usize {
-    first_flagged(v, |w| {
-        let low = w & LOW7;
-        // Per byte, with no carry between bytes: the high bit of `low + 0x60` is clear below
-        // 0x20, that of `(low ^ 0x7f) + 0x7f` only at 0x7f; bytes of 0x80 or more have theirs.
-        let keep = (low + ONES * 0x60) & ((low ^ LOW7) + LOW7) | w;
-        !keep & HIGH
-    })
+    first_flagged(v, |w| !keep_clean(w) & HIGH)
 }
 
 /// The length of the longest prefix of `v` that [`Writer::put_escaped`] copies as it is: no
 /// control byte, no `"` and no `\`.
 #[inline]
 fn quoted_prefix(v: &[u8]) -> usize {
-    first_flagged(v, |w| {
-        let low = w & LOW7;
-        // As in `clean_prefix`, with `(low ^ c) + 0x7f`, clear only where the byte is `c`.
-        let keep = (low + ONES * 0x60)
-            & ((low ^ LOW7) + LOW7)
-            & ((low ^ (ONES * u64::from(b'"'))) + LOW7)
-            & ((low ^ (ONES * u64::from(b'\\'))) + LOW7)
-            | w;
-        !keep & HIGH
-    })
+    first_flagged(v, |w| !keep_quoted(w) & HIGH)
+}
+
+/// Whether [`Writer::put_value`] copies all of `v` as it is: [`clean_prefix`] without the
+/// position, every word looked at and one answer at the end.
+#[inline]
+fn is_clean(v: &[u8]) -> bool {
+    all_kept(v, keep_clean)
+}
+
+/// Whether [`Writer::put_escaped`] copies all of `v` as it is (see [`is_clean`]).
+#[inline]
+fn is_plain_quoted(v: &[u8]) -> bool {
+    all_kept(v, keep_quoted)
+}
+
+/// The high bit of each byte of a little-endian word set where the byte is neither below 0x20
+/// nor DEL. Per byte, with no carry between bytes: the high bit of `low + 0x60` is clear below
+/// 0x20, that of `(low ^ 0x7f) + 0x7f` only at 0x7f; bytes of 0x80 or more have theirs.
+#[inline(always)]
+fn keep_clean(w: u64) -> u64 {
+    let low = w & LOW7;
+    (low + ONES * 0x60) & ((low ^ LOW7) + LOW7) | w
+}
+
+/// As [`keep_clean`], with `"` and `\` not kept either: `(low ^ c) + 0x7f` has its high bit
+/// clear only where the byte is `c`.
+#[inline(always)]
+fn keep_quoted(w: u64) -> u64 {
+    let low = w & LOW7;
+    (low + ONES * 0x60)
+        & ((low ^ LOW7) + LOW7)
+        & ((low ^ (ONES * u64::from(b'"'))) + LOW7)
+        & ((low ^ (ONES * u64::from(b'\\'))) + LOW7)
+        | w
+}
+
+/// Whether `keep` keeps every byte of `v`: sixteen bytes a step, as two words (which the
+/// compiler may turn into one vector), then the sixteen, eight or four-and-four bytes that end
+/// `v`, overlapping bytes already seen; one to three bytes padded with a kept one.
+#[inline(always)]
+fn all_kept(v: &[u8], keep: impl Fn(u64) -> u64) -> bool {
+    let (mut a, mut b) = (HIGH, HIGH);
+    let mut chunks = v.chunks_exact(16);
+    for chunk in chunks.by_ref() {
+        let (lo, hi) = chunk.split_at(8);
+        a &= keep(word(lo));
+        b &= keep(word(hi));
+    }
+    if !chunks.remainder().is_empty() {
+        let (lo, hi) = if let Some(last) = v.last_chunk::<16>() {
+            let (lo, hi) = last.split_at(8);
+            (word(lo), word(hi))
+        } else if let (Some(lo), Some(hi)) = (v.first_chunk::<8>(), v.last_chunk::<8>()) {
+            (u64::from_le_bytes(*lo), u64::from_le_bytes(*hi))
+        } else if let (Some(lo), Some(hi)) = (v.first_chunk::<4>(), v.last_chunk::<4>()) {
+            let w = u64::from(u32::from_le_bytes(*lo)) | u64::from(u32::from_le_bytes(*hi)) << 32;
+            (w, w)
+        } else {
+            let mut padded = [b'a'; 8];
+            if let Some(dst) = padded.get_mut(..v.len()) {
+                copy(dst, v);
+            }
+            let w = u64::from_le_bytes(padded);
+            (w, w)
+        };
+        a &= keep(lo);
+        b &= keep(hi);
+    }
+    a & b & HIGH == HIGH
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -431,6 +516,22 @@ static PAIRS: [u16; 100] = {
     t
 };
 
+/// `n` (below 100,000) in decimal as a little-endian word, the most significant digit in the
+/// lowest byte, and its number of digits; the bytes past the number are zero.
+#[inline(always)]
+fn short_decimal(n: u32) -> (u64, usize) {
+    let digits = 1
+        + usize::from(n >= 10)
+        + usize::from(n >= 100)
+        + usize::from(n >= 1000)
+        + usize::from(n >= 10_000);
+    // Five digits, then the leading zeros shifted out.
+    let (top, rest) = (n / 10_000, n % 10_000);
+    let pair = |p: u32| u64::from(PAIRS.get(p as usize).copied().unwrap_or_default());
+    let text = u64::from(b'0' + top as u8) | pair(rest / 100) << 8 | pair(rest % 100) << 24;
+    (text >> (8 * (5 - digits)), digits)
+}
+
 /// Each octet's decimal digits followed by a dot, as a little-endian word, and their count.
 static OCTETS: [(u32, u8); 256] = {
     let mut t = [(0, 0); 256];
@@ -452,14 +553,18 @@ static OCTETS: [(u32, u8); 256] = {
     t
 };
 
-/// `dst.copy_from_slice(src)` (the two are as long), inline for the short pieces a response is
-/// made of: a library call costs more than copying up to 32 bytes as two overlapping words or
-/// pairs of words.
+/// `dst.copy_from_slice(src)` (the two are as long), inline for the pieces a response is made
+/// of: a library call costs more than copying up to 128 bytes as two overlapping blocks of 8 to
+/// 64 bytes.
 #[inline(always)]
 fn copy(dst: &mut [u8], src: &[u8]) {
     let n = src.len();
-    if n > 32 || dst.len() != n {
+    if n > 128 || dst.len() != n {
         dst.copy_from_slice(src);
+    } else if n >= 64 {
+        copy_ends::<64>(dst, src);
+    } else if n >= 32 {
+        copy_ends::<32>(dst, src);
     } else if n >= 16 {
         copy_ends::<16>(dst, src);
     } else if n >= 8 {
@@ -530,11 +635,13 @@ pub struct ChallengeLines {
     lines: Vec<ChallengeLine>,
 }
 
-/// One challenge: the text before the nonce's content and the text after it.
+/// One challenge: the text before the nonce's content and the text after it to the line's end,
+/// without and with `stale=true`.
 #[derive(Clone, Debug, Default)]
 struct ChallengeLine {
     head: Box<[u8]>,
     tail: Box<[u8]>,
+    stale_tail: Box<[u8]>,
 }
 
 impl ChallengeLines {
@@ -566,11 +673,18 @@ impl ChallengeLines {
                     challenge_head(w, name, realm);
                     w.put(b"\"");
                 });
-                let tail = render(&|w| {
-                    w.put(b"\"");
-                    challenge_tail(w, &c);
-                });
-                ChallengeLine { head, tail }
+                let tail = |end: &[u8]| {
+                    render(&|w| {
+                        w.put(b"\"");
+                        challenge_tail(w, &c);
+                        w.put(end);
+                    })
+                };
+                ChallengeLine {
+                    head,
+                    tail: tail(b"\r\n"),
+                    stale_tail: tail(b", stale=true\r\n"),
+                }
             })
             .collect();
         ChallengeLines { lines }
@@ -610,7 +724,9 @@ impl<'b> ResponseBuilder<'b> {
         source: SocketAddr,
         to_tag: Option<&[u8]>,
     ) -> Self {
-        let parsed = (checked.via, checked.to.tag().is_some());
+        // A To without parameters (the usual REGISTER) has no tag: no search for one.
+        let tagged = !checked.to.params.is_empty() && checked.to.tag().is_some();
+        let parsed = (&checked.via, tagged);
         Self::start_inner(buf, code, reason, request, Some(parsed), source, to_tag)
     }
 
@@ -619,7 +735,7 @@ impl<'b> ResponseBuilder<'b> {
         code: u16,
         reason: &str,
         h: &Headers<'_, '_>,
-        parsed: Option<(Via<'_>, bool)>,
+        parsed: Option<(&Via<'_>, bool)>,
         source: SocketAddr,
         to_tag: Option<&[u8]>,
     ) -> Self {
@@ -634,7 +750,16 @@ impl<'b> ResponseBuilder<'b> {
             source,
         };
         let (mut from, mut to, mut call_id, mut cseq) = (None, None, None, None);
+        const COPIED: u64 = HeaderName::Via.bit()
+            | HeaderName::From.bit()
+            | HeaderName::To.bit()
+            | HeaderName::CallId.bit()
+            | HeaderName::CSeq.bit();
         for line in h.lines {
+            // Most lines are none of these: one bit test passes them by.
+            if line.name.bit() & COPIED == 0 {
+                continue;
+            }
             match line.name {
                 HeaderName::Via => vias.line(&mut w, line.value),
                 HeaderName::From if from.is_none() => from = Some(line.value),
@@ -644,16 +769,41 @@ impl<'b> ResponseBuilder<'b> {
                 _ => {}
             }
         }
+        let has_tag = |to: &[u8]| match parsed {
+            Some((_, tagged)) => tagged,
+            None => NameAddr::parse(to).is_none_or(|a| a.tag().is_some()),
+        };
+        let clean = [
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+        ]
+        .map(|name| h.is_clean(name));
+        if let (Some(from), Some(to), Some(call_id), Some(cseq), [true, true, true, true]) =
+            (from, to, call_id, cseq, clean)
+        {
+            // All four, none with a control byte (the usual case): a few pieces.
+            w.put3(b"From: ", from, b"\r\nTo: ");
+            match (has_tag(to), to_tag) {
+                (false, Some(tag)) => {
+                    w.put3(to, b";tag=", tag);
+                    w.put3(b"\r\nCall-ID: ", call_id, b"\r\nCSeq: ");
+                }
+                _ => {
+                    w.put3(to, b"\r\nCall-ID: ", call_id);
+                    w.put(b"\r\nCSeq: ");
+                }
+            }
+            w.put3(cseq, b"\r\n", b"");
+            return ResponseBuilder { w };
+        }
         if let Some(from) = from {
             w.line(b"From: ", from, h.is_clean(HeaderName::From));
         }
         if let Some(to) = to {
-            let has_tag = match parsed {
-                Some((_, tagged)) => tagged,
-                None => NameAddr::parse(to).is_none_or(|a| a.tag().is_some()),
-            };
             let clean = h.is_clean(HeaderName::To);
-            match (has_tag, to_tag) {
+            match (has_tag(to), to_tag) {
                 (false, Some(tag)) => {
                     w.put(b"To: ");
                     w.put_echo(to, clean);
@@ -673,6 +823,11 @@ impl<'b> ResponseBuilder<'b> {
 
     /// Any header, value written as given (folds collapsed, control characters dropped).
     pub fn header(&mut self, name: &str, value: &[u8]) -> &mut Self {
+        if is_clean(value) {
+            self.w.put3(name.as_bytes(), b": ", value);
+            self.w.put(b"\r\n");
+            return self;
+        }
         self.w.put(name.as_bytes());
         self.w.put(b": ");
         self.w.put_value(value);
@@ -692,22 +847,62 @@ impl<'b> ResponseBuilder<'b> {
     /// a request's Contact (without the leading `;`, for instance `+sip.instance="<urn:..>";reg-id=1`);
     /// an `expires` among them is dropped, since the granted value is the one written.
     pub fn contact(&mut self, uri: &[u8], params: &[u8], expires: u32) -> &mut Self {
-        self.w.put(b"Contact: <");
-        self.w.put_value(uri);
-        self.w.put(b">");
-        // Every parameter but expires, written as the list is validated, in one pass; a list
-        // that turns out malformed is taken back whole.
-        let start = self.w.mark();
-        let w = &mut self.w;
+        // The list is read first. When it is `p1;p2;..`, with nothing between the parameters and
+        // at most one expires among them (what a stored Contact usually holds), the parameters
+        // before and after the expires one are two runs of the list, each written as one value:
+        // sanitising a run whole gives the bytes of sanitising each of its parameters, since the
+        // `;` between them is kept and stops a fold. Another valid list is written parameter by
+        // parameter; a malformed one not at all.
+        let (mut next, mut runs, mut cut) = (0, true, None);
         let valid = Params::header_visit(params, |p| {
-            if !p.name.eq_ignore_ascii_case(b"expires") {
-                w.put(b";");
-                w.put_value(p.raw);
+            let at = (p.raw.as_ptr() as usize).wrapping_sub(params.as_ptr() as usize);
+            let end = at + p.raw.len();
+            runs &= at == next;
+            if p.name.eq_ignore_ascii_case(b"expires") {
+                runs &= cut.is_none();
+                cut = Some((at, end));
             }
+            next = end + 1;
             Some(())
-        });
-        if valid.is_none() {
-            self.w.rewind(start);
+        })
+        .is_some();
+        let runs = valid && runs && (params.is_empty() || next == params.len() + 1);
+        let (before, after) = match cut {
+            None => (params, &b""[..]),
+            Some((at, end)) => (
+                params.get(..at.saturating_sub(1)).unwrap_or_default(),
+                params.get(end + 1..).unwrap_or_default(),
+            ),
+        };
+        let plain = runs && is_clean(uri) && is_clean(params);
+        if plain {
+            self.w.put3(b"Contact: <", uri, b">");
+        } else {
+            self.w.put(b"Contact: <");
+            self.w.put_value(uri);
+            self.w.put(b">");
+        }
+        if runs {
+            for run in [before, after] {
+                if run.is_empty() {
+                    continue;
+                }
+                if plain {
+                    self.w.put3(b";", run, b"");
+                } else {
+                    self.w.put(b";");
+                    self.w.put_value(run);
+                }
+            }
+        } else if valid {
+            let w = &mut self.w;
+            Params::header_visit(params, |p| {
+                if !p.name.eq_ignore_ascii_case(b"expires") {
+                    w.put(b";");
+                    w.put_value(p.raw);
+                }
+                Some(())
+            });
         }
         self.w.put(b";expires=");
         self.w.put_u64(u64::from(expires));
@@ -750,6 +945,27 @@ impl<'b> ResponseBuilder<'b> {
     }
 
     fn challenge(&mut self, name: &str, c: &Challenge<'_>) -> &mut Self {
+        // Nothing to escape or drop in the quoted values (the usual case): the line in one piece.
+        let qop = c.qop.as_bytes();
+        if is_plain_quoted(c.realm)
+            && is_plain_quoted(c.nonce)
+            && is_plain_quoted(c.opaque)
+            && is_plain_quoted(qop)
+        {
+            let w = &mut self.w;
+            w.put3(name.as_bytes(), b": Digest realm=\"", c.realm);
+            w.put3(b"\", nonce=\"", c.nonce, b"\", opaque=\"");
+            w.put3(c.opaque, b"\", algorithm=", c.algorithm.as_bytes());
+            if !qop.is_empty() {
+                w.put3(b", qop=\"", qop, b"\"");
+            }
+            if c.stale {
+                w.put(b", stale=true\r\n");
+            } else {
+                w.put(b"\r\n");
+            }
+            return self;
+        }
         let w = &mut self.w;
         challenge_head(w, name, c.realm);
         w.put_quoted(c.nonce);
@@ -765,17 +981,16 @@ impl<'b> ResponseBuilder<'b> {
     /// only the nonce is written.
     pub fn challenges(&mut self, lines: &ChallengeLines, nonce: &[u8], stale: bool) -> &mut Self {
         // Nonces are base64url tokens; anything to escape or drop takes the careful path.
-        let plain = quoted_prefix(nonce) == nonce.len();
-        let end: &[u8] = if stale { b", stale=true\r\n" } else { b"\r\n" };
-        for ChallengeLine { head, tail } in &lines.lines {
+        let plain = is_plain_quoted(nonce);
+        for line in &lines.lines {
+            let tail = if stale { &line.stale_tail } else { &line.tail };
             if plain {
-                self.w.put3(head, nonce, tail);
+                self.w.put3(&line.head, nonce, tail);
             } else {
-                self.w.put(head);
+                self.w.put(&line.head);
                 self.w.put_escaped(nonce);
                 self.w.put(tail);
             }
-            self.w.put(end);
         }
         self
     }
@@ -794,7 +1009,12 @@ impl<'b> ResponseBuilder<'b> {
     }
 
     pub fn server(&mut self, product: &str) -> &mut Self {
-        self.header("Server", product.as_bytes())
+        let product = product.as_bytes();
+        if is_clean(product) {
+            self.w.put3(b"Server: ", product, b"\r\n");
+            return self;
+        }
+        self.header("Server", product)
     }
 
     /// Writes Content-Length and the blank line; returns the message length.
@@ -815,9 +1035,9 @@ impl<'b> ResponseBuilder<'b> {
 
 /// The Via lines of a response, written as the request's lines come (RFC 3261 8.2.6.2: every
 /// Via value, in order).
-struct Vias<'v> {
+struct Vias<'p, 'v> {
     /// The request's top Via, parsed already (by [`check_request`](super::check_request)).
-    parsed: Option<Via<'v>>,
+    parsed: Option<&'p Via<'v>>,
     /// No Via value written yet: the next is the top one, which gets `received` and `rport`.
     top: bool,
     /// The request's Via values hold no control byte ([`Headers::is_clean`]).
@@ -825,10 +1045,17 @@ struct Vias<'v> {
     source: SocketAddr,
 }
 
-impl Vias<'_> {
+impl Vias<'_, '_> {
     /// The values of one Via line, each on its own line.
     #[inline]
     fn line(&mut self, w: &mut Writer<'_>, value: &[u8]) {
+        if let (true, Some(via)) = (self.top, self.parsed) {
+            let value = chars::trim(value);
+            if is_whole_value(value, via) {
+                self.value(w, value);
+                return;
+            }
+        }
         if has_comma(value) {
             self.list(w, value);
         } else {
@@ -857,15 +1084,39 @@ impl Vias<'_> {
             return;
         }
         self.top = false;
-        match self.parsed.or_else(|| Via::parse(value)) {
-            Some(via) => {
-                w.put(b"Via: ");
-                write_top_via(w, value, &via, self.source, self.clean);
-                w.put(b"\r\n");
-            }
-            None => w.line(b"Via: ", value, self.clean),
-        }
+        let parsed;
+        let via = match self.parsed {
+            Some(via) => via,
+            None => match Via::parse(value) {
+                Some(via) => {
+                    parsed = via;
+                    &parsed
+                }
+                None => return w.line(b"Via: ", value, self.clean),
+            },
+        };
+        w.put(b"Via: ");
+        write_top_via(w, value, via, self.source, self.clean);
+        w.put(b"\r\n");
     }
+}
+
+/// Whether the trimmed Via line `value` is the one value `via` was parsed from, so that it
+/// needs no search for a comma: the parse read parameters up to the end of `value` (a parsed
+/// Via value is one element) and nothing before its transport holds a comma.
+fn is_whole_value(value: &[u8], via: &Via<'_>) -> bool {
+    let params = via.params.raw();
+    let (start, end) = (
+        value.as_ptr() as usize,
+        value.as_ptr() as usize + value.len(),
+    );
+    let transport = via.raw_transport.as_ptr() as usize;
+    !params.is_empty()
+        && params.as_ptr() as usize + params.len() == end
+        && (start..end).contains(&transport)
+        && value
+            .get(..transport - start)
+            .is_some_and(|before| !has_comma(before))
 }
 
 /// Writes the top Via with `received` and `rport` filled in.
@@ -884,7 +1135,7 @@ fn write_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAd
         let offset = params_raw.as_ptr() as usize - raw.as_ptr() as usize;
         raw.get(..offset.saturating_sub(1)).unwrap_or(raw)
     };
-    w.put_echo(chars::trim_end(head), clean);
+    let head = chars::trim_end(head);
     // Every parameter but received and rport, as `;p1;p2`: in one piece when the parse found
     // them so, else one by one. (Parts of a clean `raw` are clean; a `via` parsed from other
     // bytes than `raw` is written the careful way.)
@@ -894,12 +1145,15 @@ fn write_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAd
         clean && p >= start && p + part.len() <= end
     };
     match via.kept_params {
-        Some([]) => {}
+        Some(kept) if !kept.is_empty() && within(kept) => w.put3(head, b";", kept),
+        Some([]) => w.put_echo(head, clean),
         Some(kept) => {
+            w.put_echo(head, clean);
             w.put(b";");
-            w.put_echo(kept, within(kept));
+            w.put_echo(kept, false);
         }
         None => {
+            w.put_echo(head, clean);
             for p in via.params.iter() {
                 let is = |n: &[u8]| p.name.eq_ignore_ascii_case(n);
                 // Written again below, always as `;received=..;rport=..`, so that writing a
@@ -923,6 +1177,16 @@ fn write_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAd
         // The client's own received parameter is kept when we have no better knowledge.
         via.received
     };
+    let port = match via.rport {
+        Rport::Requested => Some(source.port()),
+        Rport::Value(port) => Some(port),
+        Rport::Absent => None,
+    };
+    if let Some(IpAddr::V4(ip)) = received
+        && w.put_received_rport(ip, port)
+    {
+        return;
+    }
     if let Some(ip) = received {
         w.put(b";received=");
         w.put_ip(ip);
@@ -949,13 +1213,14 @@ fn http_date(unix_seconds: u64) -> Option<[u8; 29]> {
     if !(1000..10_000).contains(&year) {
         return None;
     }
-    let digits = |n: u64| [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8];
+    // Every number below is under 100.
+    let digits = |n: u64| PAIRS.get(n as usize).copied().unwrap_or(0).to_le_bytes();
     let mut text = *b"Thu, 01 Jan 1970 00:00:00 GMT";
     text[0..3].copy_from_slice(*DAYS.get((days % 7) as usize)?);
     text[5..7].copy_from_slice(&digits(day));
     text[8..11].copy_from_slice(*MONTHS.get(month.wrapping_sub(1) as usize)?);
     text[12..14].copy_from_slice(&digits(year / 100));
-    text[14..16].copy_from_slice(&digits(year));
+    text[14..16].copy_from_slice(&digits(year % 100));
     text[17..19].copy_from_slice(&digits(secs / 3600));
     text[20..22].copy_from_slice(&digits(secs / 60 % 60));
     text[23..25].copy_from_slice(&digits(secs % 60));
@@ -1065,6 +1330,75 @@ mod tests {
                     String::from_utf8_lossy(&a[..n]),
                     String::from_utf8_lossy(&b[..m])
                 );
+            }
+        }
+    }
+
+    /// A challenge written byte by byte, the reference for [`ResponseBuilder::www_authenticate`].
+    fn ref_challenge(w: &mut Writer<'_>, name: &str, c: &Challenge<'_>) {
+        w.put(name.as_bytes());
+        w.put(b": Digest realm=");
+        ref_put_quoted(w, c.realm);
+        w.put(b", nonce=");
+        ref_put_quoted(w, c.nonce);
+        w.put(b", opaque=");
+        ref_put_quoted(w, c.opaque);
+        w.put(b", algorithm=");
+        w.put(c.algorithm.as_bytes());
+        if !c.qop.is_empty() {
+            w.put(b", qop=");
+            ref_put_quoted(w, c.qop.as_bytes());
+        }
+        if c.stale {
+            w.put(b", stale=true");
+        }
+        w.put(b"\r\n");
+    }
+
+    /// Challenges with plain values and with values to escape or drop, in buffers of every
+    /// size around what they need: the reference bytes when they fit, an overflow when not.
+    #[test]
+    fn challenges_match_the_reference() {
+        let values: [&[u8]; 5] = [
+            b"example.com",
+            b"",
+            b"ex\"am\\ple",
+            b"a\x01b\r\n c",
+            b"\xc3\xa9",
+        ];
+        let nonces: [&[u8]; 3] = [b"AAAAAGcz4wABAAAAAAAAAQ8r2Yw7mF0aYb3xK1dQ", b"n\"", b""];
+        for (&realm, &opaque) in values.iter().zip(values.iter().rev()) {
+            for nonce in nonces {
+                for qop in ["auth,auth-int", "", "a\"b"] {
+                    for stale in [false, true] {
+                        let c = Challenge {
+                            realm,
+                            nonce,
+                            opaque,
+                            algorithm: "SHA-256",
+                            qop,
+                            stale,
+                        };
+                        let mut b = vec![0u8; 512];
+                        let mut w = Writer::new(&mut b);
+                        w.put(b"xyz");
+                        ref_challenge(&mut w, "Proxy-Authenticate", &c);
+                        let want = w.finish().map(|n| b[..n].to_vec()).unwrap();
+                        for size in want.len() - 3..=want.len() + 1 {
+                            let mut a = vec![0u8; size];
+                            let mut r = ResponseBuilder {
+                                w: Writer::new(&mut a),
+                            };
+                            r.w.put(b"xyz");
+                            r.proxy_authenticate(&c);
+                            let got = r.w.finish().map(|n| a[..n].to_vec());
+                            let want = Some(want.clone())
+                                .filter(|w| w.len() <= size)
+                                .ok_or(Overflow);
+                            assert_eq!(got, want, "{c:?} in {size}");
+                        }
+                    }
+                }
             }
         }
     }
@@ -1510,6 +1844,20 @@ mod tests {
             b"+sip.instance=\"<urn:x>\";reg-id=1;expires=5",
         ),
         (b"sip:a@\x01h\r\n x", b"q=0.5;;"),
+        (
+            b"sip:a@192.0.2.1:5060;transport=udp",
+            b"+sip.instance=\"<urn:x>\";reg-id=1",
+        ),
+        (b"sip:b@c", b""),
+        (b"sip:b@c", b"lr ;x=\"a\x01b\";y=\"c\\\"d\""),
+        (b"sip:c@d\x7f", b"lr\r\n ;Expires=3;q=1"),
+        (b"sip:e@f", b"a=\"\r\n \";b;c=[::1]"),
+        (b"sip:e@f", b"expires=1;a;b"),
+        (b"sip:e@f", b"a;EXPIRES=1;b"),
+        (b"sip:e@f", b"a;b;expires=1"),
+        (b"sip:e@f", b"expires=1"),
+        (b"sip:e@f", b"expires=1;expires=2;a"),
+        (b"sip:e@f\r\n", b"expires=1;a=\"\x01\""),
     ];
     const DATES: &[u64] = &[
         0,
@@ -1594,6 +1942,7 @@ mod tests {
             let base: Vec<u8> = (0..len).map(|i| filler[i % filler.len()]).collect();
             assert_eq!(clean_prefix(&base), len);
             assert_eq!(quoted_prefix(&base), len);
+            assert!(is_clean(&base) && is_plain_quoted(&base));
             assert!(!has_comma(&base));
             for first in 0..len {
                 for second in first..len {
@@ -1608,6 +1957,8 @@ mod tests {
                             .unwrap_or(len);
                         assert_eq!(clean_prefix(&v), clean, "{v:?}");
                         assert_eq!(quoted_prefix(&v), quoted, "{v:?}");
+                        assert_eq!(is_clean(&v), clean == len, "{v:?}");
+                        assert_eq!(is_plain_quoted(&v), quoted == len, "{v:?}");
                         v[first] = b',';
                         assert!(has_comma(&v), "{v:?}");
                     }
@@ -1619,8 +1970,8 @@ mod tests {
     /// The inline copy is `copy_from_slice` at every length.
     #[test]
     fn copies_of_every_length() {
-        let src: Vec<u8> = (0..80u8).collect();
-        for len in 0..80 {
+        let src: Vec<u8> = (0..160u8).collect();
+        for len in 0..160 {
             let mut dst = vec![0xaa; len + 2];
             copy(&mut dst[1..=len], &src[..len]);
             assert_eq!(&dst[1..=len], &src[..len]);
@@ -1679,6 +2030,34 @@ mod tests {
         }
         for ip in ips {
             check(&|w| w.put_ip(ip), &|w| ref_put_ip(w, ip));
+        }
+        // The top Via's end, in its window or piece by piece, in buffers up to past the window.
+        for ip in ["0.0.0.0", "192.0.2.14", "255.255.255.255"] {
+            let ip: Ipv4Addr = ip.parse().unwrap();
+            for port in [None, Some(0), Some(5060), Some(65_535)] {
+                let slow = |w: &mut Writer<'_>| {
+                    w.put(b";received=");
+                    ref_put_ip(w, IpAddr::V4(ip));
+                    if let Some(port) = port {
+                        w.put(b";rport=");
+                        ref_put_u64(w, u64::from(port));
+                    }
+                };
+                for size in 0..64 {
+                    let (mut a, mut b) = (vec![0u8; size], vec![0u8; size]);
+                    let mut w = Writer::new(&mut a);
+                    if !w.put_received_rport(ip, port) {
+                        assert!(size < 48);
+                        slow(&mut w);
+                    }
+                    let fast_out = w.finish();
+                    let fast_out = written(fast_out, &a);
+                    let mut w = Writer::new(&mut b);
+                    slow(&mut w);
+                    let slow_out = w.finish();
+                    assert_eq!(fast_out, written(slow_out, &b), "{ip} {port:?} in {size}");
+                }
+            }
         }
         for date in dates {
             let fast = |w: &mut Writer<'_>| match http_date(date) {
