@@ -649,8 +649,11 @@ impl ChallengeLines {
     /// `Proxy-Authenticate`); `realm`, `opaque` and `qop` as in [`Challenge`].
     pub fn new(name: &str, realm: &[u8], opaque: &[u8], algorithms: &[&str], qop: &str) -> Self {
         let render = |f: &dyn Fn(&mut Writer<'_>)| -> Box<[u8]> {
-            // Room for the fixed words and every variable part escaped in full.
-            let mut buf = vec![0u8; 256 + 2 * (realm.len() + opaque.len() + qop.len())];
+            // Room for the fixed words, the header name and the longest algorithm name, and every
+            // escaped part escaped in full.
+            let longest = algorithms.iter().map(|a| a.len()).max().unwrap_or(0);
+            let room = 256 + name.len() + longest + 2 * (realm.len() + opaque.len() + qop.len());
+            let mut buf = vec![0u8; room];
             let mut w = Writer::new(&mut buf);
             f(&mut w);
             let n = w.len;
@@ -1289,6 +1292,41 @@ mod tests {
         write_http_date(&mut w, 951_782_400); // leap day
         let n = w.finish().unwrap();
         assert_eq!(&buf[..n], b"Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+
+    /// Long header and algorithm names are rendered whole: the lines' room counts them.
+    #[test]
+    fn challenge_lines_hold_long_names() {
+        let headers = [Header {
+            name: HeaderName::CallId,
+            raw_name: b"Call-ID",
+            value: b"x",
+        }];
+        let h = Headers::new(&headers);
+        let source: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+        let (name, algorithm) = ("X-Authenticate-".repeat(20), "ALG-".repeat(80));
+        let lines = ChallengeLines::new(&name, b"r", b"o", &[algorithm.as_str()], "auth");
+        let (mut a, mut b) = ([0u8; 2048], [0u8; 2048]);
+        let mut r = ResponseBuilder::start(&mut a, 401, "Unauthorized", &h, source, None);
+        r.challenges(&lines, b"n", false);
+        let n = r.finish().unwrap();
+        let mut r = ResponseBuilder::start(&mut b, 401, "Unauthorized", &h, source, None);
+        r.challenge(
+            &name,
+            &Challenge {
+                realm: b"r",
+                nonce: b"n",
+                opaque: b"o",
+                algorithm: &algorithm,
+                qop: "auth",
+                stale: false,
+            },
+        );
+        let m = r.finish().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&a[..n]),
+            String::from_utf8_lossy(&b[..m])
+        );
     }
 
     /// The precomputed challenges write the same bytes as one `www_authenticate` per algorithm.
