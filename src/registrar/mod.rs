@@ -199,6 +199,8 @@ pub struct Registrar {
     tag: [u8; 16],
     /// Reused buffer for canonical AOR bytes.
     aor_buf: Vec<u8>,
+    /// The Date of the 200s, formatted once a second.
+    date: sip::DateCache,
     /// The AORs with bindings learnt over each connection.
     flows: serving::Flows,
     /// Where the keep-alive walk stands, and the bindings that have not answered.
@@ -251,6 +253,7 @@ impl Registrar {
             seq: 0,
             tag,
             aor_buf: Vec::with_capacity(128),
+            date: sip::DateCache::default(),
             flows: serving::Flows::default(),
             keepalive: pinger,
         }

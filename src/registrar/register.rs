@@ -622,7 +622,7 @@ impl Registrar {
                     r.header("Path", p);
                 }
             }
-            r.date(now_ms / 1000);
+            r.date_from(&self.date, now_ms / 1000);
         })
     }
 

@@ -10,6 +10,7 @@
 //! values free of control bytes ([`Headers`] records which names have one); the bytes written are
 //! the same either way.
 
+use core::cell::Cell;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::addr::NameAddr;
@@ -928,7 +929,13 @@ impl<'b> ResponseBuilder<'b> {
 
     /// `Date` in RFC 1123 form, from seconds since the Unix epoch (the caller owns the clock).
     pub fn date(&mut self, unix_seconds: u64) -> &mut Self {
-        match http_date(unix_seconds) {
+        self.date_from(&DateCache::default(), unix_seconds)
+    }
+
+    /// [`ResponseBuilder::date`], the text taken from `cache` when it holds this second's (and
+    /// left there for the next response of the same second).
+    pub fn date_from(&mut self, cache: &DateCache, unix_seconds: u64) -> &mut Self {
+        match cache.text(unix_seconds) {
             Some(date) => self.w.put3(b"Date: ", &date, b"\r\n"),
             None => {
                 self.w.put(b"Date: ");
@@ -1207,6 +1214,27 @@ fn write_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAd
     }
 }
 
+/// The `Date` text of the last second a response was written in: a registrar answering
+/// thousands of requests a second formats it once a second instead of once a response.
+#[derive(Debug, Default)]
+pub struct DateCache {
+    last: Cell<Option<(u64, [u8; 29])>>,
+}
+
+impl DateCache {
+    /// The text for `unix_seconds` (see [`http_date`]), formatted unless it is the last one's.
+    fn text(&self, unix_seconds: u64) -> Option<[u8; 29]> {
+        if let Some((second, text)) = self.last.get()
+            && second == unix_seconds
+        {
+            return Some(text);
+        }
+        let text = http_date(unix_seconds)?;
+        self.last.set(Some((unix_seconds, text)));
+        Some(text)
+    }
+}
+
 /// [`write_http_date`]'s text for a year of four digits (all of 1000 to 9999), which is always
 /// 29 bytes long: filled in a fixed array, to be copied in one piece.
 fn http_date(unix_seconds: u64) -> Option<[u8; 29]> {
@@ -1292,6 +1320,36 @@ mod tests {
         write_http_date(&mut w, 951_782_400); // leap day
         let n = w.finish().unwrap();
         assert_eq!(&buf[..n], b"Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+
+    /// The cached Date is the formatted one for every second asked, in any order, and the
+    /// years without a four-digit form still go the long way.
+    #[test]
+    fn the_date_cache_follows_the_clock() {
+        let cache = DateCache::default();
+        let (mut a, mut b) = ([0u8; 64], [0u8; 64]);
+        for secs in [
+            1_790_000_000,
+            1_790_000_000,
+            1_790_000_001,
+            1_789_999_999,
+            0,
+            253_402_300_800,
+            1_790_000_001,
+        ] {
+            assert_eq!(cache.text(secs), http_date(secs), "{secs}");
+            let mut w = Writer::new(&mut a);
+            let mut r = ResponseBuilder {
+                w: Writer::new(&mut b),
+            };
+            r.date_from(&cache, secs);
+            let m = r.w.len;
+            w.put(b"Date: ");
+            write_http_date(&mut w, secs);
+            w.put(b"\r\n");
+            let n = w.len;
+            assert_eq!(a[..n], b[..m], "{secs}");
+        }
     }
 
     /// Long header and algorithm names are rendered whole: the lines' room counts them.
