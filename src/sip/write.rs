@@ -929,13 +929,19 @@ impl<'b> ResponseBuilder<'b> {
 
     /// `Date` in RFC 1123 form, from seconds since the Unix epoch (the caller owns the clock).
     pub fn date(&mut self, unix_seconds: u64) -> &mut Self {
-        self.date_from(&DateCache::default(), unix_seconds)
+        self.date_line(http_date(unix_seconds), unix_seconds)
     }
 
     /// [`ResponseBuilder::date`], the text taken from `cache` when it holds this second's (and
     /// left there for the next response of the same second).
     pub fn date_from(&mut self, cache: &DateCache, unix_seconds: u64) -> &mut Self {
-        match cache.text(unix_seconds) {
+        self.date_line(cache.text(unix_seconds), unix_seconds)
+    }
+
+    /// The Date line: `text` when the year has four digits, else formatted the long way.
+    #[inline(always)]
+    fn date_line(&mut self, text: Option<[u8; 29]>, unix_seconds: u64) -> &mut Self {
+        match text {
             Some(date) => self.w.put3(b"Date: ", &date, b"\r\n"),
             None => {
                 self.w.put(b"Date: ");
