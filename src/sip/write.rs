@@ -1358,16 +1358,18 @@ mod tests {
         }
     }
 
+    /// The least a request needs for a response to be started from it.
+    const CALL_ID_ONLY: [Header<'static>; 1] = [Header {
+        name: HeaderName::CallId,
+        raw_name: b"Call-ID",
+        value: b"x",
+    }];
+
     /// Long header and algorithm names are rendered whole: the lines' room counts them.
     #[test]
     fn challenge_lines_hold_long_names() {
-        let headers = [Header {
-            name: HeaderName::CallId,
-            raw_name: b"Call-ID",
-            value: b"x",
-        }];
-        let h = Headers::new(&headers);
-        let source: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+        let h = Headers::new(&CALL_ID_ONLY);
+        let source = SocketAddr::from(([192, 0, 2, 1], 5060));
         let (name, algorithm) = ("X-Authenticate-".repeat(20), "ALG-".repeat(80));
         let lines = ChallengeLines::new(&name, b"r", b"o", &[algorithm.as_str()], "auth");
         let (mut a, mut b) = ([0u8; 2048], [0u8; 2048]);
@@ -1396,13 +1398,8 @@ mod tests {
     /// The precomputed challenges write the same bytes as one `www_authenticate` per algorithm.
     #[test]
     fn challenge_lines_match_challenges() {
-        let headers = [Header {
-            name: HeaderName::CallId,
-            raw_name: b"Call-ID",
-            value: b"x",
-        }];
-        let h = Headers::new(&headers);
-        let source: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+        let h = Headers::new(&CALL_ID_ONLY);
+        let source = SocketAddr::from(([192, 0, 2, 1], 5060));
         let (realm, opaque, qop) = (&b"ex\"ample.com"[..], &b"op"[..], "auth,auth-int");
         let algorithms = ["SHA-256", "MD5"];
         let lines = ChallengeLines::new("WWW-Authenticate", realm, opaque, &algorithms, qop);
