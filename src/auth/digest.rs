@@ -784,20 +784,10 @@ fn md5_kd(
     put_plain(&mut buf, &mut at, qop)?;
     put(&mut buf, &mut at, b":")?;
     put(&mut buf, &mut at, ha2)?;
-    // RFC 1321 3.1 and 3.2: a 1 bit, zeros (the buffer's), the length in bits, little-endian.
-    *buf.get_mut(at)? = 0x80;
-    if let Some(bits) = buf.last_chunk_mut::<8>() {
-        *bits = (at as u64 * 8).to_le_bytes();
-    }
-    let mut state = md5_block::INIT;
-    let (blocks, _) = buf.as_chunks::<64>();
-    for block in blocks {
-        md5_block::compress(&mut state, block);
-    }
+    // The rest of the buffer is still zero: MD5 pads in place (two blocks, `at` being over 55).
+    let digest = md5_block::digest_in_place(&mut buf, at)?;
     let mut raw = [0; 32];
-    for (r, w) in raw.chunks_exact_mut(4).zip(state) {
-        r.copy_from_slice(&w.to_le_bytes());
-    }
+    raw[..16].copy_from_slice(&digest);
     Some(raw)
 }
 

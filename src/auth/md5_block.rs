@@ -17,7 +17,7 @@
 //! has already zeroed past the message.
 
 /// The state before the first block (RFC 1321 3.3).
-pub(super) const INIT: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
+const INIT: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
 
 /// Bytes of padding MD5 adds at least: the 0x80 byte and the 64-bit length.
 pub(super) const MIN_PAD: usize = 9;
@@ -38,7 +38,7 @@ fn word(block: &[u8; 64], i: usize) -> u32 {
 
 /// Processes one 64-byte block into `state` (RFC 1321 3.4, the 64 steps unrolled).
 #[inline(never)]
-pub(super) fn compress(state: &mut [u32; 4], block: &[u8; 64]) {
+fn compress(state: &mut [u32; 4], block: &[u8; 64]) {
     let [mut a, mut b, mut c, mut d] = *state;
     // Each round reads the block through a pointer the optimizer cannot see is the same: it then
     // loads every word where it is added (16 loads a round) instead of keeping all sixteen live
