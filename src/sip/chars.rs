@@ -327,6 +327,27 @@ pub fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
+/// The number written by the digits that start at `s[i]`, and where they end; `None` when there
+/// are none or the number is larger than `max` (leading zeros are legal). For a number inside a
+/// value (a port, a CSeq), read in the pass that finds its end.
+#[inline(always)]
+pub fn decimal_at(s: &[u8], mut i: usize, max: u32) -> Option<(u32, usize)> {
+    let start = i;
+    let mut v = 0u64;
+    while let Some(&b) = s.get(i) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        v = v * 10 + u64::from(d);
+        if v > u64::from(max) {
+            return None;
+        }
+        i += 1;
+    }
+    (i > start).then_some((v as u32, i))
+}
+
 /// Parses `1*DIGIT` into a number no larger than `max`; `None` if empty, not all digits, or larger.
 #[inline]
 pub fn parse_decimal(s: &[u8], max: u64) -> Option<u64> {
@@ -961,6 +982,17 @@ mod tests {
 
     #[test]
     fn decimals() {
+        // A number inside a value: where it ends, and the bound at both ends of the range.
+        assert_eq!(decimal_at(b":05060;x", 1, 65_535), Some((5060, 6)));
+        assert_eq!(decimal_at(b"65536", 0, 65_535), None);
+        assert_eq!(decimal_at(b"x", 0, 65_535), None);
+        assert_eq!(
+            decimal_at(b"2147483647 R", 0, (1 << 31) - 1),
+            Some(((1 << 31) - 1, 10))
+        );
+        assert_eq!(decimal_at(b"2147483648", 0, (1 << 31) - 1), None);
+        assert_eq!(decimal_at(b"4294967295", 0, u32::MAX), Some((u32::MAX, 10)));
+        assert_eq!(decimal_at(b"99999999999999999999", 0, u32::MAX), None);
         assert_eq!(parse_decimal(b"0068", 255), Some(68));
         assert_eq!(parse_decimal(b"300", 255), None);
         assert_eq!(parse_decimal(b"", 255), None);

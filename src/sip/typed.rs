@@ -28,27 +28,17 @@ impl<'a> CSeq<'a> {
     #[inline]
     pub fn parse_for(value: &'a [u8], raw_method: &[u8], method: Method) -> Option<CSeq<'a>> {
         let s = chars::trim(value);
-        let mut number: u64 = 0;
-        let mut digits = 0;
-        for &b in s {
-            if !b.is_ascii_digit() {
-                break;
+        // RFC 3261 8.1.1.5: less than 2^31.
+        if let Some((number, digits)) = chars::decimal_at(s, 0, (1 << 31) - 1) {
+            let rest = s.get(digits..).unwrap_or_default();
+            let named = chars::trim_start(rest);
+            if named.len() < rest.len() && named == raw_method {
+                return Some(CSeq {
+                    number,
+                    method,
+                    raw_method: named,
+                });
             }
-            // 2^31 - 1 at most; leading zeros are legal.
-            number = number * 10 + u64::from(b - b'0');
-            if number > (1 << 31) - 1 {
-                return None;
-            }
-            digits += 1;
-        }
-        let rest = s.get(digits..).unwrap_or_default();
-        let named = chars::trim_start(rest);
-        if digits > 0 && named.len() < rest.len() && named == raw_method {
-            return Some(CSeq {
-                number: number as u32,
-                method,
-                raw_method: named,
-            });
         }
         CSeq::parse(value)
     }

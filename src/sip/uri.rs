@@ -422,20 +422,9 @@ impl<'a> SipUri<'a> {
         let host_raw = s.get(host_start..i)?;
         let mut port = None;
         if s.get(i) == Some(&b':') {
-            i += 1;
-            let digits = i;
-            let mut value = 0u32;
-            while let Some(&d) = s.get(i).filter(|d| d.is_ascii_digit()) {
-                value = value * 10 + u32::from(d - b'0');
-                if value > 65_535 {
-                    return None;
-                }
-                i += 1;
-            }
-            if i == digits {
-                return None;
-            }
+            let (value, end) = chars::decimal_at(s, i + 1, 65_535)?;
             port = Some(value as u16);
+            i = end;
         }
         // The host and port end at the parameters, the headers or the end of the URI.
         let mut params = Params::EMPTY;

@@ -108,7 +108,7 @@ impl<'a> Via<'a> {
         let mut port = None;
         if value.get(i) == Some(&b':') {
             let from = skip_lws(value, i + 1);
-            let (p, end) = decimal_at(value, from, 65_535)?;
+            let (p, end) = chars::decimal_at(value, from, 65_535)?;
             port = Some(p as u16);
             i = skip_lws(value, end);
         }
@@ -197,30 +197,10 @@ fn skip_lws(s: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// The number written by the digits that start at `s[i]` and where they end; `None` when there
-/// are none or the number is larger than `max` (at most 65,535; leading zeros are legal).
-#[inline(always)]
-fn decimal_at(s: &[u8], mut i: usize, max: u32) -> Option<(u32, usize)> {
-    let start = i;
-    let mut v = 0;
-    while let Some(&b) = s.get(i) {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            break;
-        }
-        v = v * 10 + u32::from(d);
-        if v > max {
-            return None;
-        }
-        i += 1;
-    }
-    (i > start).then_some((v, i))
-}
-
-/// `1*DIGIT` no larger than `max` (at most 65,535), the whole of `s`.
+/// `1*DIGIT` no larger than `max`, the whole of `s`.
 #[inline(always)]
 fn decimal(s: &[u8], max: u32) -> Option<u32> {
-    match decimal_at(s, 0, max)? {
+    match chars::decimal_at(s, 0, max)? {
         (v, end) if end == s.len() => Some(v),
         _ => None,
     }
