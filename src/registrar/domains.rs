@@ -8,7 +8,7 @@ use core::net::IpAddr;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use super::Domain;
-use crate::sip::{Host, SipUri};
+use crate::sip::{Host, SipUri, chars};
 
 /// Bytes of a host name that go into its hash. Longer names (DNS allows 253) still compare
 /// whole; the cap bounds the work an attacker's long host can cost before the comparison.
@@ -50,7 +50,7 @@ impl Folded {
             let offsets = (0..n.div_ceil(8) - 1).map(|i| i * 8).chain([n - 8]);
             offsets
                 .filter_map(|at| {
-                    let word = load(&lower, at)?;
+                    let word = chars::word_at(&lower, at)?;
                     let mask = word
                         .to_le_bytes()
                         .map(|b| if b.is_ascii_lowercase() { 0x20 } else { 0 });
@@ -73,16 +73,9 @@ impl Folded {
         let last = self.words.len() - 1;
         self.words.iter().enumerate().all(|(i, &(word, mask))| {
             let at = if i == last { n - 8 } else { i * 8 };
-            load(host, at).is_some_and(|h| h | mask == word)
+            chars::word_at(host, at).is_some_and(|h| h | mask == word)
         })
     }
-}
-
-/// The eight bytes of `s` from `at`, little-endian.
-#[inline(always)]
-fn load(s: &[u8], at: usize) -> Option<u64> {
-    let w = s.get(at..at.checked_add(8)?)?;
-    <[u8; 8]>::try_from(w).ok().map(u64::from_le_bytes)
 }
 
 impl DomainIndex {

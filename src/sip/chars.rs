@@ -461,7 +461,7 @@ const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// The eight bytes at `s[i..]` as a little-endian word, if there are eight.
 #[inline(always)]
-fn word_at(s: &[u8], i: usize) -> Option<u64> {
+pub fn word_at(s: &[u8], i: usize) -> Option<u64> {
     let w = s.get(i..i.checked_add(8)?)?;
     <[u8; 8]>::try_from(w).ok().map(u64::from_le_bytes)
 }
