@@ -24,7 +24,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use sipreg::auth::Algorithm;
@@ -117,6 +117,7 @@ pub fn run(cfg: &Config) -> io::Result<Outcome> {
         for (k, ip) in slots.iter().enumerate() {
             if k % threads == t {
                 let sock = crate::net::bind_udp(SocketAddr::new(*ip, 0), false)?;
+                crate::net::enable_rx_timestamps(&sock)?;
                 let local = sock.local_addr()?;
                 sockets.push(Sock {
                     sock,
@@ -176,10 +177,18 @@ struct Tx {
     purpose: Purpose,
     /// Nonce-count of the credentials sent (0: no Authorization).
     nc: u32,
-    /// When the registration began (its first request).
+    /// When the registration began: its first request went to the kernel.
     began: Instant,
-    /// When this request was first sent.
+    /// When this request first went to the kernel (`sendmmsg` returned), or, until then, when
+    /// it was queued.
     sent: Instant,
+    /// Whether `sent` is the time the kernel took the request (retransmissions keep it).
+    on_wire: bool,
+    /// The load generator's own share of the registration so far: from a challenge's arrival
+    /// to the retried request going out (digest, queueing behind other work).
+    turnaround: Duration,
+    /// When the challenge being answered arrived.
+    challenged_at: Option<Instant>,
     interval: Duration,
     /// Timer F.
     deadline: Instant,
@@ -330,9 +339,10 @@ impl Worker {
             for &i in &ready {
                 while let Some(sock) = self.sockets.get(i) {
                     let n = batch.recv(sock.sock.as_raw_fd(), false)?;
-                    let now = Instant::now();
+                    let (now, wall) = (Instant::now(), SystemTime::now());
                     for d in 0..n {
-                        self.on_datagram(batch.datagram(d), now);
+                        let arrival = arrival_instant(batch.arrival(d), now, wall);
+                        self.on_datagram(batch.datagram(d), arrival, now);
                     }
                     if n < self.cfg.batch {
                         break;
@@ -443,6 +453,9 @@ impl Worker {
             nc,
             began: now,
             sent: now,
+            on_wire: false,
+            turnaround: Duration::ZERO,
+            challenged_at: None,
             interval: self.cfg.t1,
             deadline: now + self.cfg.t1 * 64,
             challenges: 0,
@@ -487,13 +500,36 @@ impl Worker {
         if sock.out.is_empty() {
             self.dirty.push(u.socket);
         }
-        sock.out.push(&self.scratch, &self.target);
+        sock.out.push(&self.scratch, &self.target, ua);
     }
 
+    /// Sends what is queued. A request's clock starts when the kernel has taken it, not when
+    /// it was queued: the work done in between (the rest of a received batch) is the load
+    /// generator's, not the server's.
     fn flush(&mut self) {
+        let uas = &mut self.uas;
         for i in self.dirty.drain(..) {
             if let Some(s) = self.sockets.get_mut(i as usize) {
-                self.stats.send_errors += s.out.flush(s.sock.as_raw_fd(), self.cfg.batch) as u64;
+                let mut now = None;
+                let mut stamp = |ua: u32| {
+                    let Some(tx) = uas.get_mut(ua as usize).and_then(|u| u.tx.as_mut()) else {
+                        return;
+                    };
+                    if tx.on_wire {
+                        return; // a retransmission
+                    }
+                    let at = *now.get_or_insert_with(Instant::now);
+                    tx.on_wire = true;
+                    tx.sent = at;
+                    match tx.challenged_at.take() {
+                        Some(challenged) => {
+                            tx.turnaround += at.saturating_duration_since(challenged)
+                        }
+                        None => tx.began = at,
+                    }
+                };
+                let dropped = s.out.flush(s.sock.as_raw_fd(), self.cfg.batch, &mut stamp);
+                self.stats.send_errors += dropped as u64;
             }
         }
     }
@@ -536,7 +572,9 @@ impl Worker {
         }
     }
 
-    fn on_datagram(&mut self, data: &[u8], now: Instant) {
+    /// Takes one received datagram: `arrival` is when it reached the socket (latencies end
+    /// there), `now` when it is being read (what is sent in answer starts from there).
+    fn on_datagram(&mut self, data: &[u8], arrival: Instant, now: Instant) {
         let mut storage = [sip::Header::EMPTY; 48];
         let Ok(msg) = sip::parse_datagram(data, &mut storage, &sip::Limits::default()) else {
             self.stats.stray += 1;
@@ -593,13 +631,17 @@ impl Worker {
         // De-registrations come after the measured phase: counted apart.
         if tx.purpose == Purpose::Register {
             self.stats.exchanges += 1;
-            let _ = self.stats.exchange_us.record(micros(now - tx.sent));
+            let _ = self
+                .stats
+                .exchange_us
+                .record(micros(arrival.saturating_duration_since(tx.sent)));
         } else {
             self.stats.unregister_exchanges += 1;
         }
         let challenged = (code == 401 || code == 407) && self.cfg.auth && !self.cfg.echo;
         if code == 200 {
-            let elapsed = micros(now - tx.began);
+            let total = arrival.saturating_duration_since(tx.began);
+            let elapsed = micros(total);
             match tx.purpose {
                 Purpose::Register => {
                     self.stats.registrations += 1;
@@ -609,6 +651,10 @@ impl Worker {
                         self.stats.refreshes += 1;
                     }
                     let _ = self.stats.registration_us.record(elapsed);
+                    let _ = self
+                        .stats
+                        .registration_server_us
+                        .record(micros(total.saturating_sub(tx.turnaround)));
                     let _ = self.local_progress.interval.record(elapsed);
                     self.local_progress.registrations += 1;
                     u.registered = true;
@@ -649,6 +695,8 @@ impl Worker {
             tx.nc = session.next_nc();
             tx.challenges += 1;
             tx.sent = now;
+            tx.on_wire = false;
+            tx.challenged_at = Some(arrival);
             tx.interval = self.cfg.t1;
             tx.deadline = now + self.cfg.t1 * 64;
             // RFC 3261 22.2: the retried request gets a new CSeq (and so a new branch).
@@ -683,6 +731,16 @@ impl Worker {
             *l = Progress::default();
         }
     }
+}
+
+/// The instant a datagram reached its socket, from the kernel's stamp on the system clock:
+/// `wall` and `now` are the same moment on the two clocks. Without a stamp, or with one from
+/// the future (the system clock stepped), it is `now`.
+fn arrival_instant(stamp: Option<Duration>, now: Instant, wall: SystemTime) -> Instant {
+    let age = stamp
+        .and_then(|s| wall.duration_since(UNIX_EPOCH).ok()?.checked_sub(s))
+        .unwrap_or(Duration::ZERO);
+    now.checked_sub(age).unwrap_or(now)
 }
 
 fn micros(d: Duration) -> u64 {
@@ -790,5 +848,22 @@ mod tests {
             offered_by(100.0, Duration::ZERO, Duration::from_secs(3)),
             300.0
         );
+    }
+
+    #[test]
+    fn arrival_comes_from_the_kernel_stamp() {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let since = wall.duration_since(UNIX_EPOCH).unwrap();
+        let old = since - Duration::from_micros(250);
+        assert_eq!(
+            arrival_instant(Some(old), now, wall),
+            now - Duration::from_micros(250)
+        );
+        // No stamp, or one ahead of the clock read after it (the system clock stepped back):
+        // the datagram arrived when it is read.
+        assert_eq!(arrival_instant(None, now, wall), now);
+        let ahead = since + Duration::from_millis(3);
+        assert_eq!(arrival_instant(Some(ahead), now, wall), now);
     }
 }

@@ -48,6 +48,9 @@ pub struct Stats {
     /// Datagrams the kernel refused to send.
     pub send_errors: u64,
     pub registration_us: Histogram<u64>,
+    /// Each registration's time less the load generator's turnaround between a challenge and
+    /// the retried request: the time its requests spent in the network and the server.
+    pub registration_server_us: Histogram<u64>,
     pub exchange_us: Histogram<u64>,
 }
 
@@ -69,6 +72,7 @@ impl Default for Stats {
             stray: 0,
             send_errors: 0,
             registration_us: histogram(),
+            registration_server_us: histogram(),
             exchange_us: histogram(),
         }
     }
@@ -98,6 +102,7 @@ impl Stats {
         self.send_errors += o.send_errors;
         // Same bounds on both sides: adding cannot fail.
         let _ = self.registration_us.add(&o.registration_us);
+        let _ = self.registration_server_us.add(&o.registration_server_us);
         let _ = self.exchange_us.add(&o.exchange_us);
     }
 }
@@ -161,7 +166,14 @@ pub struct Rates {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Latency {
+    /// From a registration's first request leaving to its 200 arriving, both as the kernel
+    /// saw them, as the phone would see it.
     pub registration: Percentiles,
+    /// The same less the load generator's own turnaround between a challenge and its retry:
+    /// what the server and the network took.
+    #[serde(default)]
+    pub registration_server: Percentiles,
+    /// Each request to its final answer.
     pub exchange: Percentiles,
 }
 
@@ -236,6 +248,7 @@ impl Summary {
             },
             latency_us: Latency {
                 registration: Percentiles::of(&s.registration_us),
+                registration_server: Percentiles::of(&s.registration_server_us),
                 exchange: Percentiles::of(&s.exchange_us),
             },
         }

@@ -54,7 +54,7 @@ fn serve(cli: &Cli) -> std::io::Result<()> {
                 tx.push_raw(rx.datagram(i), addr, len);
             }
         }
-        tx.flush(fd, batch);
+        tx.flush(fd, batch, |_| {});
     }
     Ok(())
 }
