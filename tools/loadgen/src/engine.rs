@@ -121,7 +121,7 @@ pub fn run(cfg: &Config) -> io::Result<Outcome> {
                 let local = sock.local_addr()?;
                 sockets.push(Sock {
                     sock,
-                    local,
+                    local: local.to_string(),
                     out: SendBatch::default(),
                 });
             }
@@ -157,7 +157,8 @@ pub fn run(cfg: &Config) -> io::Result<Outcome> {
 
 struct Sock {
     sock: UdpSocket,
-    local: SocketAddr,
+    /// The bound address as text, for Via and Contact.
+    local: String,
     out: SendBatch,
 }
 
@@ -249,6 +250,7 @@ struct Worker {
     unregister_queue: Vec<u32>,
     stats: Stats,
     scratch: Vec<u8>,
+    cnonce: Vec<u8>,
     name: String,
     password: String,
     shared: Arc<Mutex<Progress>>,
@@ -305,6 +307,7 @@ impl Worker {
             unregister_queue: Vec::new(),
             stats: Stats::default(),
             scratch: Vec::with_capacity(2048),
+            cnonce: Vec::with_capacity(32),
             name: String::new(),
             password: String::new(),
             shared,
@@ -485,7 +488,7 @@ impl Worker {
             cseq: u.cseq,
             user: &self.name,
             domain: &self.cfg.domain,
-            local: sock.local,
+            local: &sock.local,
             expires: match tx.purpose {
                 Purpose::Register => self.cfg.expires,
                 Purpose::Unregister => 0,
@@ -493,8 +496,14 @@ impl Worker {
         }
         .write_head(&mut self.scratch);
         if let (Some(s), true) = (&u.session, tx.nc > 0) {
-            let cnonce = message::cnonce(self.run_id, u.index);
-            s.write_authorization(&mut self.scratch, &self.name, &self.uri, tx.nc, &cnonce);
+            message::cnonce(self.run_id, u.index, &mut self.cnonce);
+            s.write_authorization(
+                &mut self.scratch,
+                &self.name,
+                &self.uri,
+                tx.nc,
+                &self.cnonce,
+            );
         }
         message::finish(&mut self.scratch);
         if sock.out.is_empty() {
