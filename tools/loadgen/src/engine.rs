@@ -17,6 +17,13 @@
 //! MIN(2*T1, T2)" doubling up to T2; a provisional answer moves the interval to T2; "If Timer F
 //! fires while the client transaction is still in the "Trying" state, the client transaction
 //! SHOULD inform the TU about the timeout": a timeout here.
+//!
+//! Latency is taken on the kernel's side of the sockets, so that the generator's own work does
+//! not count against the server: a request's clock starts when `sendmmsg` has taken it (not when
+//! it was queued behind the rest of a received batch), and an answer's time is the kernel's
+//! arrival stamp (`SO_TIMESTAMPNS`), not when a busy generator got round to reading it. A
+//! registration's time runs from its first request to its 200; its *server* time leaves out the
+//! generator's turnaround between the 401 and the retried request (digest, queueing).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
