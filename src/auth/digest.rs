@@ -819,8 +819,13 @@ fn md5_kd(
     put(&mut buf, &mut at, b":")?;
     put_plain(&mut buf, &mut at, cnonce.0)?;
     put(&mut buf, &mut at, b":")?;
-    // `auth` or `auth-int` as received: a token, so never a backslash.
-    put_plain(&mut buf, &mut at, qop)?;
+    // `auth` or `auth-int` as received (`response` matched it, in some letter case): four or
+    // eight bytes, copied at their fixed size.
+    match (qop.first_chunk::<4>(), qop.first_chunk::<8>(), qop.len()) {
+        (Some(q), _, 4) => put(&mut buf, &mut at, q)?,
+        (_, Some(q), 8) => put(&mut buf, &mut at, q)?,
+        _ => put_plain(&mut buf, &mut at, qop)?,
+    }
     put(&mut buf, &mut at, b":")?;
     put(&mut buf, &mut at, ha2)?;
     // The rest of the buffer is still zero: MD5 pads in place (two blocks, `at` being over 55).
