@@ -690,10 +690,22 @@ fn response(
     body: &[u8],
     known: &[KnownA2],
 ) -> Option<Raw> {
-    let alg = ha1.alg;
-    if Algorithm::of(resp)? != alg {
+    if Algorithm::of(resp)? != ha1.alg {
         return None;
     }
+    response_of_alg(ha1, method, resp, body, known)
+}
+
+/// [`response`] once `resp`'s algorithm is known to be `ha1`'s.
+#[inline(always)]
+fn response_of_alg(
+    ha1: &Ha1,
+    method: &[u8],
+    resp: &DigestResponse<'_>,
+    body: &[u8],
+    known: &[KnownA2],
+) -> Option<Raw> {
+    let alg = ha1.alg;
     let nonce = resp.nonce?;
     let uri = resp.uri?;
     const AUTH: Folded = Folded::new(b"auth");
@@ -856,10 +868,30 @@ pub fn verify_with(
     body: &[u8],
     known: &[KnownA2],
 ) -> bool {
-    let Some(got) = resp.response else {
+    matches_response(ha1, resp, response(ha1, method, resp, body, known))
+}
+
+/// [`verify_with`] for a caller that has found `resp`'s algorithm ([`Algorithm::of`]) to be
+/// `alg` ([`super::UserDb`], which picked the HA1 by it): not derived from the text again.
+#[inline]
+pub(super) fn verify_with_alg(
+    alg: Algorithm,
+    ha1: &Ha1,
+    method: &[u8],
+    resp: &DigestResponse<'_>,
+    body: &[u8],
+    known: &[KnownA2],
+) -> bool {
+    if ha1.alg != alg {
         return false;
-    };
-    let Some(expected) = response(ha1, method, resp, body, known) else {
+    }
+    matches_response(ha1, resp, response_of_alg(ha1, method, resp, body, known))
+}
+
+/// Whether `resp.response` is the `expected` digest (`None`: it could not be computed).
+#[inline(always)]
+fn matches_response(ha1: &Ha1, resp: &DigestResponse<'_>, expected: Option<Raw>) -> bool {
+    let (Some(got), Some(expected)) = (resp.response, expected) else {
         return false;
     };
     let raw = expected.get(..ha1.alg.raw_len()).unwrap_or_default();
