@@ -207,6 +207,12 @@ const BYTES: u64 = 0x0101_0101_0101_0101;
 /// `'0' + 49`). No table and no branch.
 #[inline(always)]
 fn hex_word(raw: [u8; 4]) -> u64 {
+    hex_word_and_letters(raw).0
+}
+
+/// [`hex_word`], and 1 in each byte of it that is a letter (`a` to `f`).
+#[inline(always)]
+fn hex_word_and_letters(raw: [u8; 4]) -> (u64, u64) {
     let x = u64::from(u32::from_le_bytes(raw));
     // Byte i of the input to bits 16i..16i+8.
     let x = (x | x << 16) & 0x0000_ffff_0000_ffff;
@@ -215,12 +221,12 @@ fn hex_word(raw: [u8; 4]) -> u64 {
     let n = (x >> 4) & LOW_NIBBLES | (x & LOW_NIBBLES) << 8;
     // 1 in each byte holding 10 or more (n + 6 carries into bit 4); no carry crosses a byte.
     let letters = ((n + 6 * BYTES) >> 4) & BYTES;
-    n + 0x30 * BYTES + letters * 39
+    (n + 0x30 * BYTES + letters * 39, letters)
 }
 
 /// The word with every `A`-`Z` byte lowercased, every other byte unchanged (what
-/// `to_ascii_lowercase` does to each byte).
-#[inline(always)]
+/// `to_ascii_lowercase` does to each byte). The tests' model of a case-insensitive digit.
+#[cfg(test)]
 fn lowercase_word(w: u64) -> u64 {
     const HIGHS: u64 = 0x80 * BYTES;
     let low7 = w & !HIGHS;
@@ -529,24 +535,33 @@ pub fn hash_hex(alg: Algorithm, data: &[u8]) -> Hex {
 /// HA1 = H(username ":" realm ":" password) (RFC 7616 3.4.2, A1 for the non-`-sess` algorithms).
 ///
 /// A password equivalent: whoever holds it can answer any challenge in its realm, so it is never
-/// printed by `Debug` and compared only in constant time (it has no `PartialEq`). Kept as the raw
-/// digest (33 bytes with the algorithm, no heap) and written as hex when a response is computed,
-/// which halves the size of a user table compared with storing the hex text.
+/// printed by `Debug` and compared only in constant time (it has no `PartialEq`). Kept in 32
+/// bytes with the algorithm (33 bytes, no heap): an MD5 HA1 as its 32 lowercase hex digits, the
+/// very bytes the response hash reads (so verifying copies them and encodes nothing), a SHA-2 one
+/// as its raw 32-byte digest, written as hex when a response is computed (which halves the size
+/// of a user table compared with storing 64 digits).
 #[derive(Clone, Copy)]
 pub struct Ha1 {
     alg: Algorithm,
-    raw: [u8; 32],
+    /// MD5: the lowercase hex text. SHA-256, SHA-512-256: the raw digest.
+    bytes: [u8; 32],
 }
 
 impl Ha1 {
+    /// The HA1 of a raw digest (its first [`Algorithm::raw_len`] bytes).
+    fn from_raw(alg: Algorithm, raw: &Raw) -> Ha1 {
+        let mut bytes = *raw;
+        if alg == Algorithm::Md5 {
+            encode_hex(raw.get(..16).unwrap_or_default(), &mut bytes);
+        }
+        Ha1 { alg, bytes }
+    }
+
     /// HA1 of a plaintext password, for provisioning tools; the registrar only stores the result.
     pub fn from_password(alg: Algorithm, username: &[u8], realm: &[u8], password: &[u8]) -> Ha1 {
         let mut h = Input::new(alg);
         h.put(username).put(b":").put(realm).put(b":").put(password);
-        Ha1 {
-            alg,
-            raw: h.finish(),
-        }
+        Ha1::from_raw(alg, &h.finish())
     }
 
     /// HA1 from its hex text (a stored credentials file); either case, exactly
@@ -554,12 +569,17 @@ impl Ha1 {
     pub fn from_hex(alg: Algorithm, hex: &[u8]) -> Option<Ha1> {
         let mut raw = [0; 32];
         decode_hex(hex, raw.get_mut(..alg.raw_len())?)?;
-        Some(Ha1 { alg, raw })
+        Some(Ha1::from_raw(alg, &raw))
     }
 
-    /// An HA1 nobody's password produces in practice, for the unknown-user path.
+    /// An HA1 nobody's password produces in practice, for the unknown-user path: the all-zero
+    /// digest.
     pub(crate) const fn dummy(alg: Algorithm) -> Ha1 {
-        Ha1 { alg, raw: [0; 32] }
+        let bytes = match alg {
+            Algorithm::Md5 => [b'0'; 32],
+            Algorithm::Sha256 | Algorithm::Sha512_256 => [0; 32],
+        };
+        Ha1 { alg, bytes }
     }
 
     pub fn algorithm(&self) -> Algorithm {
@@ -568,11 +588,31 @@ impl Ha1 {
 
     /// The lowercase hex form, as written in a credentials file and fed to the response hash.
     pub fn to_hex(&self) -> Hex {
-        Hex::encode(self.raw())
+        match self.alg {
+            Algorithm::Md5 => {
+                let mut buf = [0; 64];
+                if let Some(front) = buf.first_chunk_mut::<32>() {
+                    *front = self.bytes;
+                }
+                Hex { buf, len: 32 }
+            }
+            Algorithm::Sha256 | Algorithm::Sha512_256 => Hex::encode(&self.bytes),
+        }
     }
 
-    fn raw(&self) -> &[u8] {
-        self.raw.get(..self.alg.raw_len()).unwrap_or_default()
+    /// The MD5 HA1's hex digits; `None` for the other algorithms.
+    #[inline(always)]
+    fn md5_hex(&self) -> Option<&[u8; 32]> {
+        (self.alg == Algorithm::Md5).then_some(&self.bytes)
+    }
+
+    /// Writes the hex form into `input`.
+    #[inline(always)]
+    fn put_into(&self, input: &mut Input) {
+        match self.md5_hex() {
+            Some(hex) => input.put(hex),
+            None => input.put_hex(&self.bytes),
+        };
     }
 }
 
@@ -650,10 +690,22 @@ fn response(
     body: &[u8],
     known: &[KnownA2],
 ) -> Option<Raw> {
-    let alg = ha1.alg;
-    if Algorithm::of(resp)? != alg {
+    if Algorithm::of(resp)? != ha1.alg {
         return None;
     }
+    response_of_alg(ha1, method, resp, body, known)
+}
+
+/// [`response`] once `resp`'s algorithm is known to be `ha1`'s.
+#[inline(always)]
+fn response_of_alg(
+    ha1: &Ha1,
+    method: &[u8],
+    resp: &DigestResponse<'_>,
+    body: &[u8],
+    known: &[KnownA2],
+) -> Option<Raw> {
+    let alg = ha1.alg;
     let nonce = resp.nonce?;
     let uri = resp.uri?;
     const AUTH: Folded = Folded::new(b"auth");
@@ -697,7 +749,8 @@ fn response(
         }
     }
     let mut kd = Input::new(alg);
-    kd.put_hex(ha1.raw()).put(b":").put_quoted(nonce);
+    ha1.put_into(&mut kd);
+    kd.put(b":").put_quoted(nonce);
     if let Some(qop) = qop {
         // RFC 7616 3.4.1: response = KD(H(A1), unq(nonce) ":" nc ":" unq(cnonce) ":" unq(qop)
         // ":" H(A2)). The nc is 8LHEX on the wire; the parser kept its value, so write it back
@@ -727,8 +780,9 @@ fn response(
 }
 
 /// The MD5 KD of a `qop` response, `HA1 ":" nonce ":" nc ":" cnonce ":" qop ":" HA2`, when it
-/// fits two blocks: written straight into them (hex a word at a time, quoted values copied a
-/// word at a time while searched for quoted-pairs), padded there and compressed, with no buffer
+/// fits two blocks: written straight into them (the stored HA1's digits and H(A2) as they are,
+/// the nc as hex from word arithmetic, quoted values copied a word at a time while searched for
+/// quoted-pairs), padded there and compressed, with no buffer
 /// to clear or spill beyond the 128 bytes. The fixed parts are 77 bytes, so nonce, cnonce and
 /// qop may take 42 together: our 28-character nonces leave room for a 10-character cnonce (see
 /// `nonce`). `None` when the input is longer or a value holds a quoted-pair; [`Input`] then
@@ -766,13 +820,10 @@ fn md5_kd(
     if len > BLOCKS - md5_block::MIN_PAD || ha2.len != 32 {
         return None;
     }
-    let (ha1, ha2) = (ha1.raw.first_chunk::<16>()?, ha2.buf.first_chunk::<32>()?);
+    let (ha1, ha2) = (ha1.md5_hex()?, ha2.buf.first_chunk::<32>()?);
     let mut buf = [0u8; BLOCKS];
     let mut at = 0;
-    let (words, _) = ha1.as_chunks::<4>();
-    for w in words {
-        put(&mut buf, &mut at, &hex_word(*w).to_le_bytes())?;
-    }
+    put(&mut buf, &mut at, ha1)?;
     put(&mut buf, &mut at, b":")?;
     put_plain(&mut buf, &mut at, nonce.0)?;
     put(&mut buf, &mut at, b":")?;
@@ -780,8 +831,13 @@ fn md5_kd(
     put(&mut buf, &mut at, b":")?;
     put_plain(&mut buf, &mut at, cnonce.0)?;
     put(&mut buf, &mut at, b":")?;
-    // `auth` or `auth-int` as received: a token, so never a backslash.
-    put_plain(&mut buf, &mut at, qop)?;
+    // `auth` or `auth-int` as received (`response` matched it, in some letter case): four or
+    // eight bytes, copied at their fixed size.
+    match (qop.first_chunk::<4>(), qop.first_chunk::<8>(), qop.len()) {
+        (Some(q), _, 4) => put(&mut buf, &mut at, q)?,
+        (_, Some(q), 8) => put(&mut buf, &mut at, q)?,
+        _ => put_plain(&mut buf, &mut at, qop)?,
+    }
     put(&mut buf, &mut at, b":")?;
     put(&mut buf, &mut at, ha2)?;
     // The rest of the buffer is still zero: MD5 pads in place (two blocks, `at` being over 55).
@@ -812,10 +868,30 @@ pub fn verify_with(
     body: &[u8],
     known: &[KnownA2],
 ) -> bool {
-    let Some(got) = resp.response else {
+    matches_response(ha1, resp, response(ha1, method, resp, body, known))
+}
+
+/// [`verify_with`] for a caller that has found `resp`'s algorithm ([`Algorithm::of`]) to be
+/// `alg` ([`super::UserDb`], which picked the HA1 by it): not derived from the text again.
+#[inline]
+pub(super) fn verify_with_alg(
+    alg: Algorithm,
+    ha1: &Ha1,
+    method: &[u8],
+    resp: &DigestResponse<'_>,
+    body: &[u8],
+    known: &[KnownA2],
+) -> bool {
+    if ha1.alg != alg {
         return false;
-    };
-    let Some(expected) = response(ha1, method, resp, body, known) else {
+    }
+    matches_response(ha1, resp, response_of_alg(ha1, method, resp, body, known))
+}
+
+/// Whether `resp.response` is the `expected` digest (`None`: it could not be computed).
+#[inline(always)]
+fn matches_response(ha1: &Ha1, resp: &DigestResponse<'_>, expected: Option<Raw>) -> bool {
+    let (Some(got), Some(expected)) = (resp.response, expected) else {
         return false;
     };
     let raw = expected.get(..ha1.alg.raw_len()).unwrap_or_default();
@@ -827,9 +903,12 @@ pub fn verify_with(
 }
 
 /// Whether `text` is `raw` in hex, digits in either case, in time that depends on the length
-/// only. Eight digits at a time: the client's lowercased (its input is public), the expected
-/// ones encoded from `raw` (the secret), their difference accumulated without an early exit.
+/// only. Eight digits at a time: the expected ones encoded from `raw` (the secret), XORed with the
+/// client's, the difference accumulated without an early exit. A letter's two cases differ in bit
+/// 5 alone (0x20), so a difference of exactly 0x20 where the expected digit is a letter is
+/// allowed, and any other difference is not: `A`-`F` for `a`-`f`, and nothing else.
 /// Digests are 16 or 32 bytes, whole words; any other length takes [`hex_eq_pairs`].
+#[inline]
 fn hex_eq(text: &[u8], raw: &[u8]) -> bool {
     let (texts, text_rest) = text.as_chunks::<8>();
     let (raws, raw_rest) = raw.as_chunks::<4>();
@@ -837,7 +916,8 @@ fn hex_eq(text: &[u8], raw: &[u8]) -> bool {
         return hex_eq_pairs(text, raw);
     }
     let diff = texts.iter().zip(raws).fold(0u64, |acc, (t, r)| {
-        acc | (lowercase_word(u64::from_le_bytes(*t)) ^ hex_word(*r))
+        let (expected, letters) = hex_word_and_letters(*r);
+        acc | ((u64::from_le_bytes(*t) ^ expected) & !(letters << 5))
     });
     core::hint::black_box(diff) == 0
 }

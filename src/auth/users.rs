@@ -13,7 +13,7 @@ use core::hash::{BuildHasher, Hash, Hasher};
 
 use hashbrown::{Equivalent, HashMap};
 
-use super::digest::{Algorithm, Ha1, KnownA2, verify_with};
+use super::digest::{Algorithm, Ha1, KnownA2, verify_with_alg};
 use crate::sip::auth::same_bytes;
 use crate::sip::{DigestResponse, Quoted};
 
@@ -247,7 +247,7 @@ impl UserDb {
         let Some(ha1) = stored.or(DUMMY.get(alg.index())) else {
             return false;
         };
-        let ok = verify_with(ha1, method, resp, body, known);
+        let ok = verify_with_alg(alg, ha1, method, resp, body, known);
         // Non-short-circuiting: the digest above has run whatever `found` is.
         ok & found & realm_ok
     }

@@ -148,13 +148,39 @@ fn hex_word(w: u64) -> bool {
     (in_range(low7, b'0', b'9') | in_range(low7 | FOLD, b'a', b'f')) & !w == HIGHS
 }
 
+/// The number eight hex digits (either case, the first in the low byte of `w`) write, or `None`
+/// if one is not a hex digit: checked by [`hex_word`], then each digit's value is its low nibble,
+/// plus 9 for a letter (bit 6 set: `A`-`F` and `a`-`f` are 0x41-0x46 and 0x61-0x66, digits
+/// 0x30-0x39), and the eight nibbles are packed most significant first.
+#[inline(always)]
+fn nc_value(w: u64) -> Option<u32> {
+    if !hex_word(w) {
+        return None;
+    }
+    let nibbles = (w & (ONES * 0x0f)) + ((w >> 6) & ONES) * 9;
+    // Digit pairs into bytes: the first of each pair is the high nibble.
+    let bytes = ((nibbles << 4) | (nibbles >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let bytes = (bytes | bytes >> 8) & 0x0000_ffff_0000_ffff;
+    let bytes = (bytes | bytes >> 16) & 0xffff_ffff;
+    // The first pair is the most significant byte of the number.
+    Some((bytes as u32).swap_bytes())
+}
+
 /// Whether `s` holds a backslash: eight bytes a word, the last word overlapping the one before,
 /// so a value of eight bytes or more has no byte loop.
 #[inline(always)]
 fn has_backslash(s: &[u8]) -> bool {
     const BACKSLASHES: u64 = ONES * b'\\' as u64;
     let Some(last) = s.last_chunk::<8>() else {
-        return s.contains(&b'\\');
+        // Four to seven bytes (a short username or realm): two overlapping half words.
+        return match (s.first_chunk::<4>(), s.last_chunk::<4>()) {
+            (Some(lo), Some(hi)) => {
+                let w =
+                    u64::from(u32::from_le_bytes(*lo)) | u64::from(u32::from_le_bytes(*hi)) << 32;
+                zero_bytes(w ^ BACKSLASHES) != 0
+            }
+            _ => s.contains(&b'\\'),
+        };
     };
     let (words, _) = s.as_chunks::<8>();
     let found = words.iter().fold(
@@ -187,6 +213,37 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         _ => s.iter().fold(0u64, |w, &b| w << 8 | u64::from(b)),
     };
     half(a) == half(b)
+}
+
+/// `a == b && !has_backslash(b)`, in one pass over the words of [`same_bytes`]: the difference
+/// and the backslashes of `b` accumulated together (at equal bytes, `a`'s are the same). Most
+/// values compared (realms) are 8 to 16 bytes, two words.
+#[inline(always)]
+fn same_plain_bytes(a: &[u8], b: &[u8]) -> bool {
+    const BACKSLASHES: u64 = ONES * b'\\' as u64;
+    if a.len() != b.len() {
+        return false;
+    }
+    let (Some(x), Some(y)) = (a.last_chunk::<8>(), b.last_chunk::<8>()) else {
+        return same_bytes(a, b) && !has_backslash(b);
+    };
+    let (xs, _) = a.as_chunks::<8>();
+    let (ys, _) = b.as_chunks::<8>();
+    let last = u64::from_le_bytes(*y);
+    let (diff, escapes) = xs.iter().zip(ys).fold(
+        (
+            u64::from_le_bytes(*x) ^ last,
+            zero_bytes(last ^ BACKSLASHES),
+        ),
+        |(diff, escapes), (x, y)| {
+            let y = u64::from_le_bytes(*y);
+            (
+                diff | (u64::from_le_bytes(*x) ^ y),
+                escapes | zero_bytes(y ^ BACKSLASHES),
+            )
+        },
+    );
+    diff | escapes == 0
 }
 
 /// The content of a quoted-string, quotes stripped, quoted-pairs still escaped.
@@ -223,16 +280,20 @@ impl<'a> Quoted<'a> {
     }
 
     /// Compares the unescaped content with plain bytes.
+    #[inline]
     pub fn eq_bytes(&self, other: &[u8]) -> bool {
         // A quoted-pair makes the content shorter than its escaped form: at equal lengths the
         // two are equal only if the bytes are and there is none.
         if self.0.len() == other.len() {
-            return same_bytes(self.0, other) && !has_backslash(other);
+            return same_plain_bytes(self.0, other);
         }
-        if !has_backslash(self.0) {
-            return false;
-        }
-        self.eq_unescaped(other)
+        self.eq_shorter(other)
+    }
+
+    /// [`Quoted::eq_bytes`] when the lengths differ: equal only through quoted-pairs.
+    #[cold]
+    fn eq_shorter(&self, other: &[u8]) -> bool {
+        has_backslash(self.0) && self.eq_unescaped(other)
     }
 
     /// [`Quoted::eq_bytes`] for content with quoted-pairs.
@@ -337,15 +398,13 @@ impl<'a> DigestResponse<'a> {
         let q = Some(Quoted(value));
         match param {
             Param::Nc => {
-                // nc-value = 8LHEX
-                if quoted || value.len() != 8 {
-                    return None;
+                // nc-value = 8LHEX (either case accepted)
+                match value.first_chunk::<8>() {
+                    Some(digits) if !quoted && value.len() == 8 => {
+                        self.nc = Some(nc_value(u64::from_le_bytes(*digits))?);
+                    }
+                    _ => return None,
                 }
-                let mut n = 0u32;
-                for &b in value {
-                    n = n << 4 | u32::from(chars::hex_value(b)?);
-                }
-                self.nc = Some(n);
             }
             Param::Uri => self.uri = q,
             Param::Qop => self.qop = Some(value),
@@ -910,6 +969,34 @@ mod tests {
         }
     }
 
+    /// The word-at-a-time nc against `u32::from_str_radix`: every byte value at every position,
+    /// and numbers with digits of both cases.
+    #[test]
+    fn nc_value_agrees_with_from_str_radix() {
+        let parse = |d: &[u8; 8]| {
+            let text = std::str::from_utf8(d).ok()?;
+            text.bytes()
+                .all(|b| b.is_ascii_hexdigit())
+                .then(|| u32::from_str_radix(text, 16).ok())?
+        };
+        for base in [
+            *b"00000000",
+            *b"0123abcd",
+            *b"FEDCBA98",
+            *b"ffffffff",
+            *b"9aF0e1D2",
+        ] {
+            assert_eq!(nc_value(u64::from_le_bytes(base)), parse(&base));
+            for at in 0..8 {
+                for b in 0..=255u8 {
+                    let mut d = base;
+                    d[at] = b;
+                    assert_eq!(nc_value(u64::from_le_bytes(d)), parse(&d), "{d:?}");
+                }
+            }
+        }
+    }
+
     /// `plain` sees a backslash wherever it is, in the 8-byte steps and in the tail.
     #[test]
     fn plain_sees_every_escape() {
@@ -943,6 +1030,27 @@ mod tests {
             longer.push(0);
             assert!(!same_bytes(&a, &longer));
             assert!(!same_bytes(&longer, &a));
+        }
+    }
+
+    /// The fused compare against its definition: every length up to a few words, equal, with a
+    /// backslash anywhere, and with one byte changed anywhere.
+    #[test]
+    fn same_plain_bytes_agrees_with_its_definition() {
+        for len in 0..40 {
+            let a: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(same_plain_bytes(&a, &a.clone()), "{len}");
+            for at in 0..len {
+                let mut escaped = a.clone();
+                escaped[at] = b'\\';
+                assert!(!same_plain_bytes(&escaped, &escaped.clone()), "{len} {at}");
+                for flip in [1u8, 0x20, 0x80] {
+                    let mut b = a.clone();
+                    b[at] ^= flip;
+                    assert!(!same_plain_bytes(&a, &b), "{len} {at} {flip}");
+                }
+            }
+            assert!(!same_plain_bytes(&a, &[a.as_slice(), b"x"].concat()));
         }
     }
 
