@@ -1137,7 +1137,11 @@ pub fn has_blank_or_x(s: &[u8], x: bool) -> bool {
     let flags = |w: u64| {
         let low = w.wrapping_sub(ONES * 0x21) & !w & HIGHS;
         let del = flag_eq(w, 0x7f);
-        let xs = if x { flag_eq(w | (ONES * 0x20), b'x') } else { 0 };
+        let xs = if x {
+            flag_eq(w | (ONES * 0x20), b'x')
+        } else {
+            0
+        };
         low | del | xs
     };
     let mut chunks = s.chunks_exact(8);

@@ -168,3 +168,54 @@ pub fn unsupported_requires(
     }
     Ok(count)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::chars::arb;
+    use super::super::{Header, Limits, Message, parse_datagram};
+    use super::*;
+
+    /// `Essentials::expires`, picked up in the walk, is what the typed accessor reads.
+    fn expires_agree(extra: &[u8]) {
+        let mut msg = b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+From: <sip:a@x>;tag=1\r\nTo: <sip:a@x>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n"
+            .to_vec();
+        msg.extend_from_slice(extra);
+        msg.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+        let mut storage = [Header::EMPTY; 64];
+        if let Ok(Message::Request(req)) = parse_datagram(&msg, &mut storage, &Limits::default())
+            && let Ok(e) = check_request(&req)
+        {
+            assert_eq!(
+                e.expires,
+                req.headers.expires(),
+                "{:?}",
+                extra.escape_ascii().to_string()
+            );
+        }
+    }
+
+    #[test]
+    fn expires_is_read_as_the_typed_accessor_reads_it() {
+        for extra in [
+            &b""[..],
+            b"Expires: 3600\r\n",
+            b"Expires: 0\r\nExpires: 1\r\n",
+            b"Expires: soon\r\n",
+            b"Expires: 99999999999999\r\n",
+            b"Expires:\r\n",
+            b"Max-Forwards: 70\r\nExpires: 60\r\n",
+        ] {
+            expires_agree(extra);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn expires_agrees_on_edited_lines(
+            line in arb::edited(proptest::prelude::Just("Expires: 3600\r\nExpires: 1\r\n".to_string()))
+        ) {
+            expires_agree(&line);
+        }
+    }
+}
