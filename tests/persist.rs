@@ -219,7 +219,7 @@ fn bindings_round_trip_with_every_durable_field() {
     assert_eq!(node.report.generation, 0);
     let path: [&[u8]; 2] = [b"<sip:edge1.example.com;lr>", b"<sip:edge2;lr>"];
     let full = Registration {
-        params: b";+sip.instance=\"<urn:uuid:1>\";reg-id=1",
+        params: b"+sip.instance=\"<urn:uuid:1>\";reg-id=1",
         path: &path,
         instance: Some(b"\"<urn:uuid:1>\""),
         reg_id: Some(1),

@@ -48,7 +48,8 @@ impl Aor {
             // unescaped form"; `decoded` undoes each escape once (`%2541` is `%41`). Most user
             // parts have none and are copied whole.
             let raw = user.raw();
-            if raw.contains(&b'%') {
+            // (A short user part is searched a word at a time, with no call.)
+            if crate::sip::chars::find_byte(raw, 0, b'%').is_some() {
                 out.extend(user.decoded());
             } else {
                 out.extend_from_slice(raw);

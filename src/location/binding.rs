@@ -2,14 +2,107 @@
 //!
 //! A [`Binding`] is 80 bytes plus one heap block holding its variable-length fields (contact URI,
 //! contact parameters, `+sip.instance`, Call-ID, Path values) back to back, located by `u16` end
-//! offsets. It keeps bytes as received; it does not parse or judge them. The registrar decides
-//! what to store (RFC 3261 10.3 policy) and describes it with a [`Registration`].
+//! offsets. It keeps bytes as it is given them; it does not parse or judge them. The registrar
+//! decides what to store (RFC 3261 10.3 policy) and describes it with a [`Registration`]; the
+//! one thing read here is the Contact parameter list, reduced once by [`echo_params`] to what a
+//! 200 OK echoes, so that writing the answer copies it as it is.
 
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::Error;
-use crate::sip::Transport;
+use crate::sip::{Params, Transport, chars};
+
+/// Where [`echo_params`] put the parameters to store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EchoParams<'a> {
+    /// A part of the list given, as it is.
+    Slice(&'a [u8]),
+    /// Written at the end of the caller's buffer, at `start..end`.
+    Built { start: usize, end: usize },
+}
+
+/// The Contact parameters a binding keeps and a 200 OK echoes ([`Registration::params`]): the
+/// header-parameter list `raw` of a Contact (what follows its first `;`, as `Contact::parse`
+/// accepted it) without its `expires` parameters, the others as written between the separators
+/// (white space around them dropped), joined by `;`. A list that is not a valid `generic-param`
+/// list gives nothing. `has_expires`: whether the list may hold an `expires` parameter (what
+/// the parse of the Contact found); when false, it is not looked for.
+///
+/// The usual lists are a slice of `raw`: no white space and either no `expires` or one at
+/// either end (`expires=3600;+sip.instance=..`, `..;reg-id=1;expires=3600`), found without
+/// reading the list by its grammar. Any other is read by it, and the result appended to
+/// `scratch`.
+#[inline]
+pub fn echo_params<'a>(raw: &'a [u8], has_expires: bool, scratch: &mut Vec<u8>) -> EchoParams<'a> {
+    let fast = if !has_expires {
+        Some(raw)
+    } else {
+        leading_expires(raw).or_else(|| trailing_expires(raw))
+    };
+    // The rest has no white space, so each parameter is the text between two separators (a
+    // quoted `;` lies in a value, and the grammar's reading agrees), and no `x`, so no other
+    // `expires`.
+    if let Some(kept) = fast
+        && !chars::has_blank_or_x(kept, has_expires)
+    {
+        return EchoParams::Slice(kept);
+    }
+    echo_params_by_grammar(raw, scratch)
+}
+
+/// [`echo_params`] for a list read by its grammar.
+#[cold]
+#[inline(never)]
+fn echo_params_by_grammar<'a>(raw: &[u8], scratch: &mut Vec<u8>) -> EchoParams<'a> {
+    let start = scratch.len();
+    let valid = Params::header_visit(raw, |p| {
+        if !p.name.eq_ignore_ascii_case(b"expires") {
+            if scratch.len() > start {
+                scratch.push(b';');
+            }
+            scratch.extend_from_slice(p.raw);
+        }
+        Some(())
+    });
+    if valid.is_none() {
+        scratch.truncate(start);
+    }
+    EchoParams::Built {
+        start,
+        end: scratch.len(),
+    }
+}
+
+/// `expires=` (any case) and digits at the start of `raw`, then its end or a `;`: what follows.
+#[inline]
+fn leading_expires(raw: &[u8]) -> Option<&[u8]> {
+    if !chars::eq_lower(raw.get(..8)?, b"expires=") {
+        return None;
+    }
+    let digits = raw
+        .get(8..)?
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    match raw.get(8 + digits) {
+        _ if digits == 0 => None,
+        None => Some(b""),
+        Some(b';') => raw.get(9 + digits..),
+        Some(_) => None,
+    }
+}
+
+/// `;expires=` (any case) and digits at the end of `raw`: what comes before. The `;` separates
+/// parameters: within a quoted string, a closing quote would follow it.
+fn trailing_expires(raw: &[u8]) -> Option<&[u8]> {
+    let digits = raw.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    let at = raw.len().checked_sub(digits + 9)?;
+    let name = raw.get(at + 1..at + 9)?;
+    (digits > 0 && raw.get(at) == Some(&b';') && chars::eq_lower(name, b"expires="))
+        .then(|| raw.get(..at))
+        .flatten()
+}
 
 /// What one Contact of a REGISTER asks the shard to store: the input of
 /// [`Shard::insert`](super::Shard::insert) and [`Shard::refresh`](super::Shard::refresh).
@@ -18,7 +111,10 @@ pub struct Registration<'a> {
     /// The contact URI as received, without `<>`: echoed in the 200 OK and used as the
     /// Request-URI of requests routed to this binding.
     pub contact: &'a [u8],
-    /// The Contact header parameters to echo (for instance `;+sip.instance="<urn:...>";reg-id=1`).
+    /// The Contact header parameters to echo, in the form [`echo_params`] gives: the list as
+    /// received without its `expires` parameters and the leading `;` (for instance
+    /// `+sip.instance="<urn:...>";reg-id=1`). A 200 OK writes them after the URI as they are,
+    /// with the granted `expires` after them.
     pub params: &'a [u8],
     /// The Path header values, in order (RFC 3327).
     pub path: &'a [&'a [u8]],
@@ -405,8 +501,9 @@ impl Binding {
         if !path.rest.is_empty() {
             return None;
         }
+        let (data, ends) = echo_form(data, ends);
         let binding = Binding {
-            data: data.into(),
+            data,
             expires_at,
             updated_at,
             connection: 0,
@@ -433,6 +530,37 @@ impl Binding {
 
 /// The size of the fixed part of [`Binding::encode_durable`]'s form.
 pub const DURABLE_FIXED: usize = 8 + 8 + 4 + 4 + 8 + 2 + 2 + 16 + 2;
+
+/// The data block of a decoded binding with its Contact parameters in [`echo_params`] form, and
+/// the end offsets. Records written before bindings kept that form hold the parameters as
+/// received, `expires` included; the rest are already in it and come back as they are (the
+/// form is stable: reducing it again gives it back).
+fn echo_form(data: &[u8], ends: [u16; 4]) -> (Box<[u8]>, [u16; 4]) {
+    let (from, to) = (usize::from(ends[0]), usize::from(ends[1]));
+    let params = data.get(from..to).unwrap_or_default();
+    if !chars::has_blank_or_x(params, true) {
+        return (data.into(), ends);
+    }
+    let mut echo = Vec::new();
+    let kept = match echo_params(params, true, &mut echo) {
+        EchoParams::Slice(kept) => kept,
+        EchoParams::Built { start, end } => echo.get(start..end).unwrap_or_default(),
+    };
+    if kept == params {
+        return (data.into(), ends);
+    }
+    let shorter = params.len() - kept.len().min(params.len());
+    let mut out = Vec::with_capacity(data.len() - shorter);
+    out.extend_from_slice(data.get(..from).unwrap_or_default());
+    out.extend_from_slice(kept);
+    out.extend_from_slice(data.get(to..).unwrap_or_default());
+    let mut ends = ends;
+    for end in ends.iter_mut().skip(1) {
+        // The reduced list is never longer than the one it came from.
+        *end -= shorter as u16;
+    }
+    (out.into_boxed_slice(), ends)
+}
 
 /// A checked reader over untrusted bytes.
 struct Reader<'a>(&'a [u8]);
@@ -523,7 +651,7 @@ mod tests {
     fn reg() -> Registration<'static> {
         Registration {
             contact: b"sip:u012345@192.0.2.14:5060;transport=udp",
-            params: b";+sip.instance=\"<urn:uuid:1>\";reg-id=1",
+            params: b"+sip.instance=\"<urn:uuid:1>\";reg-id=1",
             path: &[b"<sip:edge1.example.com;lr>", b"<sip:edge2.example.com;lr>"],
             instance: Some(b"\"<urn:uuid:1>\""),
             reg_id: Some(1),
@@ -767,5 +895,123 @@ mod tests {
     #[test]
     fn packed_size() {
         assert_eq!(core::mem::size_of::<Binding>(), 80);
+    }
+
+    /// What a 200 OK carries for a Contact with parameters `raw` and expiry 60: written from
+    /// the raw list as the writer always could, and from its reduced form as bindings keep it.
+    fn contact_lines(raw: &[u8], has_expires: bool) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        let headers = [crate::sip::Header::EMPTY; 0];
+        let h = crate::sip::Headers::new(&headers);
+        let source: SocketAddr = "192.0.2.1:5060".parse().expect("address");
+        let uri = b"sip:a@192.0.2.1";
+        let write = |f: &dyn Fn(&mut crate::sip::ResponseBuilder<'_>)| {
+            let mut buf = vec![0u8; 1024];
+            let mut r = crate::sip::ResponseBuilder::start(&mut buf, 200, "OK", &h, source, None);
+            f(&mut r);
+            let n = r.finish().expect("fits");
+            buf.truncate(n);
+            buf
+        };
+        let mut scratch = vec![0xaa];
+        let echo = match echo_params(raw, has_expires, &mut scratch) {
+            EchoParams::Slice(s) => s.to_vec(),
+            EchoParams::Built { start, end } => scratch[start..end].to_vec(),
+        };
+        let old = write(&|r| {
+            r.contact(uri, raw, 60);
+        });
+        let new = write(&|r| {
+            r.contact_echo(uri, &echo, 60);
+        });
+        (old, new, echo)
+    }
+
+    #[test]
+    fn reduced_parameters_are_written_as_the_raw_ones_were() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"", b""),
+            (b"expires=3600", b""),
+            (b"EXPIRES=0", b""),
+            (
+                b"expires=3600;+sip.instance=\"<urn:x>\";reg-id=1",
+                b"+sip.instance=\"<urn:x>\";reg-id=1",
+            ),
+            (
+                b"+sip.instance=\"<urn:x>\";reg-id=1;Expires=60",
+                b"+sip.instance=\"<urn:x>\";reg-id=1",
+            ),
+            (b"a=1;expires=5;b", b"a=1;b"),
+            // A parameter without a value keeps the white space after its name, as the
+            // grammar's reading hands it over.
+            (b"a ; expires = 5 ; b = \"x y\"", b"a ;b = \"x y\""),
+            (b"expires=1;expires=2;c", b"c"),
+            (b"p=\"a;expires=5\"", b"p=\"a;expires=5\""),
+            (b"p=\";expires=5\";expires=7", b"p=\";expires=5\""),
+            (
+                b"methods=\"INVITE, BYE\";expires=3600",
+                b"methods=\"INVITE, BYE\"",
+            ),
+            (b"x=\r\n 1;q=0.5", b"x=\r\n 1;q=0.5"),
+        ];
+        for &(raw, want) in cases {
+            let (old, new, echo) = contact_lines(raw, true);
+            assert_eq!(echo, want, "{:?}", raw.escape_ascii().to_string());
+            assert_eq!(old, new, "{:?}", raw.escape_ascii().to_string());
+        }
+        // Without an expires parameter the list is not looked at when it has no white space.
+        assert_eq!(contact_lines(b"q=0.5;reg-id=1", false).2, b"q=0.5;reg-id=1");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// For every Contact that parses, the reduced parameters write the bytes the raw ones
+        /// did, and reducing them again changes nothing (a binding read back stays as it is).
+        #[test]
+        fn reduced_parameters_agree_with_the_writer(
+            params in crate::sip::chars::arb::edited(crate::sip::chars::arb::header_params()),
+        ) {
+            let mut value = b"<sip:a@192.0.2.1>;".to_vec();
+            value.extend_from_slice(&params);
+            let Ok(c) = crate::sip::Contact::parse(&value) else {
+                return Ok(());
+            };
+            let raw = c.addr.params.raw();
+            let (old, new, echo) = contact_lines(raw, c.expires.is_some());
+            proptest::prop_assert_eq!(&old, &new, "{:?}", raw.escape_ascii().to_string());
+            let (_, _, again) = contact_lines(&echo, true);
+            proptest::prop_assert_eq!(&again, &echo);
+        }
+    }
+
+    /// Records written before bindings kept reduced parameters hold them as received, with the
+    /// Contact's expires: they load reduced, every other field as it was.
+    #[test]
+    fn records_of_the_earlier_form_load_reduced() {
+        let earlier = Registration {
+            params: b"expires=3600;+sip.instance=\"<urn:uuid:1>\";reg-id=1",
+            ..reg()
+        };
+        let b = Binding::new(&earlier, 0, 5).expect("fits");
+        let mut bytes = Vec::new();
+        b.encode_durable(&mut bytes);
+        let (d, rest) = Binding::decode_durable(&bytes).expect("decodes");
+        assert!(rest.is_empty());
+        let want = Binding::new(&reg(), 0, 5).expect("fits");
+        assert_eq!(d.params(), want.params());
+        assert_eq!(
+            (d.contact(), d.instance(), d.call_id()),
+            (want.contact(), want.instance(), want.call_id())
+        );
+        assert_eq!(
+            d.path().collect::<Vec<_>>(),
+            want.path().collect::<Vec<_>>()
+        );
+        assert_eq!(d.heap_len(), want.heap_len());
+        // The reduced form reads back as it is.
+        let mut again = Vec::new();
+        d.encode_durable(&mut again);
+        let (e, _) = Binding::decode_durable(&again).expect("decodes");
+        assert_eq!(e, d);
     }
 }

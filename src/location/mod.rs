@@ -24,7 +24,7 @@ mod wheel;
 use core::fmt;
 
 pub use aor::Aor;
-pub use binding::{Binding, DURABLE_FIXED, Path, Q_MAX, Registration};
+pub use binding::{Binding, DURABLE_FIXED, EchoParams, Path, Q_MAX, Registration, echo_params};
 pub use shard::{BindingId, Entries, Event, Lookup, Shard};
 
 /// The shard of an AOR among `shards`: FNV-1a 64 of the canonical AOR bytes

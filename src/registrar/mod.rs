@@ -199,6 +199,8 @@ pub struct Registrar {
     tag: [u8; 16],
     /// Reused buffer for canonical AOR bytes.
     aor_buf: Vec<u8>,
+    /// Reused buffer for Contact parameters reduced by reading them by their grammar.
+    params_buf: Vec<u8>,
     /// The Date of the 200s, formatted once a second.
     date: sip::DateCache,
     /// The AORs with bindings learnt over each connection.
@@ -253,6 +255,7 @@ impl Registrar {
             seq: 0,
             tag,
             aor_buf: Vec::with_capacity(128),
+            params_buf: Vec::new(),
             date: sip::DateCache::default(),
             flows: serving::Flows::default(),
             keepalive: pinger,

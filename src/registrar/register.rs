@@ -5,9 +5,10 @@
 //! location shard stores; this module decides.
 
 use crate::auth::{Algorithm, KnownA2, NcVerdict, NonceCheck, NonceKeys, UserDb};
-use crate::location::{Aor, BindingId, Registration};
+use crate::location::{Aor, BindingId, EchoParams, Registration, echo_params};
 use crate::sip::{
     Contact, Credentials, Essentials, HeaderName, Quoted, Request, ResponseBuilder, SipUri, Uri,
+    chars::{self, CommaList},
 };
 
 use super::{AuthConfig, ContactPolicy, Peer, Received, Registrar, Ticket};
@@ -36,11 +37,13 @@ enum Verdict<'a> {
     Open,
 }
 
-/// One change a REGISTER asks for, decided before any is applied.
+/// One change a REGISTER asks for, decided before any is applied: the Contact it comes from
+/// (an index into the request's list) and the expiry granted, or the binding to remove. Small,
+/// so that planning sixteen of them moves little; the [`Registration`] is built when applied.
 #[derive(Clone, Copy)]
-enum Op<'a> {
-    Insert(Registration<'a>),
-    Refresh(BindingId, Registration<'a>),
+enum Op {
+    Insert { contact: usize, granted: u32 },
+    Refresh(BindingId, usize, u32),
     Remove(BindingId),
 }
 
@@ -54,24 +57,47 @@ enum ContactSet {
 }
 
 /// Parses every Contact of `req` in one walk over the Contact elements; a defect is the reason
-/// phrase of a 400. A `*` must be the only element (RFC 3261 10.3 step 6).
+/// phrase of a 400. A `*` must be the only element (RFC 3261 10.3 step 6). The contacts go into
+/// `items` when given; without, they are only checked (a request about to be challenged).
+///
+/// A line that parses whole as one Contact is one element: a comma outside quoted strings and
+/// angle brackets, which would split it, fails the parse of a Contact. So the usual line, one
+/// contact, is read once, with no search for commas first; others are split, and read element
+/// by element.
 fn parse_contacts<'a>(
     req: &Request<'a, '_>,
-    items: &mut [Option<Contact<'a>>; MAX_CONTACTS_PER_REQUEST],
+    mut items: Option<&mut [Option<Contact<'a>>; MAX_CONTACTS_PER_REQUEST]>,
 ) -> Result<ContactSet, &'static str> {
     let (mut n, mut count, mut wildcard, mut too_many) = (0, 0, false, false);
-    for element in req.headers.elements(HeaderName::Contact) {
-        count += 1;
-        if element == b"*" {
-            wildcard = true;
-        } else if !wildcard && !too_many {
-            let c = Contact::parse(element).map_err(|_| "Bad Contact")?;
-            match items.get_mut(n) {
+    let mut keep = |c: Contact<'a>, n: &mut usize, too_many: &mut bool| {
+        if let Some(items) = items.as_deref_mut() {
+            match items.get_mut(*n) {
                 Some(slot) => *slot = Some(c),
                 // Parsing stops; the walk goes on only to find a `*`.
-                None => too_many = true,
+                None => *too_many = true,
             }
-            n += 1;
+        } else if *n >= MAX_CONTACTS_PER_REQUEST {
+            *too_many = true;
+        }
+        *n += 1;
+    };
+    for line in req.headers.all(HeaderName::Contact) {
+        if !wildcard
+            && !too_many
+            && let Ok(c) = Contact::parse(line.value)
+        {
+            count += 1;
+            keep(c, &mut n, &mut too_many);
+            continue;
+        }
+        for element in CommaList::new(line.value) {
+            count += 1;
+            if element == b"*" {
+                wildcard = true;
+            } else if !wildcard && !too_many {
+                let c = Contact::parse(element).map_err(|_| "Bad Contact")?;
+                keep(c, &mut n, &mut too_many);
+            }
         }
     }
     match (wildcard, count) {
@@ -186,8 +212,17 @@ impl Registrar {
         // regbadct is answered 400 whatever the credentials). It costs the 401 path about 2,200
         // instructions of its 16,000.
         // On the stack, filled in place: the set is large and moving it costs.
+        // Step 3 in part: without an Authorization header there is nothing to check, and the
+        // answer is a challenge once the Contacts are known to be well formed.
+        let auth = self.config.auth.required;
+        if auth && !req.headers.has(HeaderName::Authorization) {
+            if let Err(reason) = parse_contacts(req, None) {
+                return Received::Answered(self.reply(peer, (req, e), 400, reason, out));
+            }
+            return Received::Answered(self.challenge(now_s, d, false, peer, (req, e), out));
+        }
         let mut items = [None; MAX_CONTACTS_PER_REQUEST];
-        let contacts = match parse_contacts(req, &mut items) {
+        let contacts = match parse_contacts(req, Some(&mut items)) {
             Ok(c) => c,
             Err(reason) => return Received::Answered(self.reply(peer, (req, e), 400, reason, out)),
         };
@@ -197,7 +232,7 @@ impl Registrar {
         };
         let realm = domain.realm.as_bytes();
         let known = self.known_a2.get(d).map(Vec::as_slice).unwrap_or_default();
-        let verdict = if self.config.auth.required {
+        let verdict = if auth {
             authenticate(
                 &self.keys,
                 &self.users,
@@ -293,7 +328,7 @@ impl Registrar {
     ) -> Option<usize> {
         let d = self.domain_of(&e.uri)?;
         let mut items = [None; MAX_CONTACTS_PER_REQUEST];
-        let contacts = parse_contacts(req, &mut items).ok()?;
+        let contacts = parse_contacts(req, Some(&mut items)).ok()?;
         let Uri::Sip(to) = e.to.uri else {
             return None;
         };
@@ -358,7 +393,8 @@ impl Registrar {
         (to, aor): (&SipUri<'_>, &[u8]),
         out: &mut [u8],
     ) -> Option<usize> {
-        let header_expires = req.headers.expires().ok().flatten();
+        // Screening refused a REGISTER whose Expires does not parse.
+        let header_expires = e.expires.ok().flatten();
         let list = match contacts {
             // Step 6: no Contact is a query.
             ContactSet::Absent => return self.ok(now_ms, peer, (req, e), aor, out),
@@ -381,16 +417,16 @@ impl Registrar {
         }
         let path = paths.get(..path_count).unwrap_or_default();
         let policy = &self.config.policy;
-        let mut ops: [Option<Op<'_>>; MAX_CONTACTS_PER_REQUEST] = [None; MAX_CONTACTS_PER_REQUEST];
+        let mut ops: [Option<Op>; MAX_CONTACTS_PER_REQUEST] = [None; MAX_CONTACTS_PER_REQUEST];
         let mut planned = 0;
         let (mut inserts, mut refreshes, mut removes) = (0usize, 0usize, 0usize);
-        for (k, c) in list.iter().flatten().copied().enumerate() {
+        for (k, c) in list.iter().enumerate() {
+            let Some(c) = c else { continue };
             // The same binding named twice in one request counts once: the first wins.
             let earlier = list.get(..k).unwrap_or_default().iter().flatten();
-            if earlier.into_iter().any(|p| same_binding(p, &c)) {
+            if earlier.into_iter().any(|p| same_binding(p, c)) {
                 continue;
             }
-            let uri = c.addr.uri.raw();
             // Step 7: "the expiration interval ... from the expires parameter of the Contact
             // header field ... If there is no such parameter, but the request has an Expires
             // header field, that value MUST be taken ... If neither, the locally-configured
@@ -407,20 +443,6 @@ impl Registrar {
                 return self.too_brief(min, peer, (req, e), out);
             }
             let granted = requested.min(policy.max_expires);
-            let reg = Registration {
-                contact: uri,
-                params: c.addr.params.raw(),
-                path,
-                instance: c.instance,
-                reg_id: c.reg_id,
-                q: c.q.unwrap_or(1000),
-                expires_at: now_ms + u64::from(granted) * 1000,
-                call_id: e.call_id,
-                cseq: e.cseq.number,
-                source: peer.source,
-                transport: peer.transport,
-                connection: peer.connection,
-            };
             // RFC 5626 / 5627: a device is its +sip.instance (and reg-id); a rebooted phone
             // replaces its binding even from a new address. Otherwise the URI identifies it.
             let existing = c
@@ -430,9 +452,10 @@ impl Registrar {
             // Two different spellings can still reach one stored binding (one by instance, one
             // by URI): that binding is changed once.
             let targeted = |id: BindingId| {
+                let ops = ops.get(..planned).unwrap_or(&ops);
                 ops.iter().flatten().any(|op| match *op {
-                    Op::Refresh(t, _) | Op::Remove(t) => t == id,
-                    Op::Insert(_) => false,
+                    Op::Refresh(t, ..) | Op::Remove(t) => t == id,
+                    Op::Insert { .. } => false,
                 })
             };
             let op = match existing {
@@ -457,13 +480,16 @@ impl Registrar {
                         Some(Op::Remove(id))
                     } else {
                         refreshes += 1;
-                        Some(Op::Refresh(id, reg))
+                        Some(Op::Refresh(id, k, granted))
                     }
                 }
                 None if granted == 0 => None,
                 None => {
                     inserts += 1;
-                    Some(Op::Insert(reg))
+                    Some(Op::Insert {
+                        contact: k,
+                        granted,
+                    })
                 }
             };
             if let Some(slot) = ops.get_mut(planned) {
@@ -487,17 +513,54 @@ impl Registrar {
         let mut owned_aor = None;
         let mut touched: [Option<BindingId>; MAX_CONTACTS_PER_REQUEST] =
             [None; MAX_CONTACTS_PER_REQUEST];
+        let ops = ops.get(..planned).unwrap_or(&ops);
         for (op, touched) in ops.iter().flatten().zip(touched.iter_mut()) {
-            let result = match *op {
-                Op::Insert(reg) => {
-                    let key = owned_aor.get_or_insert_with(|| Aor::from_uri(to));
-                    self.shard.insert(key, &reg, now_ms).map(Some)
+            let (refresh, k, granted) = match *op {
+                Op::Insert { contact, granted } => (None, contact, granted),
+                Op::Refresh(id, contact, granted) => (Some(id), contact, granted),
+                Op::Remove(id) => {
+                    match self.shard.remove(id, now_ms) {
+                        Ok(()) => *touched = None,
+                        Err(_) => {
+                            return self.reply(peer, (req, e), 500, "Location Store Refused", out);
+                        }
+                    }
+                    continue;
                 }
-                Op::Refresh(id, reg) => self.shard.refresh(id, &reg, now_ms).map(Some),
-                Op::Remove(id) => self.shard.remove(id, now_ms).map(|()| None),
+            };
+            let Some(Some(c)) = list.get(k) else { continue };
+            // Parameters that are not a slice of the request are reduced into the registrar's
+            // reused buffer.
+            let scratch = &mut self.params_buf;
+            scratch.clear();
+            let raw = c.addr.params.raw();
+            let params = match echo_params(raw, c.expires.is_some(), scratch) {
+                EchoParams::Slice(kept) => kept,
+                EchoParams::Built { start, end } => scratch.get(start..end).unwrap_or_default(),
+            };
+            let reg = Registration {
+                contact: c.addr.uri.raw(),
+                params,
+                path,
+                instance: c.instance,
+                reg_id: c.reg_id,
+                q: c.q.unwrap_or(1000),
+                expires_at: now_ms + u64::from(granted) * 1000,
+                call_id: e.call_id,
+                cseq: e.cseq.number,
+                source: peer.source,
+                transport: peer.transport,
+                connection: peer.connection,
+            };
+            let result = match refresh {
+                None => {
+                    let key = owned_aor.get_or_insert_with(|| Aor::from_uri(to));
+                    self.shard.insert(key, &reg, now_ms)
+                }
+                Some(id) => self.shard.refresh(id, &reg, now_ms),
             };
             match result {
-                Ok(id) => *touched = id,
+                Ok(id) => *touched = Some(id),
                 Err(crate::location::Error::TooLong) => {
                     return self.reply(peer, (req, e), 400, "Contact Too Long", out);
                 }
@@ -584,8 +647,19 @@ impl Registrar {
         if !self.domains.spells(d, to.host_raw) {
             return false;
         }
+        let Some(user) = to.user else {
+            return false;
+        };
+        // The usual user part has no escape and the usual user name no quoted-pair: then both
+        // are their bytes.
+        let raw = user.raw();
+        if let Some(name) = username.plain()
+            && chars::find_byte(raw, 0, b'%').is_none()
+        {
+            return name == raw;
+        }
         let mut buf = [0u8; 256];
-        match to.user.and_then(|u| u.decode_into(&mut buf)) {
+        match user.decode_into(&mut buf) {
             Some(user) => username.eq_bytes(user),
             None => false,
         }
@@ -604,7 +678,7 @@ impl Registrar {
         self.respond(peer, (req, e), 200, "OK", out, |r| {
             for b in self.shard.lookup(aor, now_ms) {
                 let left = b.expires_in(now_ms).div_ceil(1000);
-                r.contact(
+                r.contact_echo(
                     b.contact(),
                     b.params(),
                     u32::try_from(left).unwrap_or(u32::MAX),
@@ -706,5 +780,86 @@ impl Registrar {
         add(&mut r);
         r.server(&self.config.server);
         r.finish().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::{self, Header, Limits, Message};
+
+    /// The walk [`parse_contacts`] replaced: every element of every line, split at commas.
+    fn by_elements(req: &Request<'_, '_>) -> Result<(usize, Vec<Vec<u8>>), &'static str> {
+        let (mut count, mut wildcard, mut list) = (0, false, Vec::new());
+        for element in req.headers.elements(HeaderName::Contact) {
+            count += 1;
+            if element == b"*" {
+                wildcard = true;
+            } else if !wildcard && list.len() <= MAX_CONTACTS_PER_REQUEST {
+                let c = Contact::parse(element).map_err(|_| "Bad Contact")?;
+                list.push(c.addr.uri.raw().to_vec());
+            }
+        }
+        match (wildcard, count) {
+            (true, 1) => Ok((usize::MAX, Vec::new())),
+            (true, _) if count > 0 => Err("Bad Contact"),
+            _ if list.len() > MAX_CONTACTS_PER_REQUEST => Err("Too Many Contacts"),
+            _ => Ok((list.len(), list)),
+        }
+    }
+
+    fn ours(req: &Request<'_, '_>) -> Result<(usize, Vec<Vec<u8>>), &'static str> {
+        let mut items = [None; MAX_CONTACTS_PER_REQUEST];
+        let set = parse_contacts(req, Some(&mut items));
+        // Checking alone says the same.
+        assert_eq!(parse_contacts(req, None).map(|_| ()), set.map(|_| ()));
+        Ok(match set? {
+            ContactSet::Absent => (0, Vec::new()),
+            ContactSet::Wildcard => (usize::MAX, Vec::new()),
+            ContactSet::List(n) => {
+                let uris = items.iter().flatten().map(|c| c.addr.uri.raw().to_vec());
+                (n, uris.collect())
+            }
+        })
+    }
+
+    /// A line that parses whole is one contact; anything else is split at its commas, as
+    /// before: both readings agree on every Contact header set.
+    #[test]
+    fn contact_lines_read_whole_or_split_agree() {
+        let many = vec!["<sip:a@x>"; MAX_CONTACTS_PER_REQUEST + 1].join(", ");
+        let lines: &[&[&str]] = &[
+            &[],
+            &["<sip:a@192.0.2.1>;expires=60"],
+            &["<sip:a,b@192.0.2.1>;p=\"x, y\""],
+            &["\"Doe, J\" <sip:a@x>", "<sip:b@x>"],
+            &["<sip:a@x>, <sip:b@x>;q=0.5"],
+            &["<sip:a@x>,"],
+            &["*"],
+            &["*", "<sip:a@x>"],
+            &["<sip:a@x>", "*"],
+            &["sip:a@x, sip:b@x"],
+            &["sip:a@x;p, junk"],
+            &["<sip:a@x"],
+            &[&many],
+            &["<sip:a@x>", &many],
+        ];
+        for set in lines {
+            let mut msg = String::from(
+                "REGISTER sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+                 From: <sip:a@x>;tag=1\r\nTo: <sip:a@x>\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\n",
+            );
+            for line in *set {
+                msg += &format!("Contact: {line}\r\n");
+            }
+            msg += "Content-Length: 0\r\n\r\n";
+            let mut storage = [Header::EMPTY; 64];
+            let Ok(Message::Request(req)) =
+                sip::parse_datagram(msg.as_bytes(), &mut storage, &Limits::default())
+            else {
+                panic!("test message must frame: {msg}")
+            };
+            assert_eq!(ours(&req), by_elements(&req), "{set:?}");
+        }
     }
 }

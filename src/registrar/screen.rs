@@ -94,13 +94,16 @@ pub fn screen<'a, 'h, R>(
     }
     // RFC 3261 8.2.2.3: "If a UAS does not understand an option-tag listed in a Require header
     // field, it MUST respond by generating a response with status code 420 (Bad Extension)."
-    match sip::unsupported_requires(&req, is_supported) {
-        Ok(0) => {}
-        Ok(_) => return Screened::Reject(Rejection::BadExtension),
-        Err(kind) => return Screened::Reject(Rejection::Syntax(kind)),
+    // (Most requests have no Require: then there is nothing to read.)
+    if req.headers.has(HeaderName::Require) {
+        match sip::unsupported_requires(&req, is_supported) {
+            Ok(0) => {}
+            Ok(_) => return Screened::Reject(Rejection::BadExtension),
+            Err(kind) => return Screened::Reject(Rejection::Syntax(kind)),
+        }
     }
     if req.method == Method::Register
-        && let Err(r) = screen_register(&req, essentials)
+        && let Err(r) = screen_register(essentials)
     {
         return Screened::Reject(r);
     }
@@ -111,13 +114,14 @@ fn is_supported(tag: &[u8]) -> bool {
     SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(tag))
 }
 
-/// The REGISTER syntax every registrar step relies on: To is a SIP URI and Expires parses. The
-/// Contacts are parsed once, by the registrar itself.
-fn screen_register(req: &Request<'_, '_>, e: &Essentials<'_>) -> Result<(), Rejection> {
+/// The REGISTER syntax every registrar step relies on: To is a SIP URI and Expires parses (as
+/// [`Essentials::expires`] holds it). The Contacts are parsed once, by the registrar itself.
+#[inline]
+fn screen_register(e: &Essentials<'_>) -> Result<(), Rejection> {
     if !matches!(e.to.uri, Uri::Sip(_)) {
         return Err(Rejection::ToNotSip);
     }
-    req.headers.expires().map_err(Rejection::Syntax)?;
+    e.expires.map_err(Rejection::Syntax)?;
     Ok(())
 }
 

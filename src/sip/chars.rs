@@ -1120,3 +1120,64 @@ mod tests {
         }
     }
 }
+
+// flow: scans for the registrar's Contact parameters (`location::echo_params`).
+
+/// Whether `s` holds a byte of at most 0x20 (space, HT, CR, LF or another control byte) or
+/// DEL, or, when `x`, an `x` or `X`: a word at a time, the tail padded with a byte that is
+/// neither. A list of parameters without such bytes has no white space around its separators,
+/// and no `expires` parameter.
+#[inline]
+pub fn has_blank_or_x(s: &[u8], x: bool) -> bool {
+    if s.is_empty() {
+        return false;
+    }
+    // High bit of each byte below 0x21 (the classic less-than test; bytes of 0x80 and more have
+    // their own high bit, masked off by `!w`), at DEL, or equal to `x` once the case bit is set.
+    let flags = |w: u64| {
+        let low = w.wrapping_sub(ONES * 0x21) & !w & HIGHS;
+        let del = flag_eq(w, 0x7f);
+        let xs = if x {
+            flag_eq(w | (ONES * 0x20), b'x')
+        } else {
+            0
+        };
+        low | del | xs
+    };
+    let mut chunks = s.chunks_exact(8);
+    let mut found = 0;
+    for c in chunks.by_ref() {
+        if let Ok(c) = <[u8; 8]>::try_from(c) {
+            found |= flags(u64::from_le_bytes(c));
+        }
+    }
+    let mut tail = [b'a'; 8];
+    for (t, &b) in tail.iter_mut().zip(chunks.remainder()) {
+        *t = b;
+    }
+    found |= flags(u64::from_le_bytes(tail));
+    found != 0
+}
+
+#[cfg(test)]
+mod flow_tests {
+    use super::has_blank_or_x;
+
+    #[test]
+    fn blank_or_x_is_found_in_every_position() {
+        for b in 0..=255u8 {
+            let want = b <= 0x20 || b == 0x7f;
+            let want_x = want || b | 0x20 == b'x';
+            for len in 1..20 {
+                for at in 0..len {
+                    let mut s = vec![b'a'; len];
+                    s[at] = b;
+                    assert_eq!(has_blank_or_x(&s, false), want, "{b:#x} {len} {at}");
+                    assert_eq!(has_blank_or_x(&s, true), want_x, "{b:#x} {len} {at}");
+                }
+            }
+        }
+        assert!(!has_blank_or_x(b"", true));
+        assert!(!has_blank_or_x("é;ü=ß".as_bytes(), true));
+    }
+}

@@ -9,7 +9,7 @@ use super::chars;
 use super::error::ErrorKind;
 use super::header::HeaderName;
 use super::message::Request;
-use super::typed::{CSeq, parse_call_id};
+use super::typed::{CSeq, delta_seconds, parse_call_id};
 use super::uri::{SipUri, Uri};
 use super::via::Via;
 
@@ -23,7 +23,30 @@ pub struct Essentials<'a> {
     pub call_id: &'a [u8],
     pub cseq: CSeq<'a>,
     pub max_forwards: Option<u8>,
+    /// The Expires header as [`Headers::expires`](super::Headers::expires) reads it: picked up
+    /// by the same walk over the lines, and not a defect of the request here (only a REGISTER
+    /// is refused for a bad one).
+    pub expires: Result<Option<u32>, ErrorKind>,
 }
+
+/// The single-valued headers [`check_request`] picks up in its walk over the lines: where each
+/// name's value goes (0: not picked up).
+const FROM: usize = 1;
+const TO: usize = 2;
+const CALL_ID: usize = 3;
+const CSEQ: usize = 4;
+const MAX_FORWARDS: usize = 5;
+const EXPIRES: usize = 6;
+static PICK: [u8; 64] = {
+    let mut t = [0u8; 64];
+    t[HeaderName::From as usize] = FROM as u8;
+    t[HeaderName::To as usize] = TO as u8;
+    t[HeaderName::CallId as usize] = CALL_ID as u8;
+    t[HeaderName::CSeq as usize] = CSEQ as u8;
+    t[HeaderName::MaxForwards as usize] = MAX_FORWARDS as u8;
+    t[HeaderName::Expires as usize] = EXPIRES as u8;
+    t
+};
 
 /// Validates the Request-URI and the headers every request must carry.
 #[inline(always)]
@@ -47,26 +70,36 @@ pub fn check_request<'a>(req: &Request<'a, '_>) -> Result<Essentials<'a>, ErrorK
         v?;
     }
     // One walk over the lines picks up every single-valued header checked here, instead of one
-    // walk per header; a repeated one is a defect (RFC 4475 multi01).
-    let (mut from, mut to, mut call_id) = (Slot::Absent, Slot::Absent, Slot::Absent);
-    let (mut cseq, mut max_forwards) = (Slot::Absent, Slot::Absent);
+    // walk per header; a repeated one is a defect (RFC 4475 multi01). A table says where each
+    // name goes, with no branch per line: the last value and the count of each.
+    // (Indices are masked to the tables' sizes, so that no access needs a bounds check; a count
+    // cannot wrap, messages have far fewer than 256 lines.)
+    let mut values: [&[u8]; 8] = [b""; 8];
+    let mut counts = [0u8; 8];
     for line in h.lines {
-        let slot = match line.name {
-            HeaderName::From => &mut from,
-            HeaderName::To => &mut to,
-            HeaderName::CallId => &mut call_id,
-            HeaderName::CSeq => &mut cseq,
-            HeaderName::MaxForwards => &mut max_forwards,
-            _ => continue,
-        };
-        slot.add(line.value);
+        let at = PICK
+            .get(line.name as usize & 63)
+            .map_or(0, |&i| usize::from(i) & 7);
+        if let (Some(v), Some(n)) = (values.get_mut(at), counts.get_mut(at)) {
+            *v = line.value;
+            *n = n.wrapping_add(1);
+        }
     }
-    let from = name_addr(from, ErrorKind::BadFrom)?;
-    let to = name_addr(to, ErrorKind::BadTo)?;
-    let call_id = call_id
+    let slot = |at: usize| match (counts.get(at), values.get(at)) {
+        (Some(1), Some(v)) => Slot::One(v),
+        (Some(0) | None, _) | (_, None) => Slot::Absent,
+        _ => Slot::Repeated,
+    };
+    let Some(from) = NameAddr::parse(slot(FROM).required(ErrorKind::BadFrom)?) else {
+        return Err(ErrorKind::BadFrom);
+    };
+    let Some(to) = NameAddr::parse(slot(TO).required(ErrorKind::BadTo)?) else {
+        return Err(ErrorKind::BadTo);
+    };
+    let call_id = slot(CALL_ID)
         .required(ErrorKind::BadCallId)
         .and_then(|v| parse_call_id(v).ok_or(ErrorKind::BadCallId))?;
-    let cseq = cseq
+    let cseq = slot(CSEQ)
         .required(ErrorKind::BadCSeq)
         .and_then(|v| CSeq::parse_for(v, req.raw_method, req.method).ok_or(ErrorKind::BadCSeq))?;
     // RFC 3261 8.1.1.5: "The method MUST match that of the request." (RFC 4475 mismatch01)
@@ -74,7 +107,7 @@ pub fn check_request<'a>(req: &Request<'a, '_>) -> Result<Essentials<'a>, ErrorK
         return Err(ErrorKind::CSeqMethodMismatch);
     }
     // Max-Forwards, 0 to 255 (RFC 4475 scalar02 treats larger values as defects).
-    let max_forwards = max_forwards
+    let max_forwards = slot(MAX_FORWARDS)
         .optional(ErrorKind::BadMaxForwards)?
         .map(|v| {
             chars::parse_decimal(v, 255)
@@ -82,6 +115,9 @@ pub fn check_request<'a>(req: &Request<'a, '_>) -> Result<Essentials<'a>, ErrorK
                 .ok_or(ErrorKind::BadMaxForwards)
         })
         .transpose()?;
+    let expires = slot(EXPIRES)
+        .optional(ErrorKind::BadExpires)
+        .and_then(|v| v.map(delta_seconds).transpose());
     Ok(Essentials {
         uri,
         via,
@@ -90,6 +126,7 @@ pub fn check_request<'a>(req: &Request<'a, '_>) -> Result<Essentials<'a>, ErrorK
         call_id,
         cseq,
         max_forwards,
+        expires,
     })
 }
 
@@ -102,13 +139,6 @@ enum Slot<'a> {
 }
 
 impl<'a> Slot<'a> {
-    fn add(&mut self, value: &'a [u8]) {
-        *self = match self {
-            Slot::Absent => Slot::One(value),
-            _ => Slot::Repeated,
-        };
-    }
-
     fn optional(self, err: ErrorKind) -> Result<Option<&'a [u8]>, ErrorKind> {
         match self {
             Slot::Absent => Ok(None),
@@ -120,11 +150,6 @@ impl<'a> Slot<'a> {
     fn required(self, err: ErrorKind) -> Result<&'a [u8], ErrorKind> {
         self.optional(err)?.ok_or(err)
     }
-}
-
-/// From or To: present once and a valid name-addr or addr-spec.
-fn name_addr(slot: Slot<'_>, err: ErrorKind) -> Result<NameAddr<'_>, ErrorKind> {
-    NameAddr::parse(slot.required(err)?).ok_or(err)
 }
 
 /// The Require option tags the element does not support, for a 420 (RFC 3261 8.2.2.3).
@@ -142,4 +167,55 @@ pub fn unsupported_requires(
         }
     }
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::chars::arb;
+    use super::super::{Header, Limits, Message, parse_datagram};
+    use super::*;
+
+    /// `Essentials::expires`, picked up in the walk, is what the typed accessor reads.
+    fn expires_agree(extra: &[u8]) {
+        let mut msg = b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+From: <sip:a@x>;tag=1\r\nTo: <sip:a@x>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n"
+            .to_vec();
+        msg.extend_from_slice(extra);
+        msg.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+        let mut storage = [Header::EMPTY; 64];
+        if let Ok(Message::Request(req)) = parse_datagram(&msg, &mut storage, &Limits::default())
+            && let Ok(e) = check_request(&req)
+        {
+            assert_eq!(
+                e.expires,
+                req.headers.expires(),
+                "{:?}",
+                extra.escape_ascii().to_string()
+            );
+        }
+    }
+
+    #[test]
+    fn expires_is_read_as_the_typed_accessor_reads_it() {
+        for extra in [
+            &b""[..],
+            b"Expires: 3600\r\n",
+            b"Expires: 0\r\nExpires: 1\r\n",
+            b"Expires: soon\r\n",
+            b"Expires: 99999999999999\r\n",
+            b"Expires:\r\n",
+            b"Max-Forwards: 70\r\nExpires: 60\r\n",
+        ] {
+            expires_agree(extra);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn expires_agrees_on_edited_lines(
+            line in arb::edited(proptest::prelude::Just("Expires: 3600\r\nExpires: 1\r\n".to_string()))
+        ) {
+            expires_agree(&line);
+        }
+    }
 }

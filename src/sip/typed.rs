@@ -77,6 +77,14 @@ pub fn parse_call_id(value: &[u8]) -> Option<&[u8]> {
     whole.then_some(value)
 }
 
+/// The value of Expires or Min-Expires: RFC 3261 20.19 via 25.1 delta-seconds, values past
+/// 2^32-1 taken as 2^32-1.
+pub(crate) fn delta_seconds(v: &[u8]) -> Result<u32, ErrorKind> {
+    chars::parse_decimal_saturating(v, u64::from(u32::MAX))
+        .map(|n| n as u32)
+        .ok_or(ErrorKind::BadExpires)
+}
+
 /// Iterator over the comma-separated elements of every line with one name.
 #[derive(Clone, Debug)]
 pub struct Elements<'a, 'h> {
@@ -192,12 +200,7 @@ impl<'a, 'h> Headers<'a, 'h> {
 
     fn delta_seconds(&self, name: HeaderName) -> Result<Option<u32>, ErrorKind> {
         single(self, name, ErrorKind::BadExpires)?
-            .map(|v| {
-                // RFC 3261 20.19 via 25.1 delta-seconds: values past 2^32-1 are taken as 2^32-1.
-                chars::parse_decimal_saturating(v, u64::from(u32::MAX))
-                    .map(|n| n as u32)
-                    .ok_or(ErrorKind::BadExpires)
-            })
+            .map(delta_seconds)
             .transpose()
     }
 

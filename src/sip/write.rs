@@ -914,6 +914,30 @@ impl<'b> ResponseBuilder<'b> {
         self
     }
 
+    /// [`ResponseBuilder::contact`] for parameters already reduced to what is echoed: no
+    /// `expires` among them, a valid list (`location::echo_params`, what a binding stores).
+    /// They are written as they are, with no second reading: the same bytes `contact` writes
+    /// for the list they came from.
+    pub fn contact_echo(&mut self, uri: &[u8], params: &[u8], expires: u32) -> &mut Self {
+        let sep: &[u8] = if params.is_empty() { b"" } else { b";" };
+        if is_clean(uri) && params.is_empty() {
+            self.w.put3(b"Contact: <", uri, b">;expires=");
+        } else if is_clean(uri) && is_clean(params) {
+            self.w.put3(b"Contact: <", uri, b">;");
+            self.w.put3(params, b";expires=", b"");
+        } else {
+            self.w.put(b"Contact: <");
+            self.w.put_value(uri);
+            self.w.put(b">");
+            self.w.put(sep);
+            self.w.put_value(params);
+            self.w.put(b";expires=");
+        }
+        self.w.put_u64(u64::from(expires));
+        self.w.put(b"\r\n");
+        self
+    }
+
     pub fn expires(&mut self, seconds: u32) -> &mut Self {
         self.number("Expires", u64::from(seconds))
     }
