@@ -70,7 +70,12 @@ impl<'a> NameAddrParts<'a> {
     /// needs no search of its own and the URI's bytes are looked at once.
     #[inline(always)]
     fn read(value: &'a [u8], params: &mut impl Recognise<'a>) -> Option<NameAddrParts<'a>> {
-        let s = chars::trim(value);
+        // The framer and the comma split leave no LWS at either end in the usual value: two
+        // looks say so without the trimming loops.
+        let s = match (value.first(), value.last()) {
+            (Some(&a), Some(&z)) if !chars::is_lws(a) && !chars::is_lws(z) => value,
+            _ => chars::trim(value),
+        };
         // The display name, if any, and where the URI starts after its "<".
         let open = match s.first() {
             Some(b'<') => Some((None, 1)),

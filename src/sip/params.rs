@@ -85,7 +85,7 @@ impl<'a> Params<'a> {
     #[inline]
     pub(crate) fn uri_at(s: &'a [u8], start: usize) -> Option<(Self, usize)> {
         const CLASSES: u8 = run::PARAM;
-        let mut i = escaped_end(s, start, CLASSES);
+        let mut i = uri_param_name_end(s, start);
         if i != start {
             loop {
                 if s.get(i) == Some(&b'=') {
@@ -98,7 +98,7 @@ impl<'a> Params<'a> {
                 if s.get(i) != Some(&b';') {
                     break;
                 }
-                let end = escaped_end(s, i + 1, CLASSES);
+                let end = uri_param_name_end(s, i + 1);
                 if end == i + 1 {
                     return None;
                 }
@@ -303,6 +303,17 @@ pub(crate) fn escaped_end(s: &[u8], mut i: usize, bit: u8) -> usize {
         } else {
             return i;
         }
+    }
+}
+
+/// Where the URI parameter name that starts at `s[i]` ends: [`escaped_end`] over `paramchar`,
+/// with the usual `transport=` (RFC 3261 19.1.1) told by a word compare instead. Its name ends
+/// at the `=`, which is no `paramchar`.
+#[inline(always)]
+fn uri_param_name_end(s: &[u8], i: usize) -> usize {
+    match s.get(i..i + 10) {
+        Some(name) if chars::eq_lower(name, b"transport=") => i + 9,
+        _ => escaped_end(s, i, run::PARAM),
     }
 }
 

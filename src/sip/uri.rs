@@ -248,11 +248,12 @@ fn name_at(s: &[u8], start: usize) -> Option<usize> {
 /// but in "0") without the detour through `str`.
 ///
 /// With sixteen bytes from `start` on (an address is at most fifteen, and the byte after it is
-/// looked at), they are read as one array, where no index needs a bounds check.
+/// looked at), they are read as one array, whose length the compiler knows: each look at a byte
+/// is then a compare with a constant instead of with the slice's length.
 #[inline(always)]
 fn ipv4_at(s: &[u8], start: usize) -> Option<(Ipv4Addr, usize)> {
     let (bits, len) = match s.get(start..).and_then(|rest| rest.first_chunk::<16>()) {
-        Some(w) => ipv4_in(|k| Some(w[k & 15]))?,
+        Some(w) => ipv4_in(|k| w.get(k).copied())?,
         None => ipv4_in(|k| s.get(start + k).copied())?,
     };
     Some((Ipv4Addr::from_bits(bits), start + len))
