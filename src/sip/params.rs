@@ -544,6 +544,19 @@ mod tests {
             check_params(&v, refuse)?;
         }
 
+        /// `transport=` is told by a word compare: lists with it in any case and place, edited.
+        #[test]
+        fn uri_params_agree_with_reference_on_edited_transports(
+            v in arb::edited(
+                (select(&["transport=", "TRANSPORT=", "Transport=", "transport", "transpor=", "transport%3D"][..]),
+                 select(&["udp", "TCP", "tls", "", "%75dp", "x;lr", "udp?h=v", "udp>"][..]),
+                 select(&["", "lr;", "maddr=1.2.3.4;"][..]))
+                    .prop_map(|(n, v, before)| format!("{before}{n}{v}")),
+            ),
+        ) {
+            check_params(&v, b"")?;
+        }
+
         #[test]
         fn uri_params_agree_with_reference_on_edited_lists(
             v in arb::edited(arb::uri().prop_map(|u| u.split_once(';').map(|(_, p)| p.to_string()).unwrap_or(u))),
