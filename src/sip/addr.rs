@@ -5,10 +5,10 @@
 //! the first `;` is a header parameter, never a URI parameter (RFC 3261 20, RFC 4475 cparam01);
 //! such a URI may not carry `?` headers or commas (RFC 4475 regbadct).
 
-use super::chars::{self, TOKEN};
+use super::chars::{self, TOKEN, run};
 use super::error::ErrorKind;
-use super::params::Params;
-use super::uri::Uri;
+use super::params::{Param, Params, Recognise, Visitor};
+use super::uri::{Uri, UriParts};
 
 /// A parsed `name-addr` or `addr-spec` with its header parameters.
 #[derive(Clone, Copy, Debug)]
@@ -24,20 +24,58 @@ pub struct NameAddr<'a> {
 impl<'a> NameAddr<'a> {
     /// Parses one element; the caller has already split comma lists.
     pub fn parse(value: &'a [u8]) -> Option<NameAddr<'a>> {
-        Self::parse_visit(value, |_| Some(()))
+        Some(NameAddrParts::read(value, &mut Tag)?.build())
     }
 
     /// Parses one element, handing each header parameter to `visit` while validating it.
+    #[inline]
+    pub fn parse_visit(
+        value: &'a [u8],
+        visit: impl FnMut(&Param<'a>) -> Option<()>,
+    ) -> Option<NameAddr<'a>> {
+        Some(NameAddrParts::read(value, &mut Visitor(visit))?.build())
+    }
+
+    /// The `tag` parameter (From and To).
+    pub fn tag(&self) -> Option<&'a [u8]> {
+        self.params.get(b"tag").flatten()
+    }
+}
+
+/// A name-addr as read, with its URI as [`UriParts`]: the [`NameAddr`] is built from it once,
+/// where it is stored.
+#[derive(Clone, Copy)]
+struct NameAddrParts<'a> {
+    display: Option<&'a [u8]>,
+    uri: UriParts<'a>,
+    bracketed: bool,
+    params: Params<'a>,
+}
+
+impl<'a> NameAddrParts<'a> {
+    #[inline(always)]
+    fn build(self) -> NameAddr<'a> {
+        NameAddr {
+            display: self.display,
+            uri: self.uri.uri(),
+            bracketed: self.bracketed,
+            params: self.params,
+        }
+    }
+
+    /// Reads one element, handing its header parameters to `params` while validating them.
     ///
     /// In the `name-addr` form the URI is read straight from after the `<`, up to the first byte
     /// that cannot continue it, which must be the `>`: no byte of a URI is `>`, so the bracket
     /// needs no search of its own and the URI's bytes are looked at once.
-    #[inline]
-    pub fn parse_visit(
-        value: &'a [u8],
-        visit: impl FnMut(&super::params::Param<'a>) -> Option<()>,
-    ) -> Option<NameAddr<'a>> {
-        let s = chars::trim(value);
+    #[inline(always)]
+    fn read(value: &'a [u8], params: &mut impl Recognise<'a>) -> Option<NameAddrParts<'a>> {
+        // The framer and the comma split leave no LWS at either end in the usual value: two
+        // looks say so without the trimming loops.
+        let s = match (value.first(), value.last()) {
+            (Some(&a), Some(&z)) if !chars::is_lws(a) && !chars::is_lws(z) => value,
+            _ => chars::trim(value),
+        };
         // The display name, if any, and where the URI starts after its "<".
         let open = match s.first() {
             Some(b'<') => Some((None, 1)),
@@ -71,8 +109,8 @@ impl<'a> NameAddr<'a> {
         let (display, uri, after, bracketed) = match open {
             Some((display, start)) => {
                 let body = s.get(start..)?;
-                let uri = Uri::parse_prefix(body)?;
-                let len = uri.raw().len();
+                let uri = UriParts::read(body, false)?;
+                let len = uri.raw.len();
                 if body.get(len) != Some(&b'>') {
                     return None;
                 }
@@ -89,27 +127,44 @@ impl<'a> NameAddr<'a> {
                         _ => end += 1,
                     }
                 }
-                let uri = Uri::parse(chars::trim_end(s.get(..end)?))?;
+                let uri = UriParts::read(chars::trim_end(s.get(..end)?), true)?;
                 (None, uri, s.get(end..)?, false)
             }
         };
         let after = chars::trim_start(after);
         let params = match after {
             [] => Params::EMPTY,
-            [b';', rest @ ..] => Params::header_visit(rest, visit)?,
+            [b';', rest @ ..] => Params::header_read(rest, params)?,
             _ => return None,
         };
-        Some(NameAddr {
+        Some(NameAddrParts {
             display,
             uri,
             bracketed,
             params,
         })
     }
+}
 
-    /// The `tag` parameter (From and To).
-    pub fn tag(&self) -> Option<&'a [u8]> {
-        self.params.get(b"tag").flatten()
+/// The parameters of a From or To, where only their syntax matters: the usual `tag=` with a
+/// plain value is told by a word compare.
+struct Tag;
+
+impl<'a> Recognise<'a> for Tag {
+    #[inline(always)]
+    fn usual(&mut self, list: &'a [u8], i: usize) -> Option<usize> {
+        const TAG: u32 = u32::from_le_bytes(*b"tag=");
+        let w = u32::from_le_bytes(*list.get(i..)?.first_chunk::<4>()?);
+        if w | 0x0020_2020 != TAG {
+            return None;
+        }
+        let end = chars::run_end(list, i + 4, run::GEN_VALUE);
+        (end > i + 4).then_some(end)
+    }
+
+    #[inline(always)]
+    fn visit(&mut self, _: &Param<'a>) -> Option<()> {
+        Some(())
     }
 }
 
@@ -137,55 +192,82 @@ pub struct Contact<'a> {
 impl<'a> Contact<'a> {
     /// Parses one Contact element (not `*`).
     pub fn parse(value: &'a [u8]) -> Result<Contact<'a>, ErrorKind> {
-        let mut q = None;
-        let mut expires = None;
-        let mut instance = None;
-        let mut reg_id = None;
-        let addr = NameAddr::parse_visit(value, |p| {
-            // The four names differ in length: one compare at most per parameter.
-            let is = |n: &[u8]| chars::eq_lower(p.name, n);
-            match p.name.len() {
-                1 if is(b"q") => q = Some(parse_qvalue(p.value?).ok()?),
-                7 if is(b"expires") => {
-                    let v = p.value?;
-                    expires = Some(match short_decimal(v) {
-                        Some(n) => n?,
-                        None => chars::parse_decimal_saturating(v, u64::from(u32::MAX))? as u32,
-                    });
-                }
-                13 if is(b"+sip.instance") => {
-                    // A value that starts with a quote is a whole quoted-string (the list was
-                    // read by its grammar): what `params::unquote` gives, without a new scan.
-                    let v = p.value?;
-                    instance = Some(match v {
-                        [b'"', inner @ .., b'"'] => inner,
-                        _ => v,
-                    });
-                }
-                6 if is(b"reg-id") => {
-                    // RFC 5626 4.2: reg-id = 1*DIGIT, 1 to 2^31-1.
-                    let v = p.value?;
-                    let n = match short_decimal(v) {
-                        Some(n) => n?,
-                        None => u32::try_from(chars::parse_decimal(v, (1 << 31) - 1)?).ok()?,
-                    };
-                    if n == 0 {
-                        return None;
-                    }
-                    reg_id = Some(n);
-                }
-                _ => {}
-            }
-            Some(())
-        })
-        .ok_or(ErrorKind::BadContact)?;
+        let mut p = ContactParams {
+            q: None,
+            expires: None,
+            instance: None,
+            reg_id: None,
+        };
+        let addr = NameAddrParts::read(value, &mut p).ok_or(ErrorKind::BadContact)?;
         Ok(Contact {
-            addr,
-            q,
-            expires,
-            instance,
-            reg_id,
+            addr: addr.build(),
+            q: p.q,
+            expires: p.expires,
+            instance: p.instance,
+            reg_id: p.reg_id,
         })
+    }
+}
+
+/// The parameters of a Contact a registrar acts on, gathered in the pass that validates them.
+struct ContactParams<'a> {
+    q: Option<u16>,
+    expires: Option<u32>,
+    instance: Option<&'a [u8]>,
+    reg_id: Option<u32>,
+}
+
+impl<'a> Recognise<'a> for ContactParams<'a> {
+    /// `expires=` with one to nine digits, told by a word compare and read in one pass; what
+    /// the general step would have read as its value ends where the digits do.
+    #[inline(always)]
+    fn usual(&mut self, list: &'a [u8], i: usize) -> Option<usize> {
+        const EXPIRES: u64 = u64::from_le_bytes(*b"expires=");
+        if chars::word_at(list, i)? | 0x0020_2020_2020_2020 != EXPIRES {
+            return None;
+        }
+        let (n, end) = chars::short_decimal_at(list, i + 8)?;
+        self.expires = Some(n);
+        Some(end)
+    }
+
+    /// The four names differ in length: one compare at most per parameter.
+    #[inline(always)]
+    fn visit(&mut self, p: &Param<'a>) -> Option<()> {
+        let is = |n: &[u8]| chars::eq_lower(p.name, n);
+        match p.name.len() {
+            1 if is(b"q") => self.q = Some(parse_qvalue(p.value?).ok()?),
+            7 if is(b"expires") => {
+                let v = p.value?;
+                self.expires = Some(match short_decimal(v) {
+                    Some(n) => n?,
+                    None => chars::parse_decimal_saturating(v, u64::from(u32::MAX))? as u32,
+                });
+            }
+            13 if is(b"+sip.instance") => {
+                // A value that starts with a quote is a whole quoted-string (the list was
+                // read by its grammar): what `params::unquote` gives, without a new scan.
+                let v = p.value?;
+                self.instance = Some(match v {
+                    [b'"', inner @ .., b'"'] => inner,
+                    _ => v,
+                });
+            }
+            6 if is(b"reg-id") => {
+                // RFC 5626 4.2: reg-id = 1*DIGIT, 1 to 2^31-1.
+                let v = p.value?;
+                let n = match short_decimal(v) {
+                    Some(n) => n?,
+                    None => u32::try_from(chars::parse_decimal(v, (1 << 31) - 1)?).ok()?,
+                };
+                if n == 0 {
+                    return None;
+                }
+                self.reg_id = Some(n);
+            }
+            _ => {}
+        }
+        Some(())
     }
 }
 
@@ -450,6 +532,10 @@ mod tests {
         let text = String::from_utf8_lossy(v);
         let ours = run(v, refuse, |v, visit| NameAddr::parse_visit(v, visit));
         let old = run(v, refuse, |v, visit| reference::parse_visit(v, visit));
+        prop_assert_eq!(ours, old, "{:?}", text);
+        // `parse` reads the usual `tag=` its own way; its verdict and fields are the same.
+        let ours = NameAddr::parse(v).map(|a| described(v, &a));
+        let old = reference::parse_visit(v, |_| Some(())).map(|a| described(v, &a));
         prop_assert_eq!(ours, old, "{:?}", text);
         let ours = Contact::parse(v).map(|c| {
             (

@@ -40,45 +40,29 @@ impl<'a> Params<'a> {
     #[inline]
     pub fn header_visit(
         raw: &'a [u8],
-        mut visit: impl FnMut(&Param<'a>) -> Option<()>,
+        visit: impl FnMut(&Param<'a>) -> Option<()>,
     ) -> Option<Self> {
+        Self::header_read(raw, &mut Visitor(visit))
+    }
+
+    /// [`Params::header_visit`] for a reader that recognises the usual parameters of its header
+    /// itself: each parameter is offered to [`Recognise::usual`] first, and read by the general
+    /// step and handed to [`Recognise::visit`] when that declines.
+    #[inline(always)]
+    pub(crate) fn header_read(raw: &'a [u8], r: &mut impl Recognise<'a>) -> Option<Self> {
         let mut i = 0;
         while i < raw.len() {
-            let start = skip_lws(raw, i);
-            let mut j = chars::run_end(raw, start, run::TOKEN);
-            if j == start {
-                return None;
-            }
-            let name = raw.get(start..j)?;
-            j = skip_lws(raw, j);
-            let value = if raw.get(j) == Some(&b'=') {
-                let from = skip_lws(raw, j + 1);
-                let end = if raw.get(from) == Some(&b'"') {
-                    chars::closing_quote(raw, from + 1)? + 1
-                } else {
-                    // host values include IPv6 addresses, with or without brackets (RFC 5118
-                    // 4.5).
-                    chars::run_end(raw, from, run::GEN_VALUE)
-                };
-                if end == from {
-                    return None;
+            let end = match r.usual(raw, i) {
+                Some(end) => end,
+                None => {
+                    let (p, end) = header_param_at(raw, i)?;
+                    r.visit(&p)?;
+                    end
                 }
-                j = end;
-                Some(raw.get(from..end)?)
-            } else {
-                None
             };
-            visit(&Param {
-                name,
-                value,
-                raw: raw.get(start..j)?,
-            })?;
-            i = skip_lws(raw, j);
-            match raw.get(i) {
+            match next_header_param(raw, end)? {
+                Some(next) => i = next,
                 None => break,
-                // A ";" must be followed by another parameter.
-                Some(b';') if i + 1 < raw.len() => i += 1,
-                _ => return None,
             }
         }
         Some(Params { raw })
@@ -101,7 +85,7 @@ impl<'a> Params<'a> {
     #[inline]
     pub(crate) fn uri_at(s: &'a [u8], start: usize) -> Option<(Self, usize)> {
         const CLASSES: u8 = run::PARAM;
-        let mut i = escaped_end(s, start, CLASSES);
+        let mut i = uri_param_name_end(s, start);
         if i != start {
             loop {
                 if s.get(i) == Some(&b'=') {
@@ -114,7 +98,7 @@ impl<'a> Params<'a> {
                 if s.get(i) != Some(&b';') {
                     break;
                 }
-                let end = escaped_end(s, i + 1, CLASSES);
+                let end = uri_param_name_end(s, i + 1);
                 if end == i + 1 {
                     return None;
                 }
@@ -161,6 +145,83 @@ impl<'a> Params<'a> {
     /// `Some(value)` for `name=value`, `Some(None)` for a bare `name`, `None` when absent.
     pub fn get(&self, name: &[u8]) -> Option<Option<&'a [u8]>> {
         self.find(name).map(|p| p.value)
+    }
+}
+
+/// What a header parameter list is read for (see [`Params::header_read`]).
+pub(crate) trait Recognise<'a> {
+    /// Takes in the parameter that starts at `list[i]` when it has a shape this reader knows
+    /// (a name told by a word compare, a plain value right after the `=`), and returns where it
+    /// ends: where the general step would have ended it, having taken in what [`Recognise::visit`]
+    /// would. `None` leaves the parameter to the general step, also when it is malformed.
+    fn usual(&mut self, list: &'a [u8], i: usize) -> Option<usize>;
+
+    /// Takes in a parameter the general step has read; `None` rejects the list.
+    fn visit(&mut self, p: &Param<'a>) -> Option<()>;
+}
+
+/// A reader that recognises nothing and hands every parameter to a closure.
+pub(crate) struct Visitor<F>(pub(crate) F);
+
+impl<'a, F: FnMut(&Param<'a>) -> Option<()>> Recognise<'a> for Visitor<F> {
+    #[inline(always)]
+    fn usual(&mut self, _: &'a [u8], _: usize) -> Option<usize> {
+        None
+    }
+
+    #[inline(always)]
+    fn visit(&mut self, p: &Param<'a>) -> Option<()> {
+        (self.0)(p)
+    }
+}
+
+/// One header parameter at `raw[i..]`, `LWS token LWS [ "=" LWS gen-value ]`, and where it ends
+/// (after the value, or after the LWS that follows a name without one): the step of
+/// [`Params::header_visit`], for the parsers that read some parameters their own way.
+#[inline(always)]
+pub(crate) fn header_param_at(raw: &[u8], i: usize) -> Option<(Param<'_>, usize)> {
+    let start = skip_lws(raw, i);
+    let mut j = chars::run_end(raw, start, run::TOKEN);
+    if j == start {
+        return None;
+    }
+    let name = raw.get(start..j)?;
+    j = skip_lws(raw, j);
+    let value = if raw.get(j) == Some(&b'=') {
+        let from = skip_lws(raw, j + 1);
+        let end = if raw.get(from) == Some(&b'"') {
+            chars::closing_quote(raw, from + 1)? + 1
+        } else {
+            // host values include IPv6 addresses, with or without brackets (RFC 5118 4.5).
+            chars::run_end(raw, from, run::GEN_VALUE)
+        };
+        if end == from {
+            return None;
+        }
+        j = end;
+        Some(raw.get(from..end)?)
+    } else {
+        None
+    };
+    let p = Param {
+        name,
+        value,
+        raw: raw.get(start..j)?,
+    };
+    Some((p, j))
+}
+
+/// What follows a header parameter that ends at `raw[j]`: LWS, then the end of the list
+/// (`Some(None)`) or a `;` with another parameter after it (`Some(Some(where it starts))`).
+/// `None` for anything else.
+#[inline(always)]
+pub(crate) fn next_header_param(raw: &[u8], j: usize) -> Option<Option<usize>> {
+    let i = skip_lws(raw, j);
+    match raw.get(i) {
+        None => Some(None),
+        // A ";" must be followed by another parameter.
+        Some(b';') if i + 1 < raw.len() => Some(Some(i + 1)),
+        _ => None,
     }
 }
 
@@ -242,6 +303,17 @@ pub(crate) fn escaped_end(s: &[u8], mut i: usize, bit: u8) -> usize {
         } else {
             return i;
         }
+    }
+}
+
+/// Where the URI parameter name that starts at `s[i]` ends: [`escaped_end`] over `paramchar`,
+/// with the usual `transport=` (RFC 3261 19.1.1) told by a word compare instead. Its name ends
+/// at the `=`, which is no `paramchar`.
+#[inline(always)]
+fn uri_param_name_end(s: &[u8], i: usize) -> usize {
+    match s.get(i..i + 10) {
+        Some(name) if chars::eq_lower(name, b"transport=") => i + 9,
+        _ => escaped_end(s, i, run::PARAM),
     }
 }
 
@@ -470,6 +542,19 @@ mod tests {
         #[test]
         fn params_agree_with_reference_on_edited_lists(v in arb::edited(arb::header_params()), refuse in refuse()) {
             check_params(&v, refuse)?;
+        }
+
+        /// `transport=` is told by a word compare: lists with it in any case and place, edited.
+        #[test]
+        fn uri_params_agree_with_reference_on_edited_transports(
+            v in arb::edited(
+                (select(&["transport=", "TRANSPORT=", "Transport=", "transport", "transpor=", "transport%3D"][..]),
+                 select(&["udp", "TCP", "tls", "", "%75dp", "x;lr", "udp?h=v", "udp>"][..]),
+                 select(&["", "lr;", "maddr=1.2.3.4;"][..]))
+                    .prop_map(|(n, v, before)| format!("{before}{n}{v}")),
+            ),
+        ) {
+            check_params(&v, b"")?;
         }
 
         #[test]

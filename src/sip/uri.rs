@@ -6,7 +6,7 @@
 
 use core::net::{Ipv4Addr, Ipv6Addr};
 
-use super::chars;
+use super::chars::{self, run};
 use super::params::{self, Params};
 
 /// Bytes that may contain `%HH` escapes, compared after decoding each escape exactly once.
@@ -113,13 +113,17 @@ impl<'a> Host<'a> {
     /// the `[` ... `]` around hex digits, `:` and `.`.
     #[inline(always)]
     pub fn parse_at(s: &'a [u8], start: usize) -> Option<(Host<'a>, usize)> {
-        match s.get(start) {
-            Some(b'[') => ipv6_at(s, start),
-            Some(b) if b.is_ascii_digit() => match ipv4_at(s, start) {
-                Some((a, end)) => Some((Host::Ipv4(a), end)),
-                None => name_at(s, start),
-            },
-            _ => name_at(s, start),
+        let (kind, addr, end) = host_at(s, start)?;
+        Some((Host::build(kind, addr, s.get(start..end)?), end))
+    }
+
+    /// The host that [`host_at`] found, `raw` being its text.
+    #[inline(always)]
+    fn build(kind: HostKind, addr: u128, raw: &'a [u8]) -> Host<'a> {
+        match kind {
+            HostKind::Name => Host::Domain(raw),
+            HostKind::V4 => Host::Ipv4(Ipv4Addr::from_bits(addr as u32)),
+            HostKind::V6 => Host::Ipv6(Ipv6Addr::from_bits(addr)),
         }
     }
 
@@ -142,10 +146,35 @@ impl<'a> Host<'a> {
     }
 }
 
-// Host name bytes by kind, for the scan in `name_at`.
+/// Which kind of host a reading found: the [`Host`] variants without their data, so that a
+/// reading's result is plain numbers until the value it goes into is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HostKind {
+    Name,
+    V4,
+    V6,
+}
+
+/// [`Host::parse_at`] as plain values: the kind of host, its address (the bits of the IPv4 or
+/// IPv6 address, 0 for a name) and where it ends.
+#[inline(always)]
+pub(crate) fn host_at(s: &[u8], start: usize) -> Option<(HostKind, u128, usize)> {
+    match s.get(start) {
+        Some(b'[') => {
+            let (a, end) = ipv6_at(s, start)?;
+            Some((HostKind::V6, a.to_bits(), end))
+        }
+        Some(b) if b.is_ascii_digit() => match ipv4_at(s, start) {
+            Some((a, end)) => Some((HostKind::V4, u128::from(a.to_bits()), end)),
+            None => Some((HostKind::Name, 0, name_at(s, start)?)),
+        },
+        _ => Some((HostKind::Name, 0, name_at(s, start)?)),
+    }
+}
+
+// Host name bytes by kind: what may follow an IPv4 address, and the test of a name for letters.
 const H_DIGIT: u8 = 1;
 const H_LETTER: u8 = 2;
-const H_ALNUM: u8 = H_DIGIT | H_LETTER;
 const H_DASH: u8 = 4;
 const H_DOT: u8 = 8;
 
@@ -175,30 +204,30 @@ static HOST_CLASS: [u8; 256] = build_host_class();
 /// `hostname = *( domainlabel "." ) toplabel [ "." ]` at `s[start..]`: labels are not empty and
 /// do not start or end with "-". Within `alphanum / "-" / "."` that can only go wrong around the
 /// punctuation: at the start, at the end (without the optional trailing dot) and in the pairs
-/// "..", ".-" and "-.", so the bytes before each "." and "-" are looked at, and the last one.
+/// "..", ".-" and "-.". So the name is read as runs of letters and digits (four bytes a step),
+/// and each "." or "-" that ends one is checked against what came before it.
 /// Digits and dots only is no name (a numeric toplabel is not valid), and no address either
 /// when the caller's IPv4 reading failed.
 #[inline(always)]
-fn name_at(s: &[u8], start: usize) -> Option<(Host<'_>, usize)> {
-    let class = |i: usize| s.get(i).map_or(0, |&b| HOST_CLASS[usize::from(b)]);
+fn name_at(s: &[u8], start: usize) -> Option<usize> {
+    // Label by label: a run of letters and digits, then the "." or "-" that ends it. A "." must
+    // follow a letter or digit (a run just read); a "-" a letter, digit or "-".
     let mut i = start;
-    while let Some(&b) = s.get(i) {
-        let c = HOST_CLASS[usize::from(b)];
-        if c & H_ALNUM == 0 {
-            // The byte before, at the rare punctuation only (none before the first).
-            let prev = if i > start { class(i - 1) } else { 0 };
-            let fine = match c {
-                H_DOT => prev & H_ALNUM != 0,
-                H_DASH => prev & (H_ALNUM | H_DASH) != 0,
-                _ => break,
-            };
-            if !fine {
-                return None;
-            }
+    let mut after_dash = false;
+    let ran = loop {
+        let end = chars::run_end(s, i, run::ALPHANUM);
+        let ran = end > i;
+        i = end;
+        match s.get(i) {
+            Some(b'.') if ran => after_dash = false,
+            Some(b'-') if ran || after_dash => after_dash = true,
+            Some(b'.' | b'-') => return None,
+            _ => break ran,
         }
         i += 1;
-    }
-    if i == start || class(i - 1) == H_DASH {
+    };
+    // Not empty, and not ending in "-".
+    if i == start || (!ran && after_dash) {
         return None;
     }
     let name = s.get(start..i)?;
@@ -211,53 +240,70 @@ fn name_at(s: &[u8], start: usize) -> Option<(Host<'_>, usize)> {
     {
         return None;
     }
-    Some((Host::Domain(name), i))
+    Some(i)
 }
 
 /// `IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT` at `s[start..]`, followed by
 /// no host byte, read as the standard library reads one (each part at most 255, no leading zero
 /// but in "0") without the detour through `str`.
+///
+/// With sixteen bytes from `start` on (an address is at most fifteen, and the byte after it is
+/// looked at), they are read as one array, whose length the compiler knows: each look at a byte
+/// is then a compare with a constant instead of with the slice's length.
 #[inline(always)]
 fn ipv4_at(s: &[u8], start: usize) -> Option<(Ipv4Addr, usize)> {
-    #[inline(always)]
-    fn digit(b: Option<&u8>) -> Option<u32> {
-        let d = b?.wrapping_sub(b'0');
+    let (bits, len) = match s.get(start..).and_then(|rest| rest.first_chunk::<16>()) {
+        Some(w) => ipv4_in(|k| w.get(k).copied())?,
+        None => ipv4_in(|k| s.get(start + k).copied())?,
+    };
+    Some((Ipv4Addr::from_bits(bits), start + len))
+}
+
+/// The reading behind [`ipv4_at`], over the bytes `byte(0)`, `byte(1)`, ... (`None` past the
+/// end): the address's bits and its length.
+#[inline(always)]
+fn ipv4_in(byte: impl Fn(usize) -> Option<u8>) -> Option<(u32, usize)> {
+    let digit = |k: usize| {
+        let d = byte(k)?.wrapping_sub(b'0');
         (d < 10).then_some(u32::from(d))
-    }
-    let mut octets = [0u8; 4];
-    let mut i = start;
-    for (k, octet) in octets.iter_mut().enumerate() {
+    };
+    let mut bits = 0u32;
+    let mut i = 0;
+    for k in 0..4 {
         if k > 0 {
-            if s.get(i) != Some(&b'.') {
+            if byte(i) != Some(b'.') {
                 return None;
             }
             i += 1;
         }
-        let first = digit(s.get(i))?;
+        let first = digit(i)?;
         let mut value = first;
         i += 1;
-        if let Some(d) = digit(s.get(i)) {
+        if let Some(d) = digit(i) {
             // No leading zero but in "0".
             if first == 0 {
                 return None;
             }
             value = value * 10 + d;
             i += 1;
-            if let Some(d) = digit(s.get(i)) {
+            if let Some(d) = digit(i) {
                 value = value * 10 + d;
                 i += 1;
             }
         }
-        *octet = u8::try_from(value).ok()?;
+        if value > 255 {
+            return None;
+        }
+        bits = bits << 8 | value;
     }
-    if s.get(i).is_some_and(|&b| HOST_CLASS[usize::from(b)] != 0) {
+    if byte(i).is_some_and(|b| HOST_CLASS[usize::from(b)] != 0) {
         return None;
     }
-    Some((Ipv4Addr::from(octets), i))
+    Some((bits, i))
 }
 
 /// `IPv6reference = "[" IPv6address "]"` at `s[start..]`.
-fn ipv6_at(s: &[u8], start: usize) -> Option<(Host<'_>, usize)> {
+fn ipv6_at(s: &[u8], start: usize) -> Option<(Ipv6Addr, usize)> {
     let mut i = start + 1;
     while s
         .get(i)
@@ -269,7 +315,7 @@ fn ipv6_at(s: &[u8], start: usize) -> Option<(Host<'_>, usize)> {
         return None;
     }
     let text = core::str::from_utf8(s.get(start + 1..i)?).ok()?;
-    Some((Host::Ipv6(text.parse().ok()?), i + 1))
+    Some((text.parse().ok()?, i + 1))
 }
 
 /// A SIP or SIPS URI.
@@ -318,17 +364,94 @@ impl<'a> Uri<'a> {
     /// The parser behind both: `whole` when the URI must take all of `s`.
     #[inline(always)]
     fn read(s: &'a [u8], whole: bool) -> Option<Uri<'a>> {
-        let (secure, at) = match s {
-            [b's' | b'S', b'i' | b'I', b'p' | b'P', b':', ..] => (false, 4),
-            [b's' | b'S', b'i' | b'I', b'p' | b'P', b's' | b'S', b':', ..] => (true, 5),
-            _ => return Uri::read_other(s, whole),
+        UriParts::read(s, whole).map(UriParts::uri)
+    }
+
+    pub fn sip(&self) -> Option<&SipUri<'a>> {
+        match self {
+            Uri::Sip(u) => Some(u),
+            Uri::Other { .. } => None,
+        }
+    }
+
+    pub fn raw(&self) -> &'a [u8] {
+        match self {
+            Uri::Sip(u) => u.raw,
+            Uri::Other { raw, .. } => raw,
+        }
+    }
+}
+
+/// Which scheme a URI reading found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scheme {
+    Sip,
+    Sips,
+    Other,
+}
+
+/// What a URI reading found, as slices and numbers: the [`Uri`] is built from them once, where
+/// it is stored (a name-addr's URI field, a Request-URI's result), instead of being built as
+/// the reading goes and moved from one enum to the next on its way out.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UriParts<'a> {
+    scheme: Scheme,
+    host_kind: HostKind,
+    /// The IPv4 or IPv6 address of the host (its bits), 0 for a name.
+    addr: u128,
+    /// The user; for another scheme, the scheme.
+    user: Option<&'a [u8]>,
+    password: Option<&'a [u8]>,
+    host_raw: &'a [u8],
+    port: Option<u16>,
+    params: Params<'a>,
+    headers: Option<&'a [u8]>,
+    /// The whole URI.
+    pub(crate) raw: &'a [u8],
+}
+
+impl<'a> UriParts<'a> {
+    /// Reads the URI at the start of `s`, as [`Uri::parse_prefix`] (or, with `whole`,
+    /// [`Uri::parse`]) does.
+    #[inline(always)]
+    pub(crate) fn read(s: &'a [u8], whole: bool) -> Option<UriParts<'a>> {
+        // "sip:" and "sips:" with the case bit set in the letters only (":" has it already, and
+        // the byte that differs from it by that bit alone is no ":").
+        const SIP: u32 = u32::from_le_bytes(*b"sip:");
+        const SIPS: u32 = u32::from_le_bytes(*b"sips");
+        let (scheme, at) = match s.first_chunk::<4>().map(|w| u32::from_le_bytes(*w)) {
+            Some(w) if w | 0x0020_2020 == SIP => (Scheme::Sip, 4),
+            Some(w) if w | 0x2020_2020 == SIPS && s.get(4) == Some(&b':') => (Scheme::Sips, 5),
+            _ => return UriParts::read_other(s, whole),
         };
-        SipUri::read(secure, s, at, whole)
+        UriParts::read_sip(scheme, s, at, whole)
+    }
+
+    /// The URI these parts describe.
+    #[inline(always)]
+    pub(crate) fn uri(self) -> Uri<'a> {
+        match self.scheme {
+            Scheme::Other => Uri::Other {
+                scheme: self.user.unwrap_or_default(),
+                raw: self.raw,
+            },
+            scheme => Uri::Sip(SipUri {
+                secure: scheme == Scheme::Sips,
+                user: self.user.map(Escaped),
+                password: self.password.map(Escaped),
+                host: Host::build(self.host_kind, self.addr, self.host_raw),
+                host_raw: self.host_raw,
+                port: self.port,
+                params: self.params,
+                headers: self.headers,
+                raw: self.raw,
+            }),
+        }
     }
 
     /// `scheme ":" opaque` for schemes other than `sip` and `sips` (which the caller has tried).
     #[cold]
-    fn read_other(s: &'a [u8], whole: bool) -> Option<Uri<'a>> {
+    fn read_other(s: &'a [u8], whole: bool) -> Option<UriParts<'a>> {
         // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), and the first ":" ends it.
         if !s.first()?.is_ascii_alphabetic() {
             return None;
@@ -351,29 +474,21 @@ impl<'a> Uri<'a> {
         if opaque == 0 || (whole && end != s.len()) {
             return None;
         }
-        Some(Uri::Other {
-            scheme,
+        Some(UriParts {
+            scheme: Scheme::Other,
+            host_kind: HostKind::Name,
+            addr: 0,
+            user: Some(scheme),
+            password: None,
+            host_raw: b"",
+            port: None,
+            params: Params::EMPTY,
+            headers: None,
             raw: s.get(..end)?,
         })
     }
 
-    pub fn sip(&self) -> Option<&SipUri<'a>> {
-        match self {
-            Uri::Sip(u) => Some(u),
-            Uri::Other { .. } => None,
-        }
-    }
-
-    pub fn raw(&self) -> &'a [u8] {
-        match self {
-            Uri::Sip(u) => u.raw,
-            Uri::Other { raw, .. } => raw,
-        }
-    }
-}
-
-impl<'a> SipUri<'a> {
-    /// Parses what follows `sip:` (from `s[at]`) in one forward pass: each component is read as
+    /// Reads what follows `sip:` (from `s[at]`) in one forward pass: each component is read as
     /// a run of its own alphabet, and the byte that ends the run says what comes next. Stops at
     /// the first byte that cannot continue the URI; `whole` refuses the URI unless that is the
     /// end of `s`.
@@ -383,30 +498,28 @@ impl<'a> SipUri<'a> {
     /// "@" (or a ":" and a password run, then "@") ends it, and there is no userinfo otherwise;
     /// an "@" anywhere else is refused by the host, port, params or headers it turns up in.
     #[inline(always)]
-    fn read(secure: bool, s: &'a [u8], at: usize, whole: bool) -> Option<Uri<'a>> {
+    fn read_sip(scheme: Scheme, s: &'a [u8], at: usize, whole: bool) -> Option<UriParts<'a>> {
         // A URI that is all of `s` (a Request-URI) is read from a host first: when one is there
         // and no "@" follows it, there is no userinfo (host bytes are no "@" either), and the
         // bytes have been looked at once. RFC 3261 10.2 leaves no userinfo in a REGISTER's.
-        let no_userinfo = match whole.then(|| Host::parse_at(s, at)).flatten() {
-            Some((host, end)) if chars::find_byte(s, end, b'@').is_none() => Some((host, end)),
+        let no_userinfo = match whole.then(|| host_at(s, at)).flatten() {
+            Some(host) if chars::find_byte(s, host.2, b'@').is_none() => Some(host),
             _ => None,
         };
-        let (user, password, host_start, host, mut i) = match no_userinfo {
-            Some((host, end)) => (None, None, at, host, end),
+        let (user, password, host_start, (host_kind, addr, mut i)) = match no_userinfo {
+            Some(host) => (None, None, at, host),
             None => {
                 // userinfo = ( user / telephone-subscriber ) [ ":" password ] "@"; the user is
                 // 1*( ... ).
                 let user_end = params::escaped_end(s, at, chars::run::USER);
                 let (user, password, host_start) = match s.get(user_end) {
-                    Some(b'@') if user_end > at => {
-                        (Some(Escaped(s.get(at..user_end)?)), None, user_end + 1)
-                    }
+                    Some(b'@') if user_end > at => (Some(s.get(at..user_end)?), None, user_end + 1),
                     Some(b':') if user_end > at => {
                         let end = params::escaped_end(s, user_end + 1, chars::run::PASSWORD);
                         if s.get(end) == Some(&b'@') {
                             (
-                                Some(Escaped(s.get(at..user_end)?)),
-                                Some(Escaped(s.get(user_end + 1..end)?)),
+                                Some(s.get(at..user_end)?),
+                                Some(s.get(user_end + 1..end)?),
                                 end + 1,
                             )
                         } else {
@@ -415,8 +528,7 @@ impl<'a> SipUri<'a> {
                     }
                     _ => (None, None, at),
                 };
-                let (host, i) = Host::parse_at(s, host_start)?;
-                (user, password, host_start, host, i)
+                (user, password, host_start, host_at(s, host_start)?)
             }
         };
         let host_raw = s.get(host_start..i)?;
@@ -444,19 +556,22 @@ impl<'a> SipUri<'a> {
         if whole && i != s.len() {
             return None;
         }
-        Some(Uri::Sip(SipUri {
-            secure,
+        Some(UriParts {
+            scheme,
+            host_kind,
+            addr,
             user,
             password,
-            host,
             host_raw,
             port,
             params,
             headers,
             raw: s.get(..i)?,
-        }))
+        })
     }
+}
 
+impl<'a> SipUri<'a> {
     /// The value of the `transport` URI parameter, if any.
     pub fn transport(&self) -> Option<&'a [u8]> {
         self.params.get(b"transport").flatten()

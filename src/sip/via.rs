@@ -5,7 +5,7 @@
 use core::net::IpAddr;
 
 use super::chars::{self, run};
-use super::params::{Param, Params};
+use super::params::{Param, Params, Recognise};
 use super::uri::Host;
 
 /// The transport named in a Via.
@@ -125,7 +125,7 @@ impl<'a> Via<'a> {
         let (params, kept_params) = match value.get(i..) {
             Some([]) => (Params::EMPTY, Some(&b""[..])),
             Some([b';', rest @ ..]) => {
-                let params = Params::header_visit(rest, |p| found.visit(p))?;
+                let params = Params::header_read(rest, &mut found)?;
                 (params, found.kept(rest))
             }
             _ => return None,
@@ -206,6 +206,31 @@ fn decimal(s: &[u8], max: u32) -> Option<u32> {
     }
 }
 
+/// `branch=` (the name in any case) at `list[i..]` with a value of token and host bytes right
+/// after the `=`: where the value starts and ends. `None` for any other shape, which the
+/// general step reads (LWS around the `=`, a quoted value, no value).
+#[inline(always)]
+fn branch_at(list: &[u8], i: usize) -> Option<(usize, usize)> {
+    const BRANCH: u64 = u64::from_le_bytes(*b"branch=\0");
+    let w = chars::word_at(list, i)?;
+    if (w & 0x00ff_ffff_ffff_ffff) | 0x2020_2020_2020 != BRANCH {
+        return None;
+    }
+    let from = i + 7;
+    // The usual branch is long (the magic cookie and a unique part): eight bytes a step.
+    let end = chars::long_run_end(list, from, run::GEN_VALUE);
+    (end > from).then_some((from, end))
+}
+
+/// `rport` (in any case) at `list[i..]` without a value: the end of the list or a `;` right
+/// after it.
+#[inline(always)]
+fn bare_rport_at(list: &[u8], i: usize) -> bool {
+    list.get(i..i + 5)
+        .is_some_and(|name| chars::eq_lower(name, b"rport"))
+        && matches!(list.get(i + 5), None | Some(b';'))
+}
+
 /// What the parameters of a Via say, gathered in the pass that validates them.
 struct Found<'a> {
     branch: Option<&'a [u8]>,
@@ -222,7 +247,23 @@ struct Found<'a> {
     kept_last: Option<&'a [u8]>,
 }
 
-impl<'a> Found<'a> {
+impl<'a> Recognise<'a> for Found<'a> {
+    /// The usual two, `branch=` with a plain value and a bare `rport`, told by a word compare.
+    #[inline(always)]
+    fn usual(&mut self, list: &'a [u8], i: usize) -> Option<usize> {
+        if let Some((from, end)) = branch_at(list, i) {
+            self.branch = Some(list.get(from..end)?);
+            self.keep(list.get(i..end)?);
+            Some(end)
+        } else if bare_rport_at(list, i) {
+            self.rport = Rport::Requested;
+            self.dropped = true;
+            Some(i + 5)
+        } else {
+            None
+        }
+    }
+
     /// Takes in one parameter; `None` when its value is malformed. Names are told apart by
     /// their length first, so each is compared with one name at most (two for length 5).
     #[inline(always)]
@@ -260,10 +301,18 @@ impl<'a> Found<'a> {
             }
             _ => {}
         }
-        self.contiguous &= !self.dropped;
-        self.kept_len += p.raw.len() + 1;
-        self.kept_last = Some(p.raw);
+        self.keep(p.raw);
         Some(())
+    }
+}
+
+impl<'a> Found<'a> {
+    /// Takes in a parameter that a response repeats (any but `received` and `rport`).
+    #[inline(always)]
+    fn keep(&mut self, raw: &'a [u8]) {
+        self.contiguous &= !self.dropped;
+        self.kept_len += raw.len() + 1;
+        self.kept_last = Some(raw);
     }
 
     /// [`Via::kept_params`] for the list `list`, once every parameter has been visited. The
