@@ -574,6 +574,50 @@ mod tests {
         }
     }
 
+    /// The first-word classifiers agree with `classify` on every known name and compact form, in
+    /// either case, with any byte flipped or replaced, and one byte shorter or longer.
+    #[test]
+    fn first_word_classifiers_agree() {
+        let check = |name: &[u8]| {
+            let len = name.len();
+            if len == 0 || len >= 16 || name.contains(&b':') {
+                return;
+            }
+            let mut line = [0u8; 16];
+            for (d, s) in line.iter_mut().zip(name.iter().chain(b": x")) {
+                *d = *s;
+            }
+            let (w0, w1) = line.split_at(8);
+            let w0 = u64::from_le_bytes(w0.try_into().unwrap());
+            let w1 = u64::from_le_bytes(w1.try_into().unwrap());
+            let found = if len < 8 {
+                HeaderName::short_known(w0).map(|(h, l)| {
+                    assert_eq!(l, len, "{name:?}");
+                    h
+                })
+            } else {
+                HeaderName::known_long(w0, w1, len)
+            };
+            let expected = HeaderName::classify(name);
+            assert_eq!(found.unwrap_or(HeaderName::Other), expected, "{name:?}");
+        };
+        let forms = COMPACT_FORMS.map(|(c, _)| vec![c]);
+        let names = KNOWN.iter().map(|h| h.as_str().as_bytes().to_vec());
+        for name in names.chain(forms) {
+            for i in 0..name.len() {
+                for b in [name[i] ^ 0x20, b'_', b'-', b'\r', b'A', b'z', 0, 0xff] {
+                    let mut edited = name.clone();
+                    edited[i] = b;
+                    check(&edited);
+                }
+            }
+            check(&name);
+            check(&name.to_ascii_uppercase());
+            check(&name[..name.len() - 1]);
+            check(&[&name[..], b"s"].concat());
+        }
+    }
+
     #[test]
     fn prefixes_of_lines() {
         use HeaderName::*;
