@@ -80,6 +80,26 @@ impl HeaderName {
         other_token(line.get(..len)?)
     }
 
+    /// The known name shorter than eight bytes, compact forms included, that `w` (the first eight
+    /// bytes of a line, little-endian) starts with, followed by a colon, and its length: with no
+    /// search for the colon, which is where the name's is. `None` for any other start.
+    #[inline(always)]
+    pub(crate) fn short_known(w: u64) -> Option<(HeaderName, usize)> {
+        let slot = &SHORT[short_slot(w as u32)];
+        ((w | slot.fold) & slot.care == slot.lower).then_some((slot.name, usize::from(slot.len)))
+    }
+
+    /// The known name of eight to fifteen bytes that fills the first `len` bytes of the words
+    /// `w0` and `w1` (the first sixteen bytes of a line, little-endian), byte `len` being a colon:
+    /// the name's length and first two bytes pick the one such name it can be, which is then
+    /// compared with its colon in two masked steps. `None` for any other name.
+    #[inline(always)]
+    pub(crate) fn known_long(w0: u64, w1: u64, len: usize) -> Option<HeaderName> {
+        let slot = &LONG[long_slot(len, w0 as u32)];
+        (w0 | slot.fold[0] == slot.lower[0] && (w1 | slot.fold[1]) & slot.care == slot.lower[1])
+            .then_some(slot.name)
+    }
+
     /// The full canonical name, as the writer emits it.
     pub const fn as_str(self) -> &'static str {
         use HeaderName::*;
@@ -120,11 +140,10 @@ impl HeaderName {
     }
 }
 
-/// RFC 3261 7.3.3 compact forms, indexed by byte (either case).
-static COMPACT: [HeaderName; 256] = {
+/// RFC 3261 7.3.3 compact forms and the ones registered since.
+const COMPACT_FORMS: [(u8, HeaderName); 11] = {
     use HeaderName::*;
-    let mut t = [Other; 256];
-    let forms = [
+    [
         (b'i', CallId),
         (b'm', Contact),
         (b'e', ContentEncoding),
@@ -136,7 +155,14 @@ static COMPACT: [HeaderName; 256] = {
         (b't', To),
         (b'v', Via),
         (b'o', Event),
-    ];
+    ]
+};
+
+/// RFC 3261 7.3.3 compact forms, indexed by byte (either case).
+static COMPACT: [HeaderName; 256] = {
+    use HeaderName::*;
+    let mut t = [Other; 256];
+    let forms = COMPACT_FORMS;
     let mut i = 0;
     while i < forms.len() {
         let (c, h) = forms[i];
@@ -245,6 +271,144 @@ static TABLE: [Slot; 64] = {
         let at = slot_of(len, name[0] as u32 | (name[1] as u32) << 8);
         assert!(t[at].len == 1, "two known header names share a hash slot");
         t[at] = slot;
+        k += 1;
+    }
+    t
+};
+
+/// One slot of the perfect hash of the names shorter than eight bytes, compact forms included: the
+/// name and the colon after it as a little-endian word (zero past the colon), the bits that may
+/// differ by letter case, and the bytes that belong to the name and its colon. A line's first word
+/// whose first colon ends a short name matches when `(word | fold) & care == lower`.
+#[derive(Clone, Copy)]
+struct Short {
+    lower: u64,
+    fold: u64,
+    care: u64,
+    name: HeaderName,
+    len: u8,
+}
+
+/// The slot of a name shorter than eight bytes, from its first two bytes (`first_two`,
+/// little-endian; a compact form's second byte is its colon), case folded (the case bit cleared),
+/// multiplied into the top six bits. The multiplier was searched for so that the 27 short names
+/// land in 27 different slots; `SHORT`'s construction fails to compile otherwise.
+#[inline(always)]
+const fn short_slot(first_two: u32) -> usize {
+    const MULTIPLIER: u32 = 0x6bf4_6c69;
+    (first_two & 0xdfdf).wrapping_mul(MULTIPLIER) as usize >> 26
+}
+
+static SHORT: [Short; 64] = {
+    // A slot no name hashes to matches nothing: `lower` has a bit outside `care`.
+    let mut t = [Short {
+        lower: 1,
+        fold: 0,
+        care: 0,
+        name: HeaderName::Other,
+        len: 0,
+    }; 64];
+    let mut k = 0;
+    while k < KNOWN.len() {
+        let name = KNOWN[k].as_str().as_bytes();
+        if name.len() < 8 {
+            put_short(&mut t, name, KNOWN[k]);
+        }
+        k += 1;
+    }
+    let mut k = 0;
+    while k < COMPACT_FORMS.len() {
+        let (c, h) = COMPACT_FORMS[k];
+        put_short(&mut t, &[c], h);
+        k += 1;
+    }
+    t
+};
+
+/// Puts the short `name` (canonical spelling) in its slot of `t`.
+const fn put_short(t: &mut [Short; 64], name: &[u8], h: HeaderName) {
+    let len = name.len();
+    let mut slot = Short {
+        lower: (b':' as u64) << (len * 8),
+        fold: 0,
+        care: 0xff << (len * 8),
+        name: h,
+        len: len as u8,
+    };
+    let mut i = 0;
+    while i < len {
+        let b = name[i].to_ascii_lowercase();
+        slot.lower |= (b as u64) << (i * 8);
+        slot.care |= 0xff << (i * 8);
+        if b.is_ascii_lowercase() {
+            slot.fold |= 0x20 << (i * 8);
+        }
+        i += 1;
+    }
+    // The first two bytes of the name and its colon.
+    let first_two = (slot.lower & 0xffff) as u32;
+    let at = short_slot(first_two);
+    assert!(t[at].care == 0, "two short header names share a hash slot");
+    t[at] = slot;
+}
+
+/// A name of eight to fifteen bytes and the colon after it, as `Short` is for shorter ones: two
+/// little-endian words, the first all name, the second `care`d up to the colon.
+#[derive(Clone, Copy)]
+struct Long {
+    lower: [u64; 2],
+    fold: [u64; 2],
+    care: u64,
+    name: HeaderName,
+}
+
+/// The slot of a name of eight to fifteen bytes, from its length and its first two bytes
+/// (`first_two`, little-endian), case folded (the case bit cleared), multiplied into the top six
+/// bits. The multiplier was searched for so that the 11 such names land in 11 different slots;
+/// `LONG`'s construction fails to compile otherwise.
+#[inline(always)]
+const fn long_slot(len: usize, first_two: u32) -> usize {
+    const MULTIPLIER: u32 = 0xc3ba_ea9f;
+    ((first_two & 0xdfdf) | (len as u32) << 16).wrapping_mul(MULTIPLIER) as usize >> 26
+}
+
+/// The known names of eight to fifteen bytes, each in its `long_slot`.
+static LONG: [Long; 64] = {
+    // A slot no name hashes to matches nothing: its second word has a bit outside `care`.
+    let mut t = [Long {
+        lower: [0, 1],
+        fold: [0; 2],
+        care: 0,
+        name: HeaderName::Other,
+    }; 64];
+    let mut k = 0;
+    while k < KNOWN.len() {
+        let name = KNOWN[k].as_str().as_bytes();
+        let len = name.len();
+        if len >= 8 && len < 16 {
+            let mut slot = Long {
+                lower: [0, (b':' as u64) << ((len - 8) * 8)],
+                fold: [0; 2],
+                care: 0xff << ((len - 8) * 8),
+                name: KNOWN[k],
+            };
+            let mut i = 0;
+            while i < len {
+                let shift = (i % 8) * 8;
+                let b = name[i].to_ascii_lowercase();
+                slot.lower[i / 8] |= (b as u64) << shift;
+                if i >= 8 {
+                    slot.care |= 0xff << shift;
+                }
+                if b.is_ascii_lowercase() {
+                    slot.fold[i / 8] |= 0x20 << shift;
+                }
+                i += 1;
+            }
+            let at = long_slot(len, name[0] as u32 | (name[1] as u32) << 8);
+            assert!(t[at].care == 0, "two long header names share a hash slot");
+            t[at] = slot;
+        }
         k += 1;
     }
     t
@@ -407,6 +571,50 @@ mod tests {
                 assert_eq!(HeaderName::classify(&name[..name.len() - 1]), Other);
             }
             assert_eq!(HeaderName::classify(&[name, b"x"].concat()), Other);
+        }
+    }
+
+    /// The first-word classifiers agree with `classify` on every known name and compact form, in
+    /// either case, with any byte flipped or replaced, and one byte shorter or longer.
+    #[test]
+    fn first_word_classifiers_agree() {
+        let check = |name: &[u8]| {
+            let len = name.len();
+            if len == 0 || len >= 16 || name.contains(&b':') {
+                return;
+            }
+            let mut line = [0u8; 16];
+            for (d, s) in line.iter_mut().zip(name.iter().chain(b": x")) {
+                *d = *s;
+            }
+            let (w0, w1) = line.split_at(8);
+            let w0 = u64::from_le_bytes(w0.try_into().unwrap());
+            let w1 = u64::from_le_bytes(w1.try_into().unwrap());
+            let found = if len < 8 {
+                HeaderName::short_known(w0).map(|(h, l)| {
+                    assert_eq!(l, len, "{name:?}");
+                    h
+                })
+            } else {
+                HeaderName::known_long(w0, w1, len)
+            };
+            let expected = HeaderName::classify(name);
+            assert_eq!(found.unwrap_or(HeaderName::Other), expected, "{name:?}");
+        };
+        let forms = COMPACT_FORMS.map(|(c, _)| vec![c]);
+        let names = KNOWN.iter().map(|h| h.as_str().as_bytes().to_vec());
+        for name in names.chain(forms) {
+            for i in 0..name.len() {
+                for b in [name[i] ^ 0x20, b'_', b'-', b'\r', b'A', b'z', 0, 0xff] {
+                    let mut edited = name.clone();
+                    edited[i] = b;
+                    check(&edited);
+                }
+            }
+            check(&name);
+            check(&name.to_ascii_uppercase());
+            check(&name[..name.len() - 1]);
+            check(&[&name[..], b"s"].concat());
         }
     }
 

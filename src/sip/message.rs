@@ -453,6 +453,7 @@ fn find_flagged(
 /// Finds the first control byte (below 0x20, or DEL) at or after `from`, two words per step like
 /// [`find_lf`]. On a clean header line it is the CR of the line's CRLF; anything else (HT, a lone
 /// CR, a bare LF, another control) shows the value is not clean.
+#[cfg(test)]
 #[inline(always)]
 fn find_ctl(buf: &[u8], from: usize) -> Option<usize> {
     find_flagged(buf, from, ctl_bits, is_ctl)
@@ -492,6 +493,7 @@ pub(super) fn has_ctl(v: &[u8]) -> bool {
 /// which needs no stop at the line's end (a colon beyond it leaves a name with CR or LF in it, no
 /// token, and the line goes the general way). `None` for fewer than eight bytes, which go the
 /// general way too.
+#[cfg(test)]
 #[inline(always)]
 fn first_colon(buf: &[u8]) -> Option<usize> {
     // Most names end within the first word: that one is read before any loop.
@@ -555,84 +557,220 @@ fn parse_head<'a>(
         in_response: response,
     };
 
-    let (end, pos) = line_end(buf, lead).ok_or_else(|| {
-        if buf.len() - lead > limits.max_line {
-            fail(ErrorKind::LineTooLong)
-        } else {
-            fail(ErrorKind::Truncated)
-        }
-    })?;
-    if end - lead > limits.max_line {
-        return Err(fail(ErrorKind::LineTooLong));
-    }
-    let line = buf.get(lead..end).unwrap_or_default();
-    let start = if response {
-        parse_status_line(line).map_err(fail)?
+    let plain = if response {
+        None
     } else {
-        parse_request_line(line).map_err(fail)?
+        plain_request_line(buf, lead, limits.max_line)
+    };
+    let (start, pos) = match plain {
+        Some(plain) => plain,
+        None => start_line(buf, lead, response, limits).map_err(fail)?,
     };
 
+    let lines = if buf.len().saturating_sub(pos) > limits.max_line {
+        header_lines::<true>(buf, pos, storage, limits)
+    } else {
+        header_lines::<false>(buf, pos, storage, limits)
+    }
+    .map_err(fail)?;
+    Ok(Head {
+        start,
+        count: lines.count,
+        present: lines.present,
+        dirty: lines.dirty,
+        body_offset: lines.body_offset,
+        content_length: lines.content_length,
+    })
+}
+
+/// What the header lines give [`Head`].
+struct Lines {
+    count: usize,
+    present: u64,
+    dirty: u64,
+    body_offset: usize,
+    content_length: Option<usize>,
+}
+
+/// Frames the header lines from `pos` to the blank line, storing them in `storage`.
+///
+/// A function of its own, apart from the start line, so that the loop's state stays in
+/// registers. A plain line ([`plain_header`]) tells whether the next line starts with a byte
+/// above SP, so that the test for the blank line (and the buffer's end) is made only after a line
+/// followed by something else.
+///
+/// `LONG` is whether the bytes from `pos` on are more than `limits.max_line`: when they are not,
+/// no line can be too long, and plain lines are not measured.
+#[inline(never)]
+fn header_lines<'a, const LONG: bool>(
+    buf: &'a [u8],
+    pos: usize,
+    storage: &mut [Header<'a>],
+    limits: &Limits,
+) -> Result<Lines, ErrorKind> {
+    let plain_max = if LONG { limits.max_line } else { usize::MAX };
     let storage_len = storage.len();
     let mut slots = storage.iter_mut();
     let mut present = 0;
     let mut dirty = 0;
-    let mut content_length = None;
+    let mut content_length = 0;
     let mut rest = buf.get(pos..).unwrap_or_default();
-    let blank = loop {
+    let blank = 'lines: loop {
         match rest {
             [b'\r', b'\n', ..] => break 2,
             [b'\n', ..] => break 1,
-            [] => return Err(fail(ErrorKind::Truncated)),
+            [] => return Err(ErrorKind::Truncated),
             _ => {}
         }
-        // The usual line is stored as `plain_header` cut it; any other line takes the general path,
-        // whose verdicts these are.
-        rest = match plain_header(rest, limits.max_line) {
-            // A plain line's value holds no control byte: its name stays clean.
-            Some((header, next)) => {
-                present |= header.name.bit();
-                push(header, &mut slots, &mut content_length, limits).map_err(fail)?;
-                next
-            }
-            None => {
-                let (header, clean, len) = general_line(rest, limits.max_line).map_err(fail)?;
-                present |= header.name.bit();
+        loop {
+            // The usual line is stored as `plain_header` cut it; any other line takes the
+            // general path, whose verdicts these are.
+            let Some((header, next, header_next)) = plain_header(rest, plain_max) else {
+                let (header, clean, len) = general_line(rest, limits.max_line)?;
                 if !clean {
                     dirty |= header.name.bit();
                 }
-                push(header, &mut slots, &mut content_length, limits).map_err(fail)?;
-                rest.get(len..).unwrap_or_default()
+                push(
+                    header,
+                    &mut slots,
+                    &mut present,
+                    &mut content_length,
+                    limits,
+                )?;
+                rest = rest.get(len..).unwrap_or_default();
+                continue 'lines;
+            };
+            // A plain line's value holds no control byte: its name stays clean.
+            push(
+                header,
+                &mut slots,
+                &mut present,
+                &mut content_length,
+                limits,
+            )?;
+            rest = next;
+            if !header_next {
+                continue 'lines;
             }
-        };
+        }
     };
-    let count = storage_len - slots.len();
-    Ok(Head {
-        start,
-        count,
+    Ok(Lines {
+        count: storage_len - slots.len(),
         present,
         dirty,
         body_offset: buf.len() - rest.len() + blank,
-        content_length,
+        content_length: (present & HeaderName::ContentLength.bit() != 0).then_some(content_length),
     })
 }
 
-/// Stores one header line in the next free slot, reading Content-Length on the way.
+/// Any start line at `lead`: the line, its length checked, parsed as a request or a status line.
+/// Returns the start line and where the next line starts.
+#[cold]
+#[inline(never)]
+fn start_line<'a>(
+    buf: &'a [u8],
+    lead: usize,
+    response: bool,
+    limits: &Limits,
+) -> Result<(StartLine<'a>, usize), ErrorKind> {
+    let (end, pos) = line_end(buf, lead).ok_or_else(|| {
+        if buf.len() - lead > limits.max_line {
+            ErrorKind::LineTooLong
+        } else {
+            ErrorKind::Truncated
+        }
+    })?;
+    if end - lead > limits.max_line {
+        return Err(ErrorKind::LineTooLong);
+    }
+    let line = buf.get(lead..end).unwrap_or_default();
+    let start = if response {
+        parse_status_line(line)?
+    } else {
+        parse_request_line(line)?
+    };
+    Ok((start, pos))
+}
+
+/// The usual request line at `from`, `Method SP Request-URI SP "SIP/2.0" CRLF` with method and
+/// URI free of control bytes and SP, a word at a time: the method ends at the first control byte
+/// or SP, which must be SP, the URI likewise, and "SIP/2.0" CRLF follows. Returns the start line
+/// and where the next line starts; `None` for any other line, which [`start_line`] then parses
+/// (accepting everything this accepts, with the same parts).
+#[inline(always)]
+fn plain_request_line(buf: &[u8], from: usize, max_line: usize) -> Option<(StartLine<'_>, usize)> {
+    let rest = buf.get(from..)?;
+    // The method: REGISTER before all others.
+    let (method, method_len) = if rest.first_chunk::<9>() == Some(b"REGISTER ") {
+        (Method::Register, 8)
+    } else {
+        let len = find_ctl_or_space(rest, 0)?;
+        let raw = rest.get(..len)?;
+        let method = Method::classify(raw);
+        // A known method is a token.
+        if rest.get(len) != Some(&b' ') || method == Method::Other && !chars::is_token(raw) {
+            return None;
+        }
+        (method, len)
+    };
+    let (raw_method, after_method) = rest.split_at_checked(method_len)?;
+    // `after_method` starts with the SP found above.
+    let from_uri = after_method.get(1..)?;
+    let (uri, after_uri) = from_uri.split_at_checked(find_ctl_or_space(from_uri, 0)?)?;
+    if uri.is_empty()
+        || after_uri.first_chunk::<10>() != Some(b" SIP/2.0\r\n")
+        || method_len + uri.len() + 9 > max_line
+    {
+        return None;
+    }
+    let start = StartLine::Request {
+        method,
+        raw_method,
+        uri,
+    };
+    Some((start, from + method_len + uri.len() + 11))
+}
+
+/// The first control byte or SP at or after `from`, whole words only: `None` when there is none
+/// before the last fewer than eight bytes.
+#[inline(always)]
+fn find_ctl_or_space(buf: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut at = from;
+    for chunk in buf.get(from..)?.chunks_exact(8) {
+        let w = word(chunk);
+        // As in `has_ctl_or_space`; the lowest flag is exact.
+        let found = (w.wrapping_sub(ONES * 0x21) & !w & HIGH) | chars::flag_eq(w, 0x7f);
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    None
+}
+
+/// Stores one header line in the next free slot, with its name's bit in `present`, reading
+/// Content-Length on the way: its value goes to `content_length`, which means something once
+/// Content-Length's bit is in `present` (so that a repeated line is seen there too).
 #[inline(always)]
 fn push<'a>(
     header: Header<'a>,
     slots: &mut core::slice::IterMut<'_, Header<'a>>,
-    content_length: &mut Option<usize>,
+    present: &mut u64,
+    content_length: &mut usize,
     limits: &Limits,
 ) -> Result<(), ErrorKind> {
     if header.name == HeaderName::ContentLength {
-        if content_length.is_some() {
+        if *present & HeaderName::ContentLength.bit() != 0 {
             return Err(ErrorKind::DuplicateContentLength);
         }
         let n = chars::parse_decimal(header.value, limits.max_message as u64)
             .ok_or(ErrorKind::BadContentLength)?;
-        *content_length = Some(n as usize);
+        *content_length = n as usize;
     }
     *slots.next().ok_or(ErrorKind::TooManyHeaders)? = header;
+    *present |= header.name.bit();
     Ok(())
 }
 
@@ -642,10 +780,19 @@ fn push<'a>(
 /// [`general_line`] then parses; where both succeed they agree (the header line grammar and its
 /// verdicts are `general_line`'s). Returns the header and the bytes after the line.
 #[inline(always)]
-fn plain_header(rest: &[u8], max_line: usize) -> Option<(Header<'_>, &[u8])> {
-    let colon = first_colon(rest)?;
+fn plain_header(rest: &[u8], max_line: usize) -> Option<(Header<'_>, &[u8], bool)> {
+    // Most names end within the line's first word, which is read once: for the colon, and as
+    // the name's word (with its colon) for the classifier.
+    let first = u64::from_le_bytes(*rest.first_chunk::<8>()?);
     // A space before the colon is not a token byte, so HCOLON's white space goes the general way.
-    let name = HeaderName::classify_prefix(rest, colon)?;
+    // A known name and its colon take no search for the colon beyond the word it is in.
+    let (name, colon) = match HeaderName::short_known(first) {
+        Some(known) => known,
+        None => match long_known(rest, first) {
+            Some(known) => known,
+            None => any_name(rest, first)?,
+        },
+    };
     let (raw_name, after_name) = rest.split_at_checked(colon)?;
     // `after_name` starts with the colon found above. A value that starts with HT, CR or LF ends
     // at once, empty, at that control byte (below), so that only SP needs a test here.
@@ -657,16 +804,19 @@ fn plain_header(rest: &[u8], max_line: usize) -> Option<(Header<'_>, &[u8])> {
     }
     let from_value = after_name.get(2..)?;
     // The first control byte ends the value: the CR of CRLF on a plain line.
-    let (value, end) = from_value.split_at_checked(find_ctl(from_value, 0)?)?;
+    let (value, end) = from_value.split_at_checked(find_ctl_bytewise(from_value)?)?;
     // An empty value is not plain (its general form is trimmed from the SP before it).
     let [.., last] = value else {
         return None;
     };
     // A next line that starts with SP or HT would continue this one.
-    let [b'\r', b'\n', next, ..] = end else {
+    let [b'\r', b'\n', next, ..] = *end else {
         return None;
     };
-    if *last == b' ' || *next == b' ' || *next == b'\t' || colon + 2 + value.len() > max_line {
+    if *last == b' '
+        || next <= b' ' && (next == b' ' || next == b'\t')
+        || colon + 2 + value.len() > max_line
+    {
         return None;
     }
     let header = Header {
@@ -674,14 +824,64 @@ fn plain_header(rest: &[u8], max_line: usize) -> Option<(Header<'_>, &[u8])> {
         raw_name,
         value,
     };
-    Some((header, end.get(2..)?))
+    Some((header, end.get(2..)?, next > b' '))
+}
+
+/// [`find_ctl`] from the start of `buf`, written byte by byte over sixteen-byte chunks: the
+/// compiler makes each chunk's test a few vector compares and one mask test (SSE2 on x86-64),
+/// cheaper than two words' arithmetic tests, and the position, once found, one count of trailing
+/// zeros.
+#[inline(always)]
+fn find_ctl_bytewise(buf: &[u8]) -> Option<usize> {
+    let mut chunks = buf.chunks_exact(16);
+    let mut at = 0;
+    for chunk in chunks.by_ref() {
+        let chunk: &[u8; 16] = chunk.try_into().unwrap_or(&[0; 16]);
+        let flags = chunk.map(|b| if is_ctl(b) { 0xff } else { 0u8 });
+        if flags.iter().fold(0, |any, &f| any | f) != 0 {
+            return Some(at + (u128::from_le_bytes(flags).trailing_zeros() / 8) as usize);
+        }
+        at += 16;
+    }
+    Some(at + chunks.remainder().iter().position(|&b| is_ctl(b))?)
+}
+
+/// The known name of eight to fifteen bytes at the start of `rest`, whose first word is
+/// `first`, and its colon, the first in `rest`'s second word.
+#[inline(always)]
+fn long_known(rest: &[u8], first: u64) -> Option<(HeaderName, usize)> {
+    let second = u64::from_le_bytes(*rest.get(8..)?.first_chunk::<8>()?);
+    let colon_bits = chars::flag_eq(second, b':');
+    if colon_bits == 0 {
+        return None;
+    }
+    let len = 8 + (colon_bits.trailing_zeros() / 8) as usize;
+    Some((HeaderName::known_long(first, second, len)?, len))
+}
+
+/// The name at the start of `rest`, whose first word is `first`, and its colon, the first in
+/// `rest`; `None` when the name is not a token or no colon comes before the last fewer than
+/// eight bytes.
+#[inline(never)]
+fn any_name(rest: &[u8], first: u64) -> Option<(HeaderName, usize)> {
+    let mut len = 0;
+    let mut word = first;
+    loop {
+        let colon_bits = chars::flag_eq(word, b':');
+        if colon_bits != 0 {
+            len += (colon_bits.trailing_zeros() / 8) as usize;
+            return Some((HeaderName::classify_prefix(rest, len)?, len));
+        }
+        len += 8;
+        word = chars::word_at(rest, len)?;
+    }
 }
 
 /// [`plain_header`] as offsets into `rest`: the name, the colon's, the value's end and the line's
 /// length (the value starts two bytes after the colon).
 #[cfg(test)]
 fn plain_line(rest: &[u8], max_line: usize) -> Option<(HeaderName, usize, usize, usize)> {
-    let (header, next) = plain_header(rest, max_line)?;
+    let (header, next, _) = plain_header(rest, max_line)?;
     let colon = header.raw_name.len();
     Some((
         header.name,
