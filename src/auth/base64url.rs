@@ -92,21 +92,56 @@ pub fn decode(input: &[u8], out: &mut [u8]) -> Option<usize> {
     Some(len)
 }
 
+/// The two characters of each 12-bit value, the first in the low byte: a group's four
+/// characters in two lookups (8 KiB, for the nonces, which are written and checked on every
+/// challenge and every authenticated request).
+static PAIRS: [u16; 4096] = {
+    let mut table = [0; 4096];
+    let mut i = 0;
+    while i < 4096 {
+        table[i] = ALPHABET[i >> 6] as u16 | (ALPHABET[i & 63] as u16) << 8;
+        i += 1;
+    }
+    table
+};
+
 /// Writes the four characters of each 24-bit group (its low 24 bits) into `out`, as many groups
 /// as both hold: what [`encode`] writes for the same bytes, three to a group, without laying the
 /// bytes out first.
 #[inline]
 pub fn encode_groups(groups: &[u32], out: &mut [u8]) {
-    let enc = |n: u32| ALPHABET[n as usize & 63];
+    let pair = |n: u32| u32::from(PAIRS[n as usize & 0xfff]);
     let (chars, _) = out.as_chunks_mut::<4>();
     for (c, &n) in chars.iter_mut().zip(groups) {
-        *c = [enc(n >> 18), enc(n >> 12), enc(n >> 6), enc(n)];
+        *c = (pair(n >> 12) | pair(n) << 16).to_le_bytes();
     }
 }
 
+/// For each place `k` in a group of four characters, the value of each ASCII byte shifted to
+/// where that place's six bits go in the group's 24-bit value (the first character highest), or
+/// [`NOT_IN_ALPHABET`] for a byte outside the alphabet: a group is the or of four lookups.
+static DECODE_AT: [[u32; 128]; 4] = {
+    let mut table = [[NOT_IN_ALPHABET; 128]; 4];
+    let mut k = 0;
+    while k < 4 {
+        let mut i = 0;
+        while i < 64 {
+            table[k][ALPHABET[i] as usize] = (i as u32) << (18 - 6 * k);
+            i += 1;
+        }
+        k += 1;
+    }
+    table
+};
+
+/// Bits no 24-bit group has: [`DECODE_AT`]'s mark for a byte outside the alphabet.
+const NOT_IN_ALPHABET: u32 = 0xFF00_0000;
+
 /// The 24-bit values of `input` read as exactly `G` groups of four characters (so no tail and
 /// no unused bits: the canonical encoding of `3 * G` bytes); `None` for another length or a
-/// character outside the alphabet. Decodes like [`decode`], without writing the bytes out.
+/// character outside the alphabet. Decodes like [`decode`], without writing the bytes out: each
+/// group's four characters read as one word, looked up where they go ([`DECODE_AT`]); bytes
+/// above 0x7F (which the 128-entry tables do not cover) refused by their high bit.
 #[inline]
 pub fn decode_groups<const G: usize>(input: &[u8]) -> Option<[u32; G]> {
     let (chunks, tail) = input.as_chunks::<4>();
@@ -114,13 +149,15 @@ pub fn decode_groups<const G: usize>(input: &[u8]) -> Option<[u32; G]> {
         return None;
     }
     let mut groups = [0u32; G];
-    let mut bad = 0u8;
+    let (mut marks, mut high) = (0u32, 0u32);
     for (g, chars) in groups.iter_mut().zip(chunks) {
-        let [a, b, c, d] = chars.map(|c| DECODE[usize::from(c)]);
-        bad |= a | b | c | d;
-        *g = u32::from(a) << 18 | u32::from(b) << 12 | u32::from(c) << 6 | u32::from(d);
+        let w = u32::from_le_bytes(*chars);
+        let at = |k: usize| DECODE_AT[k][(w >> (8 * k)) as usize & 0x7F];
+        *g = at(0) | at(1) | at(2) | at(3);
+        marks |= *g;
+        high |= w;
     }
-    (bad & 0xC0 == 0).then_some(groups)
+    (marks & NOT_IN_ALPHABET == 0 && high & 0x8080_8080 == 0).then_some(groups)
 }
 
 #[cfg(test)]

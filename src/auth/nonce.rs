@@ -195,6 +195,8 @@ impl Key {
         }
     }
 
+    /// The tag of a nonce, as bytes: the layout's reference (see [`Key::tag_words`]).
+    #[cfg(test)]
     fn tag(&self, issued: u32, seq: u32, realm: &[u8]) -> [u8; TAG_LEN] {
         let [a, b, c, d] = issued.to_be_bytes();
         let [e, f, g, h] = seq.to_be_bytes();
@@ -202,6 +204,33 @@ impl Key {
         let mut tag = [0u8; TAG_LEN];
         tag.iter_mut().zip(full).for_each(|(t, f)| *t = f);
         tag
+    }
+
+    /// The tag of a nonce as the layout's big-endian numbers: its first eight bytes (the
+    /// nonce's identity) and its last four. `issued | seq` is the hash's first word, read
+    /// little-endian as SipHash reads its bytes, and the hash's two output words are the tag's
+    /// bytes in little-endian order, so no byte is laid out in memory.
+    #[inline(always)]
+    fn tag_words(&self, issued: u32, seq: u32, realm: &[u8]) -> (u64, u32) {
+        let head = u64::from(issued.swap_bytes()) | u64::from(seq.swap_bytes()) << 32;
+        let (low, high) = sip::hash128_word(&self.tag_key, head, realm);
+        (low.swap_bytes(), (high as u32).swap_bytes())
+    }
+
+    /// The identity of the nonce with these fields when `text` is its tag's text under this
+    /// key, else `None`.
+    #[inline(never)]
+    fn tag_of(&self, issued: u32, seq: u32, realm: &[u8], text: &[u8; 16]) -> Option<u64> {
+        let (id, rest) = self.tag_words(issued, seq, realm);
+        let groups = [
+            (id >> 40) as u32,
+            (id >> 16) as u32,
+            (id << 8) as u32 | rest >> 24,
+            rest,
+        ];
+        let mut expected = [0u8; 16];
+        base64url::encode_groups(&groups, &mut expected);
+        same_16(&expected, text).then_some(id)
     }
 
     fn opaque(&self, realm: &[u8]) -> [u8; OPAQUE_RAW_LEN] {
@@ -260,21 +289,16 @@ impl NonceKeys {
     pub fn issue(&self, now: u64, realm: &[u8], seq: u64) -> Nonce {
         // The low 32 bits of the time; `check` restores the rest from its own `now`.
         let (issued, seq) = (now as u32, carried_seq(seq));
-        let tag = self.current.tag(issued, seq, realm);
-        let (head, rest) = tag.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
-        let (head, rest) = (
-            u64::from_be_bytes(*head),
-            u32::from_be_bytes(rest.first_chunk::<4>().copied().unwrap_or_default()),
-        );
-        // The seven 24-bit groups of `issued | key id | seq | tag` (see `Fields::decode`),
-        // encoded without laying the 21 bytes out first; the `as u32` keep the low bits.
+        let (id, rest) = self.current.tag_words(issued, seq, realm);
+        // The seven 24-bit groups of `issued | key id | seq | tag` (see `check`), encoded
+        // without laying the 21 bytes out first; the `as u32` keep the low bits.
         let groups = [
             issued >> 8,
             issued << 16 | u32::from(self.current.id) << 8 | seq >> 24,
             seq,
-            (head >> 40) as u32,
-            (head >> 16) as u32,
-            (head << 8) as u32 | rest >> 24,
+            (id >> 40) as u32,
+            (id >> 16) as u32,
+            (id << 8) as u32 | rest >> 24,
             rest,
         ];
         let mut text = [0u8; NONCE_LEN];
@@ -287,18 +311,45 @@ impl NonceKeys {
     /// The tag is verified before the time is looked at, so a forged token is always `Invalid`,
     /// never `Stale`: `stale=true` tells a client to retry silently, which only a holder of a
     /// genuine nonce deserves. A nonce exactly `lifetime` seconds old is still fresh.
+    ///
+    /// Only the fields are decoded: the first three groups of four characters,
+    ///
+    /// ```text
+    /// group 0: issued[0..3]
+    /// group 1: issued[3], key id, seq[0]
+    /// group 2: seq[1..4]
+    /// groups 3 to 6: tag[0..3], tag[3..6], tag[6..9], tag[9..12]
+    /// ```
+    ///
+    /// The tag they call for is then encoded and compared with the last sixteen characters:
+    /// base64url without padding has one spelling for each byte string, so the text is the
+    /// tag's exactly when its bytes are, and a character outside the alphabet never matches.
     pub fn check(&self, nonce: &[u8], now: u64, realm: &[u8], lifetime: u64) -> NonceCheck {
-        let Some(fields) = Fields::decode(nonce) else {
+        const { assert!(NONCE_LEN == 28 && RAW_LEN == 21 && FIELDS_LEN == 9) };
+        let Some((fields, tag_text)) = nonce
+            .split_first_chunk::<12>()
+            .and_then(|(fields, rest)| Some((fields, rest.first_chunk::<16>()?)))
+            .filter(|_| nonce.len() == NONCE_LEN)
+        else {
             return NonceCheck::Invalid;
         };
-        let mut genuine = false;
-        for key in self.keys().filter(|k| k.id == fields.key_id) {
-            genuine |= fields.tag_is(&key.tag(fields.issued, fields.seq, realm));
-        }
-        if !genuine {
+        let Some([g0, g1, g2]) = base64url::decode_groups::<3>(fields) else {
             return NonceCheck::Invalid;
+        };
+        // The shifts drop the bits that belong to the fields before.
+        let (low_issued, key_id, seq) = (g0 << 8 | g1 >> 16, (g1 >> 8) as u8, g1 << 24 | g2);
+        // Under each live key with the nonce's id (two only if both keys were given one id).
+        let mut genuine = None;
+        if self.current.id == key_id {
+            genuine = self.current.tag_of(low_issued, seq, realm, tag_text);
         }
-        let Some(issued) = issued_at(fields.issued, now) else {
+        if let Some(previous) = self.previous.as_ref().filter(|k| k.id == key_id) {
+            genuine = genuine.or(previous.tag_of(low_issued, seq, realm, tag_text));
+        }
+        let Some(id) = genuine else {
+            return NonceCheck::Invalid;
+        };
+        let Some(issued) = issued_at(low_issued, now) else {
             return NonceCheck::Invalid;
         };
         if issued > now.saturating_add(MAX_SKEW) {
@@ -307,10 +358,7 @@ impl NonceKeys {
         if now.saturating_sub(issued) > lifetime {
             return NonceCheck::Stale;
         }
-        NonceCheck::Fresh {
-            issued,
-            id: fields.id,
-        }
+        NonceCheck::Fresh { issued, id }
     }
 
     /// The opaque value to put in challenges for `realm` (see [`Opaque`]).
@@ -367,7 +415,20 @@ fn issued_at(low: u32, now: u64) -> Option<u64> {
     now.checked_add_signed(-i64::from(behind))
 }
 
-/// A decoded nonce, before its tag is checked.
+/// Whether `a` and `b` are the same, in time that does not depend on where they differ.
+#[inline(always)]
+fn same_16(a: &[u8; 16], b: &[u8; 16]) -> bool {
+    let word = |s: &[u8; 16], i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[i..i + 8]);
+        u64::from_le_bytes(w)
+    };
+    let diff = (word(a, 0) ^ word(b, 0)) | (word(a, 8) ^ word(b, 8));
+    core::hint::black_box(diff) == 0
+}
+
+/// A nonce decoded whole, the documented layout's reference for the tests.
+#[cfg(test)]
 struct Fields {
     issued: u32,
     key_id: u8,
@@ -378,6 +439,7 @@ struct Fields {
     tag_rest: u32,
 }
 
+#[cfg(test)]
 impl Fields {
     /// The fields of a nonce's text, straight from the seven 24-bit groups its 28 characters
     /// decode to (the 21 bytes are never laid out in memory):
@@ -418,9 +480,9 @@ mod sip {
     //! What it does: one call hashes a message given as whole 8-byte words then any tail. What
     //! it does not do: streaming, the 64-bit output, or other round counts.
 
-    /// A SipHash key: two little-endian 64-bit words.
+    /// A SipHash key (two little-endian 64-bit words), as the state it starts a hash with.
     #[derive(Clone, Copy)]
-    pub(super) struct Key(u64, u64);
+    pub(super) struct Key([u64; 4]);
 
     impl Key {
         pub(super) fn new(bytes: &[u8; 16]) -> Key {
@@ -430,7 +492,15 @@ mod sip {
                 w.copy_from_slice(b);
                 u64::from_le_bytes(w)
             };
-            Key(word(k0), word(k1))
+            let (k0, k1) = (word(k0), word(k1));
+            let start = [
+                k0 ^ 0x736f_6d65_7073_6575,
+                // 0xee: the 128-bit output's tweak.
+                k1 ^ 0x646f_7261_6e64_6f6d ^ 0xee,
+                k0 ^ 0x6c79_6765_6e65_7261,
+                k1 ^ 0x7465_6462_7974_6573,
+            ];
+            Key(start)
         }
     }
 
@@ -466,18 +536,64 @@ mod sip {
         fn sum(&self) -> u64 {
             self.v0 ^ self.v1 ^ self.v2 ^ self.v3
         }
+
+        /// The two output words, four rounds each: the "4".
+        #[inline(always)]
+        fn finish(mut self) -> (u64, u64) {
+            self.v2 ^= 0xee;
+            (0..4).for_each(|_| self.round());
+            let low = self.sum();
+            self.v1 ^= 0xdd;
+            (0..4).for_each(|_| self.round());
+            (low, self.sum())
+        }
     }
 
-    /// SipHash-2-4-128 of `head` (whole words) followed by `tail`.
-    pub(super) fn hash128(key: &Key, head: &[[u8; 8]], tail: &[u8]) -> [u8; 16] {
-        let Key(k0, k1) = *key;
-        let mut s = State {
-            v0: k0 ^ 0x736f_6d65_7073_6575,
-            // 0xee: the 128-bit output's tweak.
-            v1: k1 ^ 0x646f_7261_6e64_6f6d ^ 0xee,
-            v2: k0 ^ 0x6c79_6765_6e65_7261,
-            v3: k1 ^ 0x7465_6462_7974_6573,
+    /// [`hash128`] of the eight bytes of `head` (little-endian) followed by `tail`, as the two
+    /// output words (the low one holds the first eight bytes, little-endian): the state the key
+    /// starts with is the key's own, the tail's last bytes are read as two overlapping words or
+    /// three single bytes, and no byte array is filled.
+    #[inline(always)]
+    pub(super) fn hash128_word(key: &Key, head: u64, tail: &[u8]) -> (u64, u64) {
+        let [v0, v1, v2, v3] = key.0;
+        let mut s = State { v0, v1, v2, v3 };
+        s.compress(head);
+        let (words, rest) = tail.as_chunks::<8>();
+        for w in words {
+            s.compress(u64::from_le_bytes(*w));
+        }
+        // The last bytes: the end of the tail's last eight, shifted down, when it has eight.
+        let last = match tail.last_chunk::<8>() {
+            Some(end) if !rest.is_empty() => u64::from_le_bytes(*end) >> (64 - 8 * rest.len()),
+            _ => last_word(rest),
         };
+        let len = 8 + tail.len();
+        s.compress(last | (len as u64) << 56);
+        s.finish()
+    }
+
+    /// The bytes of `rest` (fewer than eight) as a little-endian word, zero above them: the
+    /// first four and the last four, which overlap on bytes of the same value, or the first,
+    /// middle and last of one to three.
+    #[inline(always)]
+    fn last_word(rest: &[u8]) -> u64 {
+        let n = rest.len();
+        if let (Some(lo), Some(hi)) = (rest.first_chunk::<4>(), rest.last_chunk::<4>()) {
+            u64::from(u32::from_le_bytes(*lo)) | u64::from(u32::from_le_bytes(*hi)) << (8 * (n - 4))
+        } else if let (Some(&a), Some(&b), Some(&c)) = (rest.first(), rest.get(n / 2), rest.last())
+        {
+            u64::from(a) | u64::from(b) << (8 * (n / 2)) | u64::from(c) << (8 * (n - 1))
+        } else {
+            0
+        }
+    }
+
+    /// SipHash-2-4-128 of `head` (whole words) followed by `tail`, as bytes: the general form,
+    /// which the reference vectors test, for [`hash128_word`] to be tested against.
+    #[cfg(test)]
+    pub(super) fn hash128(key: &Key, head: &[[u8; 8]], tail: &[u8]) -> [u8; 16] {
+        let [v0, v1, v2, v3] = key.0;
+        let mut s = State { v0, v1, v2, v3 };
         let (words, rest) = tail.as_chunks::<8>();
         for w in head.iter().chain(words) {
             s.compress(u64::from_le_bytes(*w));
@@ -489,13 +605,7 @@ mod sip {
             .rev()
             .fold(0u64, |word, &b| word << 8 | u64::from(b));
         s.compress(last | (len as u64) << 56);
-        // Four rounds per output word: the "4".
-        s.v2 ^= 0xee;
-        (0..4).for_each(|_| s.round());
-        let low = s.sum();
-        s.v1 ^= 0xdd;
-        (0..4).for_each(|_| s.round());
-        let high = s.sum();
+        let (low, high) = s.finish();
         let mut out = [0u8; 16];
         let (a, b) = out.split_at_mut(8);
         a.copy_from_slice(&low.to_le_bytes());
@@ -545,6 +655,23 @@ mod sip {
                     want,
                     "length {len}"
                 );
+            }
+        }
+
+        /// One head word and a tail of every length up to 63 (through every way of reading the
+        /// tail's last bytes), word by word as the general form reads them.
+        #[test]
+        fn the_word_form_is_the_general_form() {
+            let message: Vec<u8> = (0..80).map(|i: u8| i.wrapping_mul(151) ^ 0x5a).collect();
+            let key = Key::new(&KEY);
+            for head in [0u64, 1, 0x0123_4567_89ab_cdef, u64::MAX] {
+                for len in 0..64 {
+                    let tail = &message[7..7 + len];
+                    let bytes = hash128(&key, &[head.to_le_bytes()], tail);
+                    let (low, high) = hash128_word(&key, head, tail);
+                    assert_eq!(bytes[..8], low.to_le_bytes(), "{head:#x} {len}");
+                    assert_eq!(bytes[8..], high.to_le_bytes(), "{head:#x} {len}");
+                }
             }
         }
 

@@ -17,7 +17,7 @@ use super::addr::NameAddr;
 use super::chars::flag_eq;
 use super::chars::{self, CommaList};
 use super::check::Essentials;
-use super::header::HeaderName;
+use super::header::{Header, HeaderName};
 use super::message::{Headers, word};
 use super::params::Params;
 use super::uri::Host;
@@ -82,9 +82,8 @@ impl<'b> Writer<'b> {
     }
 
     /// `;received=` and an IPv4 address, then `;rport=` and `port` when there is one (the end of
-    /// a response's top Via), written into a 48-byte window as [`Writer::put_ip`] and
-    /// [`Writer::put_u64`] write theirs; `false`, with nothing written, when the buffer has no
-    /// such window left.
+    /// a response's top Via), written into a 48-byte window (see [`received_rport`]); `false`,
+    /// with nothing written, when the buffer has no such window left.
     fn put_received_rport(&mut self, ip: Ipv4Addr, port: Option<u16>) -> bool {
         let Some(dst) = self
             .buf
@@ -93,27 +92,7 @@ impl<'b> Writer<'b> {
         else {
             return false;
         };
-        let (head, rest) = dst.split_at_mut(10);
-        head.copy_from_slice(b";received=");
-        let mut n = 0;
-        for octet in ip.octets() {
-            let (text, len) = OCTETS[usize::from(octet)];
-            if let Some(d) = rest.get_mut(n..n + 4) {
-                d.copy_from_slice(&text.to_le_bytes());
-            }
-            n += usize::from(len);
-        }
-        // The last octet's dot is not part of the address.
-        n -= 1;
-        if let Some(port) = port {
-            let (text, digits) = short_decimal(u32::from(port));
-            if let Some(d) = rest.get_mut(n..n + 16) {
-                d[..8].copy_from_slice(b";rport=_");
-                d[7..15].copy_from_slice(&text.to_le_bytes());
-            }
-            n += 7 + digits;
-        }
-        self.len += 10 + n;
+        self.len += received_rport(dst, Some(ip), port);
         true
     }
 
@@ -203,6 +182,58 @@ impl<'b> Writer<'b> {
         self.len += n;
     }
 
+    /// A challenge line whose quoted values need no escape (see [`ResponseBuilder::challenge`]),
+    /// with one check of the room for all of it. Nothing is written when it does not fit.
+    #[inline(always)]
+    fn put_challenge(&mut self, name: &[u8], c: &Challenge<'_>) {
+        const REALM: &[u8] = b": Digest realm=\"";
+        const NONCE: &[u8] = b"\", nonce=\"";
+        const OPAQUE: &[u8] = b"\", opaque=\"";
+        const ALGORITHM: &[u8] = b"\", algorithm=";
+        const QOP: &[u8] = b", qop=\"";
+        const STALE: &[u8] = b", stale=true";
+        let (algorithm, qop) = (c.algorithm.as_bytes(), c.qop.as_bytes());
+        let n = name.len()
+            + c.realm.len()
+            + c.nonce.len()
+            + c.opaque.len()
+            + algorithm.len()
+            + (REALM.len() + NONCE.len() + OPAQUE.len() + ALGORITHM.len() + 2)
+            + if qop.is_empty() {
+                0
+            } else {
+                QOP.len() + qop.len() + 1
+            }
+            + if c.stale { STALE.len() } else { 0 };
+        let Some(dst) = self.buf.get_mut(self.len..self.len + n) else {
+            self.overflow = true;
+            return;
+        };
+        let mut r = Room {
+            rest: dst,
+            short: false,
+        };
+        r.put(name);
+        r.put(REALM);
+        r.put(c.realm);
+        r.put(NONCE);
+        r.put(c.nonce);
+        r.put(OPAQUE);
+        r.put(c.opaque);
+        r.put(ALGORITHM);
+        r.put(algorithm);
+        if !qop.is_empty() {
+            r.put(QOP);
+            r.put(qop);
+            r.put(b"\"");
+        }
+        if c.stale {
+            r.put(STALE);
+        }
+        r.put(b"\r\n");
+        self.len += n;
+    }
+
     /// `prefix`, a value echoed from a request (see [`Writer::put_echo`]) and CRLF.
     #[inline]
     fn line(&mut self, prefix: &[u8], value: &[u8], clean: bool) {
@@ -217,17 +248,7 @@ impl<'b> Writer<'b> {
 
     /// `SIP/2.0 code reason CRLF`.
     fn status_line(&mut self, code: u16, reason: &str) {
-        if (100..1000).contains(&code) {
-            // The usual three digits: the line up to the reason is one fixed-size piece.
-            let [tens, units] = PAIRS
-                .get(usize::from(code % 100))
-                .copied()
-                .unwrap_or_default()
-                .to_le_bytes();
-            let hundreds = b'0' + (code / 100) as u8;
-            let head = [
-                b'S', b'I', b'P', b'/', b'2', b'.', b'0', b' ', hundreds, tens, units, b' ',
-            ];
+        if let Some(head) = status_head(code) {
             self.put3(&head, reason.as_bytes(), b"\r\n");
         } else {
             self.put(b"SIP/2.0 ");
@@ -236,6 +257,82 @@ impl<'b> Writer<'b> {
             self.put(reason.as_bytes());
             self.put(b"\r\n");
         }
+    }
+
+    /// [`ResponseBuilder::start_checked`]'s lines for the usual request ([`Usual`]), in one
+    /// piece; `false`, with nothing kept, for another request or a buffer that may not hold it.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn start_usual(
+        &mut self,
+        code: u16,
+        reason: &str,
+        h: &Headers<'_, '_>,
+        via: &Via<'_>,
+        tagged: bool,
+        source: SocketAddr,
+        to_tag: Option<&[u8]>,
+    ) -> bool {
+        match Usual::find(h, via, tagged, source, to_tag) {
+            Some(usual) => self.put_usual(code, reason, &usual),
+            None => false,
+        }
+    }
+
+    /// The response's start as one piece when the request is the usual one ([`Usual`]): the
+    /// room for all of it is checked once, then every piece goes in after the last. `false`,
+    /// with nothing kept, when the buffer may not hold it (the general path then writes what
+    /// fits and reports the overflow).
+    #[inline(always)]
+    fn put_usual(&mut self, code: u16, reason: &str, u: &Usual<'_>) -> bool {
+        let Some(head) = status_head(code) else {
+            return false;
+        };
+        let reason = reason.as_bytes();
+        let tag = u.tag.unwrap_or_default();
+        // The fixed text: the line ends, the names, `;tag=` and the received/rport window.
+        const FIXED: usize = 2 + 7 + 48 + 8 + 6 + 5 + 11 + 8 + 2;
+        let need = head.len()
+            + reason.len()
+            + u.via.len()
+            + u.from.len()
+            + u.to.len()
+            + tag.len()
+            + u.call_id.len()
+            + u.cseq.len()
+            + FIXED;
+        let Some(dst) = self.buf.get_mut(self.len..).filter(|d| d.len() >= need) else {
+            return false;
+        };
+        let room = dst.len();
+        let mut r = Room {
+            rest: dst,
+            short: false,
+        };
+        r.put(&head);
+        r.put(reason);
+        r.put(b"\r\nVia: ");
+        r.put(u.via);
+        r.put_with::<48>(|window| received_rport(window, u.received, u.rport));
+        r.put(b"\r\nFrom: ");
+        r.put(u.from);
+        r.put(b"\r\nTo: ");
+        r.put(u.to);
+        if let Some(tag) = u.tag {
+            r.put(b";tag=");
+            r.put(tag);
+        }
+        r.put(b"\r\nCall-ID: ");
+        r.put(u.call_id);
+        r.put(b"\r\nCSeq: ");
+        r.put(u.cseq);
+        r.put(b"\r\n");
+        // Every piece fitted: `need` counts them all.
+        if r.short {
+            return false;
+        }
+        self.len += room - r.rest.len();
+        true
     }
 
     /// Writes bytes as the content of a quoted-string, escaping `"` and `\`.
@@ -399,34 +496,41 @@ fn keep_quoted(w: u64) -> u64 {
 /// `v`, overlapping bytes already seen; one to three bytes padded with a kept one.
 #[inline(always)]
 fn all_kept(v: &[u8], keep: impl Fn(u64) -> u64) -> bool {
-    let (mut a, mut b) = (HIGH, HIGH);
+    let mut kept = [HIGH, HIGH];
+    keep_each(v, &keep, &mut kept);
+    kept[0] & kept[1] & HIGH == HIGH
+}
+
+/// Ands `keep` of every byte of `v` into `kept` (see [`all_kept`]).
+#[inline(always)]
+fn keep_each(v: &[u8], keep: &impl Fn(u64) -> u64, kept: &mut [u64; 2]) {
     let mut chunks = v.chunks_exact(16);
     for chunk in chunks.by_ref() {
         let (lo, hi) = chunk.split_at(8);
-        a &= keep(word(lo));
-        b &= keep(word(hi));
+        kept[0] &= keep(word(lo));
+        kept[1] &= keep(word(hi));
     }
-    if !chunks.remainder().is_empty() {
-        let (lo, hi) = if let Some(last) = v.last_chunk::<16>() {
-            let (lo, hi) = last.split_at(8);
-            (word(lo), word(hi))
-        } else if let (Some(lo), Some(hi)) = (v.first_chunk::<8>(), v.last_chunk::<8>()) {
-            (u64::from_le_bytes(*lo), u64::from_le_bytes(*hi))
-        } else if let (Some(lo), Some(hi)) = (v.first_chunk::<4>(), v.last_chunk::<4>()) {
-            let w = u64::from(u32::from_le_bytes(*lo)) | u64::from(u32::from_le_bytes(*hi)) << 32;
-            (w, w)
-        } else {
-            let mut padded = [b'a'; 8];
-            if let Some(dst) = padded.get_mut(..v.len()) {
-                copy(dst, v);
-            }
-            let w = u64::from_le_bytes(padded);
-            (w, w)
-        };
-        a &= keep(lo);
-        b &= keep(hi);
+    if chunks.remainder().is_empty() {
+        return;
     }
-    a & b & HIGH == HIGH
+    let (lo, hi) = if let Some(last) = v.last_chunk::<16>() {
+        let (lo, hi) = last.split_at(8);
+        (word(lo), word(hi))
+    } else if let (Some(lo), Some(hi)) = (v.first_chunk::<8>(), v.last_chunk::<8>()) {
+        (u64::from_le_bytes(*lo), u64::from_le_bytes(*hi))
+    } else if let (Some(lo), Some(hi)) = (v.first_chunk::<4>(), v.last_chunk::<4>()) {
+        let w = u64::from(u32::from_le_bytes(*lo)) | u64::from(u32::from_le_bytes(*hi)) << 32;
+        (w, w)
+    } else {
+        let mut padded = [b'a'; 8];
+        if let Some(dst) = padded.get_mut(..v.len()) {
+            copy(dst, v);
+        }
+        let w = u64::from_le_bytes(padded);
+        (w, w)
+    };
+    kept[0] &= keep(lo);
+    kept[1] &= keep(hi);
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -554,33 +658,120 @@ static OCTETS: [(u32, u8); 256] = {
     t
 };
 
+/// `SIP/2.0 code ` for a three-digit code, as one fixed-size piece.
+#[inline(always)]
+fn status_head(code: u16) -> Option<[u8; 12]> {
+    if !(100..1000).contains(&code) {
+        return None;
+    }
+    let [tens, units] = PAIRS
+        .get(usize::from(code % 100))
+        .copied()
+        .unwrap_or_default()
+        .to_le_bytes();
+    let hundreds = b'0' + (code / 100) as u8;
+    Some([
+        b'S', b'I', b'P', b'/', b'2', b'.', b'0', b' ', hundreds, tens, units, b' ',
+    ])
+}
+
+/// Writes `;received=` and `ip` when there is one, then `;rport=` and `port` when there is one,
+/// at the start of `dst`, and returns their length (at most 37 bytes): the address four bytes
+/// an octet (its digits and a dot), each next octet over the bytes past the last, and the port
+/// as [`Writer::put_u64`] writes it; bytes past the length are left as scratch.
+#[inline(always)]
+fn received_rport(dst: &mut [u8; 48], ip: Option<Ipv4Addr>, port: Option<u16>) -> usize {
+    let mut n = 0;
+    if let Some(ip) = ip {
+        let (head, rest) = dst.split_at_mut(10);
+        head.copy_from_slice(b";received=");
+        for octet in ip.octets() {
+            let (text, len) = OCTETS[usize::from(octet)];
+            if let Some(d) = rest.get_mut(n..n + 4) {
+                d.copy_from_slice(&text.to_le_bytes());
+            }
+            n += usize::from(len);
+        }
+        // The last octet's dot is not part of the address.
+        n += 10 - 1;
+    }
+    if let Some(port) = port {
+        let (text, digits) = short_decimal(u32::from(port));
+        if let Some(d) = dst.get_mut(n..n + 16) {
+            d[..8].copy_from_slice(b";rport=_");
+            d[7..15].copy_from_slice(&text.to_le_bytes());
+        }
+        n += 7 + digits;
+    }
+    n
+}
+
+/// Room checked in advance for a run of pieces: each goes in after the last, with no overflow
+/// to remember. A piece that does not fit (which the caller's reckoning of the room rules out)
+/// takes all the room left, so that nothing more fits and the caller sees `short`.
+struct Room<'d> {
+    rest: &'d mut [u8],
+    short: bool,
+}
+
+impl Room<'_> {
+    #[inline(always)]
+    fn put(&mut self, s: &[u8]) {
+        match core::mem::take(&mut self.rest).split_at_mut_checked(s.len()) {
+            Some((d, rest)) => {
+                copy(d, s);
+                self.rest = rest;
+            }
+            None => self.short = true,
+        }
+    }
+
+    /// Writes up to `N` bytes with `fill`, which returns how many it wrote; the bytes past those
+    /// are scratch, written over by the next piece.
+    #[inline(always)]
+    fn put_with<const N: usize>(&mut self, fill: impl FnOnce(&mut [u8; N]) -> usize) {
+        let rest = core::mem::take(&mut self.rest);
+        let Some(window) = rest.first_chunk_mut::<N>() else {
+            self.short = true;
+            return;
+        };
+        let n = fill(window).min(N);
+        self.rest = rest.get_mut(n..).unwrap_or_default();
+    }
+}
+
 /// `dst.copy_from_slice(src)` (the two are as long), inline for the pieces a response is made
 /// of: a library call costs more than copying up to 128 bytes as two overlapping blocks of 8 to
-/// 64 bytes.
+/// 64 bytes. The block size is found by halving the range, so that the usual lengths (8 to 32
+/// bytes) take two compares, not five.
 #[inline(always)]
 fn copy(dst: &mut [u8], src: &[u8]) {
     let n = src.len();
-    if n > 128 || dst.len() != n {
+    if dst.len() != n {
         dst.copy_from_slice(src);
-    } else if n >= 64 {
-        copy_ends::<64>(dst, src);
-    } else if n >= 32 {
-        copy_ends::<32>(dst, src);
-    } else if n >= 16 {
+    } else if n <= 16 {
+        if n >= 8 {
+            copy_ends::<8>(dst, src);
+        } else if n >= 4 {
+            copy_ends::<4>(dst, src);
+        } else if let (Some(d), Some(&s)) = (dst.first_mut(), src.first()) {
+            // One to three bytes: the first, the middle and the last.
+            *d = s;
+            if let (Some(d), Some(&s)) = (dst.get_mut(n / 2), src.get(n / 2)) {
+                *d = s;
+            }
+            if let (Some(d), Some(&s)) = (dst.last_mut(), src.last()) {
+                *d = s;
+            }
+        }
+    } else if n <= 32 {
         copy_ends::<16>(dst, src);
-    } else if n >= 8 {
-        copy_ends::<8>(dst, src);
-    } else if n >= 4 {
-        copy_ends::<4>(dst, src);
-    } else if let (Some(d), Some(&s)) = (dst.first_mut(), src.first()) {
-        // One to three bytes: the first, the middle and the last.
-        *d = s;
-        if let (Some(d), Some(&s)) = (dst.get_mut(n / 2), src.get(n / 2)) {
-            *d = s;
-        }
-        if let (Some(d), Some(&s)) = (dst.last_mut(), src.last()) {
-            *d = s;
-        }
+    } else if n <= 64 {
+        copy_ends::<32>(dst, src);
+    } else if n <= 128 {
+        copy_ends::<64>(dst, src);
+    } else {
+        dst.copy_from_slice(src);
     }
 }
 
@@ -713,7 +904,15 @@ impl<'b> ResponseBuilder<'b> {
         source: SocketAddr,
         to_tag: Option<&[u8]>,
     ) -> Self {
-        Self::start_inner(buf, code, reason, request, None, source, to_tag)
+        Self::start_general(
+            Writer::new(buf),
+            code,
+            reason,
+            request,
+            None,
+            source,
+            to_tag,
+        )
     }
 
     /// [`ResponseBuilder::start`] for a request that passed
@@ -730,12 +929,19 @@ impl<'b> ResponseBuilder<'b> {
     ) -> Self {
         // A To without parameters (the usual REGISTER) has no tag: no search for one.
         let tagged = !checked.to.params.is_empty() && checked.to.tag().is_some();
+        let mut w = Writer::new(buf);
+        if w.start_usual(code, reason, request, &checked.via, tagged, source, to_tag) {
+            return ResponseBuilder { w };
+        }
         let parsed = (&checked.via, tagged);
-        Self::start_inner(buf, code, reason, request, Some(parsed), source, to_tag)
+        Self::start_general(w, code, reason, request, Some(parsed), source, to_tag)
     }
 
-    fn start_inner(
-        buf: &'b mut [u8],
+    /// The start of a response to any request: every Via line, value by value, and
+    /// each copied value sanitised where the framer found a control byte.
+    #[inline(never)]
+    fn start_general(
+        mut w: Writer<'b>,
         code: u16,
         reason: &str,
         h: &Headers<'_, '_>,
@@ -743,7 +949,6 @@ impl<'b> ResponseBuilder<'b> {
         source: SocketAddr,
         to_tag: Option<&[u8]>,
     ) -> Self {
-        let mut w = Writer::new(buf);
         w.status_line(code, reason);
         // One walk over the lines: every Via written as it comes, the first From, To, Call-ID
         // and CSeq kept for after them.
@@ -754,11 +959,6 @@ impl<'b> ResponseBuilder<'b> {
             source,
         };
         let (mut from, mut to, mut call_id, mut cseq) = (None, None, None, None);
-        const COPIED: u64 = HeaderName::Via.bit()
-            | HeaderName::From.bit()
-            | HeaderName::To.bit()
-            | HeaderName::CallId.bit()
-            | HeaderName::CSeq.bit();
         for line in h.lines {
             // Most lines are none of these: one bit test passes them by.
             if line.name.bit() & COPIED == 0 {
@@ -992,18 +1192,7 @@ impl<'b> ResponseBuilder<'b> {
             && is_plain_quoted(c.opaque)
             && is_plain_quoted(qop)
         {
-            let w = &mut self.w;
-            w.put3(name.as_bytes(), b": Digest realm=\"", c.realm);
-            w.put3(b"\", nonce=\"", c.nonce, b"\", opaque=\"");
-            w.put3(c.opaque, b"\", algorithm=", c.algorithm.as_bytes());
-            if !qop.is_empty() {
-                w.put3(b", qop=\"", qop, b"\"");
-            }
-            if c.stale {
-                w.put(b", stale=true\r\n");
-            } else {
-                w.put(b"\r\n");
-            }
+            self.w.put_challenge(name.as_bytes(), c);
             return self;
         }
         let w = &mut self.w;
@@ -1144,6 +1333,7 @@ impl Vias<'_, '_> {
 /// Whether the trimmed Via line `value` is the one value `via` was parsed from, so that it
 /// needs no search for a comma: the parse read parameters up to the end of `value` (a parsed
 /// Via value is one element) and nothing before its transport holds a comma.
+#[inline(always)]
 fn is_whole_value(value: &[u8], via: &Via<'_>) -> bool {
     let params = via.params.raw();
     let (start, end) = (
@@ -1151,12 +1341,15 @@ fn is_whole_value(value: &[u8], via: &Via<'_>) -> bool {
         value.as_ptr() as usize + value.len(),
     );
     let transport = via.raw_transport.as_ptr() as usize;
+    // Before the transport, the usual `SIP/2.0/`: one word to look at.
+    let no_comma = |before: &[u8]| match before.first_chunk::<8>() {
+        Some(w) if before.len() == 8 => flag_eq(u64::from_le_bytes(*w), b',') == 0,
+        _ => !has_comma(before),
+    };
     !params.is_empty()
         && params.as_ptr() as usize + params.len() == end
         && (start..end).contains(&transport)
-        && value
-            .get(..transport - start)
-            .is_some_and(|before| !has_comma(before))
+        && value.get(..transport - start).is_some_and(no_comma)
 }
 
 /// Writes the top Via with `received` and `rport` filled in.
@@ -1206,22 +1399,7 @@ fn write_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAd
             }
         }
     }
-    let source_ip = source.ip().to_canonical();
-    let sent_by_is_source = match via.host {
-        Host::Domain(_) => false,
-        host => host.ip().is_some_and(|ip| ip.to_canonical() == source_ip),
-    };
-    let received = if via.rport == Rport::Requested || !sent_by_is_source {
-        Some(source_ip)
-    } else {
-        // The client's own received parameter is kept when we have no better knowledge.
-        via.received
-    };
-    let port = match via.rport {
-        Rport::Requested => Some(source.port()),
-        Rport::Value(port) => Some(port),
-        Rport::Absent => None,
-    };
+    let (received, port) = received_and_rport(via, source);
     if let Some(IpAddr::V4(ip)) = received
         && w.put_received_rport(ip, port)
     {
@@ -1243,6 +1421,162 @@ fn write_top_via(w: &mut Writer<'_>, raw: &[u8], via: &Via<'_>, source: SocketAd
         Rport::Absent => {}
     }
 }
+
+/// The `received` and `rport` values of a response's top Via, for a request from `source`.
+#[inline(always)]
+fn received_and_rport(via: &Via<'_>, source: SocketAddr) -> (Option<IpAddr>, Option<u16>) {
+    let source_ip = source.ip().to_canonical();
+    let sent_by_is_source = match (via.host, source_ip) {
+        (Host::Domain(_), _) => false,
+        (Host::Ipv4(host), IpAddr::V4(source)) => host == source,
+        (host, _) => host.ip().is_some_and(|ip| ip.to_canonical() == source_ip),
+    };
+    let received = if via.rport == Rport::Requested || !sent_by_is_source {
+        Some(source_ip)
+    } else {
+        // The client's own received parameter is kept when we have no better knowledge.
+        via.received
+    };
+    let port = match via.rport {
+        Rport::Requested => Some(source.port()),
+        Rport::Value(port) => Some(port),
+        Rport::Absent => None,
+    };
+    (received, port)
+}
+
+/// What the start of a response to the usual request is made of, when it can be written in
+/// one piece ([`Writer::put_usual`]): a single Via line holding one value, already parsed, whose
+/// echoed part is one run of its bytes; From, To, Call-ID and CSeq present; none of these with
+/// a control byte; an IPv4 `received` if any.
+struct Usual<'a> {
+    /// The top Via as echoed: sent-protocol, sent-by and the parameters kept, in one piece.
+    via: &'a [u8],
+    received: Option<Ipv4Addr>,
+    rport: Option<u16>,
+    from: &'a [u8],
+    to: &'a [u8],
+    /// The tag to add to To.
+    tag: Option<&'a [u8]>,
+    call_id: &'a [u8],
+    cseq: &'a [u8],
+}
+
+impl<'a> Usual<'a> {
+    /// The pieces for a request whose top Via is `via` (and whose To has a tag when `tagged`),
+    /// or `None` when the request is not the usual one. The same bytes as the general path in
+    /// [`ResponseBuilder::start_general`] writes.
+    #[inline(always)]
+    fn find(
+        h: &Headers<'a, '_>,
+        via: &Via<'_>,
+        tagged: bool,
+        source: SocketAddr,
+        to_tag: Option<&'a [u8]>,
+    ) -> Option<Self> {
+        // None of the copied values holds a control byte.
+        if [
+            HeaderName::Via,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+        ]
+        .iter()
+        .any(|&name| !h.is_clean(name))
+        {
+            return None;
+        }
+        // The first line of each name, and the number of Via lines: walked from the end, so
+        // that the last line seen of a name, the one kept, is its first.
+        let (mut top, mut from, mut to, mut call_id, mut cseq) = (None, None, None, None, None);
+        let mut vias = 0usize;
+        for line in h.lines.iter().rev() {
+            // Most lines are none of these: one bit test passes them by.
+            if line.name.bit() & COPIED == 0 {
+                continue;
+            }
+            match line.name {
+                HeaderName::Via => {
+                    vias += 1;
+                    top = Some(line);
+                }
+                HeaderName::From => from = Some(line),
+                HeaderName::To => to = Some(line),
+                HeaderName::CallId => call_id = Some(line),
+                HeaderName::CSeq => cseq = Some(line),
+                _ => {}
+            }
+        }
+        if vias != 1 {
+            return None;
+        }
+        let value = |line: Option<&'_ Header<'a>>| line.map(|line| line.value);
+        // A plain line's value has no LWS at either end: nothing to trim.
+        let value_of_via = value(top)?;
+        let (&first, &last) = (value_of_via.first()?, value_of_via.last()?);
+        if chars::is_lws(first) || chars::is_lws(last) || !is_whole_value(value_of_via, via) {
+            return None;
+        }
+        // The parameters end the value (`is_whole_value`), after the `;` that ends the head.
+        let params = via.params.raw();
+        let semicolon = value_of_via.len().checked_sub(params.len() + 1)?;
+        let head = value_of_via.get(..semicolon)?;
+        let via_echoed = match via.kept_params? {
+            [] => chars::trim_end(head),
+            // The head, its `;` and the kept parameters, when nothing lies between them.
+            kept if kept.as_ptr() == params.as_ptr()
+                && value_of_via.get(semicolon) == Some(&b';')
+                && head.last().is_some_and(|&b| !chars::is_lws(b)) =>
+            {
+                value_of_via.get(..semicolon + 1 + kept.len())?
+            }
+            _ => return None,
+        };
+        // What `received_and_rport` gives, for an IPv4 source (or an IPv4-mapped IPv6 one).
+        let (source_ip, source_port) = match source {
+            SocketAddr::V4(s) => (*s.ip(), s.port()),
+            SocketAddr::V6(s) => (s.ip().to_ipv4_mapped()?, s.port()),
+        };
+        let sent_by_is_source = match via.host {
+            Host::Ipv4(host) => host == source_ip,
+            Host::Domain(_) => false,
+            // Perhaps an IPv4-mapped address: the general path compares it.
+            Host::Ipv6(_) => return None,
+        };
+        let received = if via.rport == Rport::Requested || !sent_by_is_source {
+            Some(source_ip)
+        } else {
+            match via.received {
+                Some(IpAddr::V4(ip)) => Some(ip),
+                Some(IpAddr::V6(_)) => return None,
+                None => None,
+            }
+        };
+        let rport = match via.rport {
+            Rport::Requested => Some(source_port),
+            Rport::Value(port) => Some(port),
+            Rport::Absent => None,
+        };
+        Some(Usual {
+            via: via_echoed,
+            received,
+            rport,
+            from: value(from)?,
+            to: value(to)?,
+            tag: to_tag.filter(|_| !tagged),
+            call_id: value(call_id)?,
+            cseq: value(cseq)?,
+        })
+    }
+}
+
+/// The request headers a response copies (RFC 3261 8.2.6.2).
+const COPIED: u64 = HeaderName::Via.bit()
+    | HeaderName::From.bit()
+    | HeaderName::To.bit()
+    | HeaderName::CallId.bit()
+    | HeaderName::CSeq.bit();
 
 /// The `Date` text of the last second a response was written in: a registrar answering
 /// thousands of requests a second formats it once a second instead of once a response.
@@ -1266,26 +1600,90 @@ impl DateCache {
 }
 
 /// [`write_http_date`]'s text for a year of four digits (all of 1000 to 9999), which is always
-/// 29 bytes long: filled in a fixed array, to be copied in one piece.
+/// 29 bytes long: filled in a fixed array, to be copied in one piece. In 32-bit arithmetic, the
+/// date by [`civil_from_days_32`].
 fn http_date(unix_seconds: u64) -> Option<[u8; 29]> {
     let days = unix_seconds / 86_400;
-    let secs = unix_seconds % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    if !(1000..10_000).contains(&year) {
+    // Days to the end of 9999, the last year of four digits.
+    if days >= 2_932_897 {
         return None;
     }
-    // Every number below is under 100.
-    let digits = |n: u64| PAIRS.get(n as usize).copied().unwrap_or(0).to_le_bytes();
+    let (days, secs) = (days as u32, (unix_seconds - days * 86_400) as u32);
+    let (year, month, day) = civil_from_days_32(days);
+    // Every number below is under 100, every index within its table (the masks say so to
+    // the compiler).
+    let pair = |n: u32| PAIRS_128[n as usize & 127].to_le_bytes();
     let mut text = *b"Thu, 01 Jan 1970 00:00:00 GMT";
-    text[0..3].copy_from_slice(*DAYS.get((days % 7) as usize)?);
-    text[5..7].copy_from_slice(&digits(day));
-    text[8..11].copy_from_slice(*MONTHS.get(month.wrapping_sub(1) as usize)?);
-    text[12..14].copy_from_slice(&digits(year / 100));
-    text[14..16].copy_from_slice(&digits(year % 100));
-    text[17..19].copy_from_slice(&digits(secs / 3600));
-    text[20..22].copy_from_slice(&digits(secs / 60 % 60));
-    text[23..25].copy_from_slice(&digits(secs % 60));
+    text[0..4].copy_from_slice(&WEEKDAY_WORDS[(days % 7) as usize & 7].to_le_bytes());
+    text[5..7].copy_from_slice(&pair(day));
+    text[8..12].copy_from_slice(&MONTH_WORDS[month.wrapping_sub(1) as usize & 15].to_le_bytes());
+    text[12..14].copy_from_slice(&pair(year / 100));
+    text[14..16].copy_from_slice(&pair(year % 100));
+    let minutes = secs / 60;
+    text[17..19].copy_from_slice(&pair(minutes / 60));
+    text[20..22].copy_from_slice(&pair(minutes % 60));
+    text[23..25].copy_from_slice(&pair(secs - minutes * 60));
     Some(text)
+}
+
+/// [`PAIRS`] with room up to 127, so that an index masked with 127 needs no bounds check.
+static PAIRS_128: [u16; 128] = {
+    let mut t = [0; 128];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = PAIRS[i];
+        i += 1;
+    }
+    t
+};
+
+/// `Thu,` to `Wed,` as little-endian words, by days since 1970-01-01 modulo 7 (padded to 8).
+static WEEKDAY_WORDS: [u32; 8] = {
+    let mut t = [0; 8];
+    let mut i = 0;
+    while i < 7 {
+        let d = DAYS[i];
+        t[i] = u32::from_le_bytes([d[0], d[1], d[2], b',']);
+        i += 1;
+    }
+    t
+};
+
+/// `Jan ` to `Dec ` as little-endian words (padded to 16).
+static MONTH_WORDS: [u32; 16] = {
+    let mut t = [0; 16];
+    let mut i = 0;
+    while i < 12 {
+        let m = MONTHS[i];
+        t[i] = u32::from_le_bytes([m[0], m[1], m[2], b' ']);
+        i += 1;
+    }
+    t
+};
+
+/// [`civil_from_days`] for the days up to the end of 9999, in 32-bit arithmetic with no
+/// division but by constants (C. Neri and L. Schneider, "Euclidean affine functions and their
+/// application to calendar algorithms", 2022): the day counted from 1 March 0000, the century
+/// and the day within it, then the year and the day within it from one 64-bit product, then
+/// month and day from one more.
+#[inline]
+fn civil_from_days_32(days: u32) -> (u32, u32, u32) {
+    let n = days + 719_468;
+    let n1 = 4 * n + 3;
+    let century = n1 / 146_097;
+    let n2 = (n1 % 146_097) | 3;
+    let p2 = 2_939_745 * u64::from(n2);
+    let year_of_century = (p2 >> 32) as u32;
+    let day_of_year = (p2 as u32) / 2_939_745 / 4;
+    let n3 = 2141 * day_of_year + 197_913;
+    let (month, day) = (n3 >> 16, (n3 & 0xffff) / 2141 + 1);
+    // Counted from March: January and February belong to the next year.
+    let january = u32::from(day_of_year >= 306);
+    (
+        100 * century + year_of_century + january,
+        month - 12 * january,
+        day,
+    )
 }
 
 const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
@@ -2050,6 +2448,87 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Requests of the usual shape (one Via line, From, To, Call-ID, CSeq), with the Via
+    /// variants the one-piece start has to tell apart.
+    const USUAL: &[&str] = &[
+        "Via: SIP/2.0/UDP 192.0.2.14:5060;branch=z9hG4bK-524287-1---0b41c7a6e2f1d8c3;rport",
+        "Via: SIP/2.0/UDP 192.0.2.14:5060;branch=z9hG4bK-1",
+        "Via: SIP/2.0/UDP 192.0.2.14:5060;branch=z9hG4bK-1;rport=7;received=192.0.2.99",
+        "Via: SIP/2.0/TCP h.example.com;branch=z9hG4bK-1;x=\"a;b\";rport",
+        "Via: SIP/2.0/UDP 192.0.2.14;rport;branch=z9hG4bK-1",
+        "Via: SIP/2.0/UDP 192.0.2.14 ;branch=z9hG4bK-1",
+        "Via: SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK-1;rport",
+        "Via: SIP/2.0/UDP 192.0.2.14:5060;branch=z9hG4bK-1;received=[2001:db8::2]",
+    ];
+
+    fn usual_request(via: &str, to_tag: bool) -> Vec<u8> {
+        let to = if to_tag { ";tag=99" } else { "" };
+        format!(
+            "REGISTER sip:example.com SIP/2.0\r\n{via}\r\nMax-Forwards: 70\r\n\
+             To: <sip:u1@example.com>{to}\r\nFrom: <sip:u1@example.com>;tag=4b1c\r\n\
+             Call-ID: 7f1e3c2a@192.0.2.14\r\nCSeq: 2 REGISTER\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    /// The plain usual request takes the one-piece start.
+    #[test]
+    fn the_usual_request_is_found() {
+        let msg = usual_request(USUAL[0], false);
+        let mut storage = [Header::EMPTY; 24];
+        let Ok(crate::sip::Message::Request(req)) =
+            crate::sip::parse_datagram(&msg, &mut storage, &crate::sip::Limits::default())
+        else {
+            panic!("parses");
+        };
+        let e = crate::sip::check_request(&req).unwrap();
+        let source: SocketAddr = "192.0.2.14:5060".parse().unwrap();
+        assert!(Usual::find(&req.headers, &e.via, false, source, Some(b"t")).is_some());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+
+        /// Usual requests, as they are and with one byte replaced, inserted or removed, from
+        /// IPv4, IPv6 and IPv4-mapped sources, in buffers of several sizes: `start_checked`
+        /// writes the reference writer's bytes, whichever path it takes.
+        #[test]
+        fn usual_requests_match_the_reference_writer(
+            via in proptest::sample::select(USUAL),
+            to_tag in proptest::prelude::any::<bool>(),
+            edit in proptest::option::of((0..400usize, proptest::prelude::any::<u8>(), 0..3u8)),
+            size in proptest::sample::select(&[2048usize, 330, 300, 250][..]),
+            source in proptest::sample::select(&[
+                "192.0.2.14:5060",
+                "198.51.100.7:65535",
+                "[2001:db8::1]:5060",
+                "[::ffff:192.0.2.14]:5060",
+            ][..]),
+        ) {
+            let mut msg = usual_request(via, to_tag);
+            crate::sip::testing::edit(&mut msg, edit);
+            let mut storage = [Header::EMPTY; 24];
+            let Ok(crate::sip::Message::Request(req)) =
+                crate::sip::parse_datagram(&msg, &mut storage, &crate::sip::Limits::default())
+            else {
+                return Ok(());
+            };
+            let Ok(e) = crate::sip::check_request(&req) else {
+                return Ok(());
+            };
+            let source: SocketAddr = source.parse().unwrap();
+            let parsed = Some((e.via, e.to.tag().is_some()));
+            let (mut a, mut b) = (vec![0u8; size], vec![0u8; size]);
+            let mut r = ResponseBuilder::start_checked(&mut a, 401, "Unauthorized", &req.headers, &e, source, Some(b"sr1"));
+            r.server("sipreg");
+            let new = r.finish().map(|n| a[..n].to_vec());
+            let mut w = ref_start(&mut b, 401, "Unauthorized", &req.headers, parsed, source, Some(b"sr1"));
+            w.put(b"Server: sipreg\r\nContent-Length: 0\r\n\r\n");
+            let reference = w.finish();
+            proptest::prop_assert_eq!(new, written(reference, &b));
         }
     }
 
