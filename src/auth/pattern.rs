@@ -97,26 +97,32 @@ impl Pattern {
     pub fn write(&self, i: u64, out: &mut String) {
         out.push_str(&self.prefix);
         if let Some(n) = self.number {
-            // As `{i:0width$}` / `{i:width$}` write it, without the formatting machinery: the
-            // load generator names a user this way for every request it sends.
-            let mut digits = [0u8; 20];
-            let mut at = digits.len();
-            let mut rest = i;
-            loop {
-                at -= 1;
-                digits[at] = b'0' + (rest % 10) as u8;
-                rest /= 10;
-                if rest == 0 {
-                    break;
-                }
-            }
-            let pad = if n.zero { '0' } else { ' ' };
-            let len = digits.len() - at;
-            out.extend(std::iter::repeat_n(pad, n.width.saturating_sub(len)));
-            out.extend(digits[at..].iter().map(|&d| char::from(d)));
+            let pad = if n.zero { b'0' } else { b' ' };
+            push_decimal(i, n.width, pad, |d| out.push(char::from(d)));
         }
         out.push_str(&self.suffix);
     }
+}
+
+/// Hands `push` the decimal digits of `n`, left-padded with `pad` to `width`, as
+/// `{n:width$}` (or `{n:0width$}`) writes them, without the formatting machinery: the load
+/// generator names a user this way for every request it sends.
+pub fn push_decimal(n: u64, width: usize, pad: u8, mut push: impl FnMut(u8)) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        if let Some(d) = digits.get_mut(at) {
+            *d = b'0' + (rest % 10) as u8;
+        }
+        rest /= 10;
+        if rest == 0 || at == 0 {
+            break;
+        }
+    }
+    (digits.len() - at..width).for_each(|_| push(pad));
+    digits.iter().skip(at).for_each(|&d| push(d));
 }
 
 #[cfg(test)]

@@ -107,18 +107,7 @@ pub fn hex8(out: &mut Vec<u8>, n: u32) {
 
 /// Appends `n` in decimal, as `{n}` does.
 pub fn decimal(out: &mut Vec<u8>, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(&digits[i..]);
+    sipreg::auth::pattern::push_decimal(n, 0, b'0', |d| out.push(d));
 }
 
 /// Ends the header section (no body).
