@@ -71,9 +71,11 @@ impl Challenge {
             } else if is(b"algorithm") {
                 algorithm = value.with(Algorithm::from_token);
             } else if is(b"qop") {
+                // As text, trimmed as `str::trim` does (any Unicode white space), as before.
                 qop_auth = value.with(|v| {
-                    v.split(|&b| b == b',')
-                        .any(|q| q.trim_ascii().eq_ignore_ascii_case(b"auth"))
+                    String::from_utf8_lossy(v)
+                        .split(',')
+                        .any(|q| q.trim().eq_ignore_ascii_case("auth"))
                 });
             } else if is(b"stale") {
                 stale = value.with(|v| v.eq_ignore_ascii_case(b"true"));
