@@ -151,8 +151,9 @@ impl Node {
         self.persist.finish();
     }
 
-    /// Waits until everything recorded is on disk (the writer syncs within half a window of
-    /// receiving), ticking so that buffers are handed over.
+    /// Waits until everything recorded is in the files, ticking so that buffers are handed
+    /// over, then waiting for the writer to have handled all of it (however slowly it is
+    /// scheduled on a loaded machine).
     fn settle(&mut self, now: u64, config: &Config) {
         // Tick as a worker loop would until nothing is pending (snapshot steps, queue retries).
         for _ in 0..10_000 {
@@ -162,7 +163,13 @@ impl Node {
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        std::thread::sleep(std::time::Duration::from_millis(config.window_ms + 100));
+        for j in &self.journals {
+            assert!(
+                j.wait_handled(std::time::Duration::from_secs(60)),
+                "the writer handles what shard {} handed over",
+                j.shard()
+            );
+        }
     }
 }
 
@@ -567,7 +574,10 @@ fn a_write_error_is_survived_and_healed_by_a_snapshot() {
     node.unregister(&aor("u3"), "sip:u3@h", now);
     // The writer fails, deletes the shard's files and asks for a snapshot; the worker retries.
     let stats = node.persist.stats().clone();
-    for _ in 0..100 {
+    // Bounded by wall time, not by a count of ticks: on a loaded machine the writer thread may
+    // take a while to be scheduled.
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < give_up {
         now += 25;
         node.tick_all(now);
         std::thread::sleep(std::time::Duration::from_millis(10));

@@ -221,6 +221,20 @@ impl Journal {
         at
     }
 
+    /// Waits up to `timeout` until the writer has handled everything this journal handed over:
+    /// records written to their files, snapshots renamed into place, superseded files deleted
+    /// (fsync may still be due). What is still buffered here is not covered: tick until
+    /// [`Journal::next_deadline`] is `None` first. False when something is still pending here,
+    /// the writer is gone, or the time ran out.
+    pub fn wait_handled(&self, timeout: std::time::Duration) -> bool {
+        if !self.pending.is_empty() || !self.buf.is_empty() {
+            return false;
+        }
+        let (done, handled) = std::sync::mpsc::channel();
+        // Blocks while the queue is full; the writer is draining it.
+        self.tx.send(Msg::Barrier { done }).is_ok() && handled.recv_timeout(timeout).is_ok()
+    }
+
     /// The clean shutdown of this shard's journal: hands everything over, waiting for room in
     /// the queue. If the shard's disk state is not current (after an error or an overflow) or a
     /// snapshot is in progress, first writes a whole snapshot of `shard`, so that a clean

@@ -40,6 +40,10 @@ pub(super) enum Msg {
     SnapAbort {
         shard: usize,
     },
+    /// Answered once every message before it has been handled (written, renamed, deleted).
+    Barrier {
+        done: mpsc::Sender<()>,
+    },
 }
 
 impl Msg {
@@ -285,6 +289,11 @@ impl Writer {
             | Msg::SnapChunk { shard, .. }
             | Msg::SnapEnd { shard, .. }
             | Msg::SnapAbort { shard } => *shard,
+            Msg::Barrier { done } => {
+                // The waiter may have given up; nothing to do then.
+                let _ = done.send(());
+                return;
+            }
         };
         if self
             .shards
@@ -299,6 +308,7 @@ impl Writer {
             Msg::SnapChunk { buf, .. } => self.snap_chunk(s, buf),
             Msg::SnapEnd { c, .. } => self.snap_end(s, c),
             Msg::SnapAbort { .. } => self.snap_drop(s),
+            Msg::Barrier { .. } => {}
         }
     }
 
