@@ -91,6 +91,21 @@ pub struct Elements<'a, 'h> {
     lines: core::slice::Iter<'h, Header<'a>>,
     name: HeaderName,
     current: Option<chars::CommaList<'a>>,
+    /// More than one line has the name: after the first, the others are looked for.
+    repeated: bool,
+}
+
+impl<'a, 'h> Elements<'a, 'h> {
+    /// The next line with the name; after the only one, no walk over the others.
+    #[inline]
+    fn next_line(&mut self) -> Option<&'h Header<'a>> {
+        let name = self.name;
+        let line = self.lines.find(|h| h.name == name)?;
+        if !self.repeated {
+            self.lines = [].iter();
+        }
+        Some(line)
+    }
 }
 
 impl<'a> Iterator for Elements<'a, '_> {
@@ -101,7 +116,7 @@ impl<'a> Iterator for Elements<'a, '_> {
             if let Some(e) = self.current.as_mut().and_then(Iterator::next) {
                 return Some(e);
             }
-            let line = self.lines.find(|h| h.name == self.name)?;
+            let line = self.next_line()?;
             self.current = Some(chars::CommaList::new(line.value));
         }
     }
@@ -121,8 +136,7 @@ impl<'a> Iterator for Vias<'a, '_> {
     fn next(&mut self) -> Option<Self::Item> {
         if self.top {
             self.top = false;
-            let name = self.elements.name;
-            let first = self.elements.lines.find(|h| h.name == name)?;
+            let first = self.elements.next_line()?;
             // The usual first line holds one value: read whole, with no search for a comma
             // first. A `via-parm` has no comma outside its quoted strings (RFC 3261 25.1: a
             // host, a port, tokens and `gen-value`s), so a line that parses whole is one
@@ -181,6 +195,7 @@ impl<'a, 'h> Headers<'a, 'h> {
             lines: self.lines_for(name).iter(),
             name,
             current: None,
+            repeated: self.is_repeated(name),
         }
     }
 
