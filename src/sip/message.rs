@@ -84,6 +84,9 @@ pub struct Headers<'a, 'h> {
     /// HT included, or DEL), found by the framer as it looks for each line's end: the writer
     /// copies the values of every other name as they are, with no sanitising scan.
     dirty: u64,
+    /// One bit per [`HeaderName`] with more than one line: once the first line of any other
+    /// name is found, no walk looks for a second.
+    repeated: u64,
 }
 
 impl<'a, 'h> Headers<'a, 'h> {
@@ -96,7 +99,14 @@ impl<'a, 'h> Headers<'a, 'h> {
             lines,
             present,
             dirty,
+            repeated: repeated_names(lines, present),
         }
+    }
+
+    /// Whether more than one line has this name.
+    #[inline]
+    pub(crate) fn is_repeated(&self, name: HeaderName) -> bool {
+        self.repeated & name.bit() != 0
     }
 
     /// Whether a line with this name is present.
@@ -132,19 +142,24 @@ impl<'a, 'h> Headers<'a, 'h> {
 
     /// Every line with this name, in order.
     pub fn all(&self, name: HeaderName) -> impl Iterator<Item = &'h Header<'a>> + 'h {
-        self.lines_for(name).iter().filter(move |h| h.name == name)
+        // After the only line with the name, no walk over the others for a second.
+        let most = if self.is_repeated(name) {
+            usize::MAX
+        } else {
+            1
+        };
+        self.lines_for(name)
+            .iter()
+            .filter(move |h| h.name == name)
+            .take(most)
     }
 
     /// The one line with this name: `Ok(None)` when absent, `Err(Repeated)` when repeated.
     pub fn single(&self, name: HeaderName) -> Result<Option<&'h Header<'a>>, Repeated> {
-        let mut found = None;
-        for h in self.lines_for(name).iter().filter(|h| h.name == name) {
-            if found.is_some() {
-                return Err(Repeated);
-            }
-            found = Some(h);
+        if self.is_repeated(name) {
+            return Err(Repeated);
         }
-        Ok(found)
+        Ok(self.get(name))
     }
 
     /// Lines whose name is not one sipreg knows, compared case-insensitively.
@@ -153,6 +168,27 @@ impl<'a, 'h> Headers<'a, 'h> {
             .iter()
             .find(|h| h.name == HeaderName::Other && h.raw_name.eq_ignore_ascii_case(raw_name))
     }
+}
+
+/// [`Headers::repeated`] of `lines`, whose names are `present`. Most messages have each name
+/// once, which their count of lines shows: as many as the names present. Others take a walk.
+#[inline]
+fn repeated_names(lines: &[Header<'_>], present: u64) -> u64 {
+    if present.count_ones() as usize == lines.len() {
+        return 0;
+    }
+    repeated_walk(lines)
+}
+
+/// [`repeated_names`] the long way: each name seen before a line with it.
+#[cold]
+#[inline(never)]
+fn repeated_walk(lines: &[Header<'_>]) -> u64 {
+    let (_, repeated) = lines.iter().fold((0u64, 0u64), |(seen, repeated), h| {
+        let bit = h.name.bit();
+        (seen | bit, repeated | seen & bit)
+    });
+    repeated
 }
 
 /// A single-valued header appeared more than once.
@@ -222,6 +258,8 @@ struct Head<'a> {
     present: u64,
     /// [`Headers::dirty`] of the lines stored.
     dirty: u64,
+    /// [`Headers::repeated`] of the lines stored.
+    repeated: u64,
     body_offset: usize,
     content_length: Option<usize>,
 }
@@ -362,6 +400,7 @@ fn assemble<'a, 'h>(
         lines,
         present: head.present,
         dirty: head.dirty,
+        repeated: head.repeated,
     };
     match head.start {
         StartLine::Request {
@@ -578,6 +617,7 @@ fn parse_head<'a>(
         count: lines.count,
         present: lines.present,
         dirty: lines.dirty,
+        repeated: lines.repeated,
         body_offset: lines.body_offset,
         content_length: lines.content_length,
     })
@@ -588,6 +628,7 @@ struct Lines {
     count: usize,
     present: u64,
     dirty: u64,
+    repeated: u64,
     body_offset: usize,
     content_length: Option<usize>,
 }
@@ -654,10 +695,12 @@ fn header_lines<'a, const LONG: bool>(
             }
         }
     };
+    let count = storage_len - slots.len();
     Ok(Lines {
-        count: storage_len - slots.len(),
+        count,
         present,
         dirty,
+        repeated: repeated_names(storage.get(..count).unwrap_or_default(), present),
         body_offset: buf.len() - rest.len() + blank,
         content_length: (present & HeaderName::ContentLength.bit() != 0).then_some(content_length),
     })
@@ -1154,6 +1197,7 @@ mod reference {
             count,
             present,
             dirty,
+            repeated: super::repeated_walk(storage.get(..count).unwrap_or_default()),
             body_offset: pos,
             content_length,
         })
@@ -1253,7 +1297,7 @@ Content-Length: 0\r\n\r\n";
     fn present_names_match_the_lines() {
         let msg =
             b"OPTIONS sip:a@b SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bK1\r\nRequire:\r\n path\r\n\
-X-Other: 1\r\nl: 0\r\n\r\n";
+X-Other: 1\r\nl: 0\r\nVia: SIP/2.0/UDP i\r\nX-Third: 2\r\n\r\n";
         for buf in [REGISTER, &msg[..]] {
             let Message::Request(r) = parse(buf).unwrap() else {
                 panic!("not a request")
@@ -1264,6 +1308,9 @@ X-Other: 1\r\nl: 0\r\n\r\n";
                 assert_eq!(r.headers.has(name), present, "{name:?}");
                 assert_eq!(again.has(name), present, "{name:?}");
                 assert_eq!(r.headers.get(name).is_some(), present, "{name:?}");
+                let repeated = r.headers.lines.iter().filter(|h| h.name == name).count() > 1;
+                assert_eq!(r.headers.is_repeated(name), repeated, "{name:?}");
+                assert_eq!(again.is_repeated(name), repeated, "{name:?}");
             }
             assert!(!r.headers.has(HeaderName::Path));
             assert_eq!(r.headers.all(HeaderName::Path).count(), 0);
@@ -1659,8 +1706,8 @@ X-Other: 1\r\nl: 0\r\n\r\n";
             .map(|h| (h.name, at(h.raw_name), at(h.value)))
             .collect();
         format!(
-            "{start} {lines:?} {:x} {:x} {} {:?}",
-            head.present, head.dirty, head.body_offset, head.content_length
+            "{start} {lines:?} {:x} {:x} {:x} {} {:?}",
+            head.present, head.dirty, head.repeated, head.body_offset, head.content_length
         )
     }
 
@@ -1756,7 +1803,10 @@ i: 1\r\nm: <sip:a@b>\r\nl: 0\r\n\r\n";
             if let Ok(m) = parse_datagram(&msg, &mut storage, &limits) {
                 let h = m.headers();
                 let scanned = Headers::new(h.lines);
-                proptest::prop_assert_eq!((h.present, h.dirty), (scanned.present, scanned.dirty));
+                proptest::prop_assert_eq!(
+                    (h.present, h.dirty, h.repeated),
+                    (scanned.present, scanned.dirty, scanned.repeated)
+                );
             }
         }
 

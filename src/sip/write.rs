@@ -819,6 +819,37 @@ fn challenge_tail(w: &mut Writer<'_>, c: &Challenge<'_>) {
     }
 }
 
+/// The end of every body-less response a server sends: `Server` (RFC 3261 20.35) with its
+/// product, `Content-Length: 0` and the blank line, rendered once so that
+/// [`ResponseBuilder::finish_with`] writes them as one copy, with no check of the product's bytes
+/// per response.
+#[derive(Clone, Debug)]
+pub struct Trailer {
+    bytes: Box<[u8]>,
+}
+
+impl Trailer {
+    /// The bytes [`ResponseBuilder::server`] and [`ResponseBuilder::finish`] write for `product`.
+    pub fn new(product: &str) -> Self {
+        // A product with bytes to drop or replace may need more room than its length.
+        let mut room = 64 + 2 * product.len();
+        loop {
+            let mut buf = vec![0u8; room];
+            let mut r = ResponseBuilder {
+                w: Writer::new(&mut buf),
+            };
+            r.server(product);
+            if let Ok(n) = r.finish() {
+                buf.truncate(n);
+                return Trailer {
+                    bytes: buf.into_boxed_slice(),
+                };
+            }
+            room *= 2;
+        }
+    }
+}
+
 /// The Digest challenges one realm sends, rendered once: everything but the nonce (and
 /// `stale`) is the same in every 401, so writing one is mostly copying (see
 /// [`ResponseBuilder::challenges`]).
@@ -1249,6 +1280,13 @@ impl<'b> ResponseBuilder<'b> {
     /// Writes Content-Length and the blank line; returns the message length.
     pub fn finish(mut self) -> Result<usize, Overflow> {
         self.w.put(b"Content-Length: 0\r\n\r\n");
+        self.w.finish()
+    }
+
+    /// [`ResponseBuilder::server`] then [`ResponseBuilder::finish`], as one copy of the bytes
+    /// they write for the product `trailer` was made for; returns the message length.
+    pub fn finish_with(mut self, trailer: &Trailer) -> Result<usize, Overflow> {
+        self.w.put(&trailer.bytes);
         self.w.finish()
     }
 
@@ -1786,6 +1824,37 @@ mod tests {
         raw_name: b"Call-ID",
         value: b"x",
     }];
+
+    /// A response ended with a trailer is the one ended with Server and `finish`, for products
+    /// plain, empty, long, with control bytes and with bytes above ASCII, and overflows alike.
+    #[test]
+    fn trailers_end_responses_as_server_and_finish_do() {
+        let h = Headers::new(&CALL_ID_ONLY);
+        let source = SocketAddr::from(([192, 0, 2, 1], 5060));
+        let long = "p\r\n\t\x7f".repeat(100);
+        for product in [
+            "sipreg/0.1.0",
+            "",
+            "a\r\nb",
+            "é\u{0}x\ty",
+            "\x7f",
+            long.as_str(),
+        ] {
+            let trailer = Trailer::new(product);
+            for size in [0, 40, 60, 100, 2048, 4096] {
+                let (mut a, mut b) = (vec![0u8; size], vec![0u8; size]);
+                let mut r = ResponseBuilder::start(&mut a, 200, "OK", &h, source, None);
+                r.server(product);
+                let old = r.finish();
+                let r = ResponseBuilder::start(&mut b, 200, "OK", &h, source, None);
+                let new = r.finish_with(&trailer);
+                assert_eq!(old.is_ok(), new.is_ok(), "{product:?} in {size}");
+                if let (Ok(m), Ok(n)) = (old, new) {
+                    assert_eq!(a[..m], b[..n], "{product:?}");
+                }
+            }
+        }
+    }
 
     /// Long header and algorithm names are rendered whole: the lines' room counts them.
     #[test]
