@@ -203,6 +203,8 @@ pub struct Registrar {
     params_buf: Vec<u8>,
     /// The Date of the 200s, formatted once a second.
     date: sip::DateCache,
+    /// Server, Content-Length: 0 and the blank line that end every response, rendered once.
+    trailer: sip::Trailer,
     /// The AORs with bindings learnt over each connection.
     flows: serving::Flows,
     /// Where the keep-alive walk stands, and the bindings that have not answered.
@@ -245,6 +247,7 @@ impl Registrar {
         }
         Registrar {
             domains: domains::DomainIndex::new(&config.domains),
+            trailer: sip::Trailer::new(&config.server),
             config,
             users: UserDb::new(),
             keys,

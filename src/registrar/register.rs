@@ -778,8 +778,7 @@ impl Registrar {
             Some(&self.tag),
         );
         add(&mut r);
-        r.server(&self.config.server);
-        r.finish().ok()
+        r.finish_with(&self.trailer).ok()
     }
 }
 

@@ -45,7 +45,7 @@ pub use params::{Param, Params};
 pub use typed::{CSeq, Contacts};
 pub use uri::{Escaped, Host, SipUri, Uri};
 pub use via::{Rport, Transport, Via};
-pub use write::{Challenge, ChallengeLines, DateCache, Overflow, ResponseBuilder, Writer};
+pub use write::{Challenge, ChallengeLines, DateCache, Overflow, ResponseBuilder, Trailer, Writer};
 
 /// Test inputs shared by the framer's and the writer's property tests.
 #[cfg(test)]
