@@ -435,6 +435,14 @@ impl<'a> DigestResponse<'a> {
     }
 }
 
+/// The content of the quoted-string whose opening quote is `s[open]`, `true` (it was quoted),
+/// and the index after its closing quote; `None` if it is not closed.
+#[inline(always)]
+fn quoted_string(s: &[u8], open: usize) -> Option<(&[u8], bool, usize)> {
+    let close = closing_quote(s, open + 1)?;
+    Some((s.get(open + 1..close)?, true, close + 1))
+}
+
 /// A credentials value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Credentials<'a> {
@@ -471,7 +479,12 @@ impl<'a> Credentials<'a> {
         let mut seen = 0u16;
         let mut i = scheme_len;
         loop {
-            let name = skip(s, i, chars::is_lws);
+            // One space before the name, as clients write it after `Digest` and each comma, is
+            // taken without the LWS loop when the byte after it is no LWS: the loop stops there.
+            let name = match (s.get(i), s.get(i + 1)) {
+                (Some(b' '), Some(&b)) if !chars::is_lws(b) => i + 1,
+                _ => skip(s, i, chars::is_lws),
+            };
             let param = match Param::recognise(s, name) {
                 Some((param, len)) => {
                     i = name + len;
@@ -493,22 +506,21 @@ impl<'a> Credentials<'a> {
                 }
             }
             i += 1;
-            // The value: a quote straight after the `=` is taken without looking for LWS.
-            let start = match s.get(i) {
-                Some(b'"') => i,
-                _ => skip(s, i, chars::is_lws),
-            };
-            let (value, quoted) = if s.get(start) == Some(&b'"') {
-                let end = closing_quote(s, start + 1)?;
-                i = end + 1;
-                (s.get(start + 1..end)?, true)
-            } else {
-                i = skip(s, start, is_token);
-                if i == start {
-                    return None;
+            // The value: a quote straight after the `=` is taken without looking for LWS (and
+            // without reading the byte again).
+            let (value, quoted, end) = match s.get(i) {
+                Some(b'"') => quoted_string(s, i)?,
+                _ => {
+                    let start = skip(s, i, chars::is_lws);
+                    if s.get(start) == Some(&b'"') {
+                        quoted_string(s, start)?
+                    } else {
+                        let end = skip(s, start, is_token);
+                        (s.get(start..end).filter(|t| !t.is_empty())?, false, end)
+                    }
                 }
-                (s.get(start..i)?, false)
             };
+            i = end;
             if let Some(param) = param {
                 // A parameter given twice is ambiguous: which one did the client sign, which one
                 // did a proxy on the way read? RFC 9110 11.2 says of the same auth-param syntax
