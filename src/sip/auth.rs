@@ -175,11 +175,27 @@ fn nc_value(w: u64) -> Option<u32> {
     Some((bytes as u32).swap_bytes())
 }
 
+/// The first and the last eight bytes of `s` as words, when they cover it (8 to 16 bytes, the
+/// length of most realms, URIs and methods): two loads, where the word loop of the functions
+/// below would count, step and test once more.
+#[inline(always)]
+fn two_words(s: &[u8]) -> Option<(u64, u64)> {
+    match (s.first_chunk::<8>(), s.last_chunk::<8>()) {
+        (Some(first), Some(last)) if s.len() <= 16 => {
+            Some((u64::from_le_bytes(*first), u64::from_le_bytes(*last)))
+        }
+        _ => None,
+    }
+}
+
 /// Whether `s` holds a backslash: eight bytes a word, the last word overlapping the one before,
 /// so a value of eight bytes or more has no byte loop.
 #[inline(always)]
 fn has_backslash(s: &[u8]) -> bool {
     const BACKSLASHES: u64 = ONES * b'\\' as u64;
+    if let Some((first, last)) = two_words(s) {
+        return zero_bytes(first ^ BACKSLASHES) | zero_bytes(last ^ BACKSLASHES) != 0;
+    }
     let Some(last) = s.last_chunk::<8>() else {
         // Four to seven bytes (a short username or realm): two overlapping half words.
         return match (s.first_chunk::<4>(), s.last_chunk::<4>()) {
@@ -205,6 +221,9 @@ fn has_backslash(s: &[u8]) -> bool {
 pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
+    }
+    if let (Some((a0, a1)), Some((b0, b1))) = (two_words(a), two_words(b)) {
+        return (a0 ^ b0) | (a1 ^ b1) == 0;
     }
     if let (Some(x), Some(y)) = (a.last_chunk::<8>(), b.last_chunk::<8>()) {
         let (xs, _) = a.as_chunks::<8>();
@@ -232,6 +251,10 @@ fn same_plain_bytes(a: &[u8], b: &[u8]) -> bool {
     const BACKSLASHES: u64 = ONES * b'\\' as u64;
     if a.len() != b.len() {
         return false;
+    }
+    if let (Some((a0, a1)), Some((b0, b1))) = (two_words(a), two_words(b)) {
+        let escapes = zero_bytes(b0 ^ BACKSLASHES) | zero_bytes(b1 ^ BACKSLASHES);
+        return (a0 ^ b0) | (a1 ^ b1) | escapes == 0;
     }
     let (Some(x), Some(y)) = (a.last_chunk::<8>(), b.last_chunk::<8>()) else {
         return same_bytes(a, b) && !has_backslash(b);
