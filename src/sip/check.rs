@@ -170,7 +170,7 @@ fn via_line<'a>(value: &'a [u8], top: &mut Option<Via<'a>>) -> Result<(), ErrorK
         (Some(&a), Some(&z)) => !chars::is_lws(a) && !chars::is_lws(z),
         _ => false,
     };
-    if plain && let Some(v) = Via::parse(value) {
+    if plain && let Some(v) = Via::read(value) {
         top.get_or_insert(v);
         return Ok(());
     }

@@ -86,6 +86,12 @@ pub struct Via<'a> {
 impl<'a> Via<'a> {
     /// Parses one `via-parm` (the caller has split comma lists).
     pub fn parse(value: &'a [u8]) -> Option<Via<'a>> {
+        Via::read(value)
+    }
+
+    /// [`Via::parse`] inlined, for the caller that keeps the Via where it is built.
+    #[inline(always)]
+    pub(crate) fn read(value: &'a [u8]) -> Option<Via<'a>> {
         let (transport, raw_transport, end) = match usual_protocol(value) {
             Some(usual) => usual,
             None => {
