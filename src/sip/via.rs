@@ -86,6 +86,12 @@ pub struct Via<'a> {
 impl<'a> Via<'a> {
     /// Parses one `via-parm` (the caller has split comma lists).
     pub fn parse(value: &'a [u8]) -> Option<Via<'a>> {
+        Via::read(value)
+    }
+
+    /// [`Via::parse`] inlined, for the caller that keeps the Via where it is built.
+    #[inline(always)]
+    pub(crate) fn read(value: &'a [u8]) -> Option<Via<'a>> {
         let (transport, raw_transport, end) = match usual_protocol(value) {
             Some(usual) => usual,
             None => {
@@ -224,11 +230,21 @@ fn branch_at(list: &[u8], i: usize) -> Option<(usize, usize)> {
 
 /// `rport` (in any case) at `list[i..]` without a value: the end of the list or a `;` right
 /// after it.
+///
+/// One word compare and one byte compare, with the case bit set in each (only the byte that
+/// differs from a lower-case letter by that bit, its upper case, becomes it). (`eq_lower` over
+/// five bytes was left a call per half by the compiler.)
 #[inline(always)]
 fn bare_rport_at(list: &[u8], i: usize) -> bool {
-    list.get(i..i + 5)
-        .is_some_and(|name| chars::eq_lower(name, b"rport"))
-        && matches!(list.get(i + 5), None | Some(b';'))
+    const RPOR: u32 = u32::from_le_bytes(*b"rpor");
+    match list.get(i..).and_then(|rest| rest.first_chunk::<5>()) {
+        Some(&[r, p, o, r2, t]) => {
+            u32::from_le_bytes([r, p, o, r2]) | 0x2020_2020 == RPOR
+                && t | 0x20 == b't'
+                && matches!(list.get(i + 5), None | Some(b';'))
+        }
+        None => false,
+    }
 }
 
 /// What the parameters of a Via say, gathered in the pass that validates them.
