@@ -23,7 +23,6 @@ pub struct NameAddr<'a> {
 
 impl<'a> NameAddr<'a> {
     /// Parses one element; the caller has already split comma lists.
-    #[inline(always)]
     pub fn parse(value: &'a [u8]) -> Option<NameAddr<'a>> {
         Some(NameAddrParts::read(value, &mut Tag)?.build())
     }
