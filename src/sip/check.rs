@@ -10,7 +10,7 @@ use super::error::ErrorKind;
 use super::header::HeaderName;
 use super::message::{Headers, Request};
 use super::typed::{CSeq, delta_seconds, parse_call_id};
-use super::uri::{SipUri, Uri, UriParts};
+use super::uri::{SipUri, Uri};
 use super::via::Via;
 
 /// The fields of a request that passed [`check_request`].
@@ -56,11 +56,7 @@ static PICK: [u8; 64] = {
 pub fn check_request<'a>(req: &Request<'a, '_>) -> Result<Essentials<'a>, ErrorKind> {
     // RFC 3261 8.2.2.1: "If the Request-URI uses a scheme not supported by the UAS, it SHOULD
     // reject the request with a 416 (Unsupported URI Scheme) response."
-    // (Read here, where the URI is built, rather than built by `Uri::parse` and copied out.)
-    let uri = match UriParts::read(req.uri, true)
-        .ok_or(ErrorKind::BadRequestUri)?
-        .uri()
-    {
+    let uri = match Uri::parse(req.uri).ok_or(ErrorKind::BadRequestUri)? {
         Uri::Sip(u) => u,
         Uri::Other { .. } => return Err(ErrorKind::UnsupportedUriScheme),
     };
